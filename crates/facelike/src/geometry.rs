@@ -1,0 +1,208 @@
+//! dlib's geometry types and rounding conventions.
+//!
+//! dlib rectangles are **inclusive**: `width = right − left + 1`. Converting a floating
+//! rectangle to an integer one uses `lround` (half away from zero); converting a floating point
+//! to an integer point uses `floor(x + 0.5)`.
+
+use serde::{Deserialize, Serialize};
+
+/// An integer pixel position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Point {
+    pub x: i64,
+    pub y: i64,
+}
+
+impl Point {
+    pub const fn new(x: i64, y: i64) -> Self {
+        Point { x, y }
+    }
+}
+
+/// A floating-point position.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct DPoint {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl DPoint {
+    pub const fn new(x: f64, y: f64) -> Self {
+        DPoint { x, y }
+    }
+    /// dlib's `dpoint → point` conversion: `floor(v + 0.5)` per coordinate.
+    pub fn round(self) -> Point {
+        Point::new((self.x + 0.5).floor() as i64, (self.y + 0.5).floor() as i64)
+    }
+}
+
+impl From<Point> for DPoint {
+    fn from(p: Point) -> Self {
+        DPoint::new(p.x as f64, p.y as f64)
+    }
+}
+
+/// An inclusive integer rectangle `[left, top, right, bottom]`, as dlib reports faces.
+/// It may extend past the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rect {
+    pub left: i64,
+    pub top: i64,
+    pub right: i64,
+    pub bottom: i64,
+}
+
+impl Rect {
+    pub const fn new(left: i64, top: i64, right: i64, bottom: i64) -> Self {
+        Rect {
+            left,
+            top,
+            right,
+            bottom,
+        }
+    }
+    pub fn width(&self) -> i64 {
+        if self.right < self.left {
+            0
+        } else {
+            self.right - self.left + 1
+        }
+    }
+    pub fn height(&self) -> i64 {
+        if self.bottom < self.top {
+            0
+        } else {
+            self.bottom - self.top + 1
+        }
+    }
+    pub fn area(&self) -> i64 {
+        self.width() * self.height()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.left > self.right || self.top > self.bottom
+    }
+    pub fn intersect(&self, o: &Rect) -> Rect {
+        Rect::new(
+            self.left.max(o.left),
+            self.top.max(o.top),
+            self.right.min(o.right),
+            self.bottom.min(o.bottom),
+        )
+    }
+    /// The smallest rectangle holding both (dlib's `a + b`).
+    pub fn union_box(&self, o: &Rect) -> Rect {
+        if self.is_empty() {
+            return *o;
+        }
+        if o.is_empty() {
+            return *self;
+        }
+        Rect::new(
+            self.left.min(o.left),
+            self.top.min(o.top),
+            self.right.max(o.right),
+            self.bottom.max(o.bottom),
+        )
+    }
+    pub fn to_array(&self) -> [i64; 4] {
+        [self.left, self.top, self.right, self.bottom]
+    }
+    /// face_recognition's `(top, right, bottom, left)` trimmed to an image of `width × height`:
+    /// right and bottom are clamped to the width and height themselves, not width − 1.
+    pub fn to_css_trimmed(&self, width: usize, height: usize) -> [i64; 4] {
+        [
+            self.top.max(0),
+            self.right.min(width as i64),
+            self.bottom.min(height as i64),
+            self.left.max(0),
+        ]
+    }
+}
+
+/// A floating-point rectangle (dlib's `drectangle`), also inclusive-style.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct DRect {
+    pub left: f64,
+    pub top: f64,
+    pub right: f64,
+    pub bottom: f64,
+}
+
+impl DRect {
+    pub const fn new(left: f64, top: f64, right: f64, bottom: f64) -> Self {
+        DRect {
+            left,
+            top,
+            right,
+            bottom,
+        }
+    }
+    pub fn width(&self) -> f64 {
+        if self.right < self.left {
+            0.0
+        } else {
+            self.right - self.left + 1.0
+        }
+    }
+    pub fn height(&self) -> f64 {
+        if self.bottom < self.top {
+            0.0
+        } else {
+            self.bottom - self.top + 1.0
+        }
+    }
+    pub fn area(&self) -> f64 {
+        self.width() * self.height()
+    }
+    pub fn center(&self) -> DPoint {
+        DPoint::new(
+            (self.left + self.right) / 2.0,
+            (self.top + self.bottom) / 2.0,
+        )
+    }
+    /// dlib's `centered_drect(p, w, h)`: spans `p ± (w − 1)/2`.
+    pub fn centered(p: DPoint, width: f64, height: f64) -> DRect {
+        let (hw, hh) = ((width - 1.0) / 2.0, (height - 1.0) / 2.0);
+        DRect::new(p.x - hw, p.y - hh, p.x + hw, p.y + hh)
+    }
+    /// Conversion to an integer rectangle with `lround` per side.
+    pub fn round(&self) -> Rect {
+        Rect::new(
+            lround(self.left),
+            lround(self.top),
+            lround(self.right),
+            lround(self.bottom),
+        )
+    }
+}
+
+impl From<Rect> for DRect {
+    fn from(r: Rect) -> Self {
+        DRect::new(r.left as f64, r.top as f64, r.right as f64, r.bottom as f64)
+    }
+}
+
+/// C's `lround`: nearest integer, halves away from zero.
+#[inline]
+pub fn lround(v: f64) -> i64 {
+    v.round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn conventions() {
+        assert_eq!(lround(2.5), 3);
+        assert_eq!(lround(-2.5), -3);
+        assert_eq!(DPoint::new(-2.5, 2.5).round(), Point::new(-2, 3));
+        let r = Rect::new(349, 142, 617, 409);
+        assert_eq!(r.width(), 269);
+        assert_eq!(
+            Rect::new(-10, 142, 200, 365).to_css_trimmed(191, 491),
+            [142, 191, 365, 0]
+        );
+        let d = DRect::centered(DPoint::new(10.0, 10.0), 80.0, 80.0);
+        assert_eq!((d.left, d.right), (-29.5, 49.5));
+    }
+}

@@ -1,0 +1,17 @@
+//! # facelike: faces to dlib-identical 128-D descriptors, in Rust
+//!
+//! The data flows one way: image → detect → landmarks → chip → embed → (normalise).
+//! Each arrow is a module with one job:
+//!
+//! * [`models`] — where dlib's `.dat` files live and how they are checked;
+//! * [`geometry`] — dlib's inclusive rectangles and rounding conventions;
+//!
+//! Numbers equal dlib 20.0.1's (what Python's `face_recognition` uses); the tests check them
+//! against golden outputs recorded from dlib.
+
+pub mod geometry;
+pub mod models;
+
+pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
+pub use geometry::{DPoint, DRect, Point, Rect};
+pub use models::{Model, ModelError};

@@ -1,0 +1,153 @@
+//! Where the model files live, what they must hash to, and how to say they are missing.
+//!
+//! The four DNN/shape-predictor files come from the PyPI package `face_recognition_models==0.3.0`;
+//! the HOG detector is written by the `dlib-bin` wheel's `get_frontal_face_detector().save()`.
+//! `facelike models fetch` obtains them; nothing here downloads.
+
+use std::path::{Path, PathBuf};
+
+/// The model files facelike uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// dlib's ResNet face descriptor (`dlib_face_recognition_resnet_model_v1.dat`).
+    FaceRecognitionResnet,
+    /// The 5-point shape predictor.
+    ShapePredictor5,
+    /// The 68-point shape predictor (iBUG 300-W: not for commercial use).
+    ShapePredictor68,
+    /// The MMOD CNN face detector.
+    MmodDetector,
+    /// The HOG frontal face detector, as saved by dlib.
+    HogFrontalFace,
+}
+
+impl Model {
+    pub const ALL: [Model; 5] = [
+        Model::FaceRecognitionResnet,
+        Model::ShapePredictor5,
+        Model::ShapePredictor68,
+        Model::MmodDetector,
+        Model::HogFrontalFace,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Model::FaceRecognitionResnet => "dlib_face_recognition_resnet_model_v1.dat",
+            Model::ShapePredictor5 => "shape_predictor_5_face_landmarks.dat",
+            Model::ShapePredictor68 => "shape_predictor_68_face_landmarks.dat",
+            Model::MmodDetector => "mmod_human_face_detector.dat",
+            Model::HogFrontalFace => "frontal_face_detector.dat",
+        }
+    }
+
+    /// The sha256 of the file as published (face_recognition_models 0.3.0; dlib-bin 20.0.1.post1).
+    pub fn sha256(self) -> &'static str {
+        match self {
+            Model::FaceRecognitionResnet => {
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+            }
+            Model::ShapePredictor5 => {
+                "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"
+            }
+            Model::ShapePredictor68 => {
+                "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
+            }
+            Model::MmodDetector => {
+                "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"
+            }
+            Model::HogFrontalFace => {
+                "f3f7aa833fb4a14a46fc48689f45b98d85ef72d6dfaf8bdc012b7d3c522a5426"
+            }
+        }
+    }
+
+    /// Size in bytes, checked cheaply on load (the hash is checked by `models fetch`).
+    pub fn size(self) -> u64 {
+        match self {
+            Model::FaceRecognitionResnet => 22_466_066,
+            Model::ShapePredictor5 => 9_150_489,
+            Model::ShapePredictor68 => 99_693_937,
+            Model::MmodDetector => 729_940,
+            Model::HogFrontalFace => 155_005,
+        }
+    }
+
+    /// True for files shipped in `face_recognition_models`; false for the HOG detector.
+    pub fn from_face_recognition_models(self) -> bool {
+        self != Model::HogFrontalFace
+    }
+}
+
+/// The command that fetches the models, quoted in every "missing model" message.
+pub const FETCH_COMMAND: &str = "facelike models fetch";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model file {file} is missing from {dir}; run `{FETCH_COMMAND}` to download it (or set FACELIKE_MODELS to a folder holding it)", dir = dir.display())]
+    Missing { file: &'static str, dir: PathBuf },
+    #[error("model file {path} has {actual} bytes, expected {expected}: it is truncated or not the right file; run `{FETCH_COMMAND}` to replace it", path = path.display())]
+    WrongSize {
+        path: PathBuf,
+        actual: u64,
+        expected: u64,
+    },
+    #[error(transparent)]
+    Format(#[from] facelike_dat::DatError),
+    #[error("{path}: {message}", path = path.display())]
+    Unexpected { path: PathBuf, message: String },
+}
+
+/// The model directory: `$FACELIKE_MODELS`, else `$XDG_CACHE_HOME/facelike/models`, else
+/// `~/.cache/facelike/models`.
+pub fn models_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACELIKE_MODELS").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("facelike").join("models")
+}
+
+/// The path of a model in `dir`, checked to exist with the published size.
+pub fn locate(dir: &Path, model: Model) -> Result<PathBuf, ModelError> {
+    let path = dir.join(model.file_name());
+    let meta = std::fs::metadata(&path).map_err(|_| ModelError::Missing {
+        file: model.file_name(),
+        dir: dir.to_path_buf(),
+    })?;
+    if meta.len() != model.size() {
+        return Err(ModelError::WrongSize {
+            path,
+            actual: meta.len(),
+            expected: model.size(),
+        });
+    }
+    Ok(path)
+}
+
+/// Reads a model file after checking it is present and has the right size.
+pub fn read_model(dir: &Path, model: Model) -> Result<(PathBuf, Vec<u8>), ModelError> {
+    let path = locate(dir, model)?;
+    let bytes = facelike_dat::read_file(&path)?;
+    Ok((path, bytes))
+}
+
+/// The sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
