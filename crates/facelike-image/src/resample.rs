@@ -125,7 +125,12 @@ mod tests {
         }
         let up = resize_bilinear_rgb(&img, 16, 11);
         assert_eq!(up.pixel(0, 0), img.pixel(0, 0));
-        assert_eq!(up.pixel(15, 10), img.pixel(6, 4));
+        // The accumulated y lands a hair short of the last row and dlib truncates: 199, not 200.
+        let (a, b) = (up.pixel(15, 10), img.pixel(6, 4));
+        assert!(
+            (0..3).all(|c| a[c] <= b[c] && b[c] - a[c] <= 1),
+            "{a:?} vs {b:?}"
+        );
         assert!((0..11).all(|y| (0..16).all(|x| up.pixel(x, y)[2] == 77)));
         // A linear ramp is reproduced to within truncation.
         let v = up.pixel(8, 0)[0] as f64;
