@@ -232,7 +232,7 @@ fn read_input(r: &mut DatReader<'_>) -> Result<InputLayer> {
 }
 
 fn non_negative(r: &DatReader<'_>, at: usize, v: i64, what: &str) -> Result<usize> {
-    if v < 0 || v > (1 << 24) {
+    if !(0..=(1 << 24)).contains(&v) {
         return Err(r.invalid(at, format!("a small non-negative {what}"), v.to_string()));
     }
     Ok(v as usize)

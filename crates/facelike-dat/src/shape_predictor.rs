@@ -130,15 +130,11 @@ pub fn parse_shape_predictor(r: &mut DatReader<'_>) -> Result<ShapePredictorFile
         return Err(r.invalid(at, format!("{n_cascades} delta lists"), n_delta.to_string()));
     }
     let mut deltas = Vec::with_capacity(n_delta);
-    for c in 0..n_delta {
+    for anchors in &anchor_idx {
         let dat = r.position();
         let n = r.read_len("delta count", 8)?;
-        if n != anchor_idx[c].len() {
-            return Err(r.invalid(
-                dat,
-                format!("{} deltas", anchor_idx[c].len()),
-                n.to_string(),
-            ));
+        if n != anchors.len() {
+            return Err(r.invalid(dat, format!("{} deltas", anchors.len()), n.to_string()));
         }
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {

@@ -229,7 +229,7 @@ pub enum ImageErrorKind {
     },
     #[error("truncated {format} file: the data ends before the image is complete")]
     Truncated { format: &'static str },
-    #[error("image is {width}x{height} = {} pixels, over the limit of {limit} pixels (raise it with --max-pixels)", *width as u64 * *height as u64)]
+    #[error("image is {width}x{height} = {} pixels, over the limit of {limit} pixels (raise it with --max-pixels)", width * height)]
     TooLarge { width: u64, height: u64, limit: u64 },
     #[error("image has zero width or height")]
     Empty,
@@ -298,7 +298,7 @@ extern "C-unwind" fn record_warning(
 ) {
     // SAFETY: libjpeg always calls this with a valid error manager installed.
     let code = unsafe { (*cinfo.err).msg_code };
-    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF as i32 {
+    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF {
         jpeg_warnings::HIT_EOF.with(|c| c.set(true));
     }
 }
