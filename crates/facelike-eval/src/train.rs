@@ -5,7 +5,7 @@ use crate::adapter::{Adapter, AdapterKind, Grads};
 use crate::error::{EvalError, Result};
 use crate::rng::SplitMix64;
 use crate::triplet::{mine, triplet_loss, Mining, DEFAULT_ALPHA};
-use crate::verify::{choose_threshold, distance_f64, ScoredPair};
+use crate::verify::{choose_threshold, distance_f64, ScoredPair, ThresholdRule};
 use facelike::{Descriptor, Metric};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -404,5 +404,5 @@ pub fn calibrate_threshold<S: AsRef<str>>(
             fold: 0,
         })
         .collect();
-    choose_threshold(&scored)
+    choose_threshold(&scored, ThresholdRule::default())
 }
