@@ -14,6 +14,7 @@
 //! [`facelike::Descriptor`]s and identity labels.
 
 pub mod adapter;
+pub mod crossval;
 pub mod error;
 pub mod pairs;
 pub mod plot;

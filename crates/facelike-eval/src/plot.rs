@@ -134,6 +134,7 @@ pub fn plot_loss(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -
         .configure_mesh()
         .x_desc("epoch")
         .y_desc("triplet loss")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.4}"))
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))

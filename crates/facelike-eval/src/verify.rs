@@ -458,13 +458,23 @@ impl VerificationReport {
     }
 }
 
-/// Scores `pairs` with the descriptors `lookup` returns (`None`: no face detected), calling
-/// it once per distinct image, and runs the protocol. Also returns the ROC curve.
-pub fn evaluate_pairs(
+/// Pairs turned into distances, with what was missing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredPairs {
+    pub scored: Vec<ScoredPair>,
+    /// Sorted.
+    pub undetected_images: Vec<String>,
+    pub undetected_pairs: usize,
+    pub excluded_pairs: usize,
+}
+
+/// Distances of `pairs` under `opts` (metric, undetected policy), calling `lookup` once per
+/// distinct image (`None`: no face detected).
+pub fn score_pairs(
     pairs: &PairList,
     mut lookup: impl FnMut(&str) -> Option<Descriptor>,
     opts: &EvalOptions,
-) -> Result<(VerificationReport, Roc)> {
+) -> ScoredPairs {
     let mut cache: HashMap<&str, Option<Descriptor>> = HashMap::new();
     for im in pairs.unique_images() {
         cache.insert(im, lookup(im));
@@ -476,7 +486,7 @@ pub fn evaluate_pairs(
         .collect();
     undetected_images.sort();
     let mut scored = Vec::with_capacity(pairs.pairs.len());
-    let (mut undetected_pairs, mut excluded) = (0, 0);
+    let (mut undetected_pairs, mut excluded_pairs) = (0, 0);
     for p in &pairs.pairs {
         let (a, b) = (&cache[p.a.as_str()], &cache[p.b.as_str()]);
         let distance = match (a, b) {
@@ -488,7 +498,7 @@ pub fn evaluate_pairs(
                     UndetectedPolicy::Worst if p.same => f64::INFINITY,
                     UndetectedPolicy::Worst => f64::NEG_INFINITY,
                     UndetectedPolicy::Exclude => {
-                        excluded += 1;
+                        excluded_pairs += 1;
                         continue;
                     }
                 }
@@ -500,14 +510,30 @@ pub fn evaluate_pairs(
             fold: p.fold,
         });
     }
-    let mut report = evaluate_scored(&scored, pairs.folds, opts)?;
+    ScoredPairs {
+        scored,
+        undetected_images,
+        undetected_pairs,
+        excluded_pairs,
+    }
+}
+
+/// Scores `pairs` with the descriptors `lookup` returns (`None`: no face detected), calling
+/// it once per distinct image, and runs the protocol. Also returns the ROC curve.
+pub fn evaluate_pairs(
+    pairs: &PairList,
+    lookup: impl FnMut(&str) -> Option<Descriptor>,
+    opts: &EvalOptions,
+) -> Result<(VerificationReport, Roc)> {
+    let s = score_pairs(pairs, lookup, opts);
+    let mut report = evaluate_scored(&s.scored, pairs.folds, opts)?;
     report.pairs = pairs.pairs.len();
-    report.undetected = undetected_images.len();
-    report.undetected_images = undetected_images;
-    report.undetected_pairs = undetected_pairs;
-    report.excluded_pairs = excluded;
+    report.undetected = s.undetected_images.len();
+    report.undetected_images = s.undetected_images;
+    report.undetected_pairs = s.undetected_pairs;
+    report.excluded_pairs = s.excluded_pairs;
     report.identity_disjoint_folds = pairs.identity_disjoint;
-    let roc = Roc::new(&scored);
+    let roc = Roc::new(&s.scored);
     Ok((report, roc))
 }
 
