@@ -38,13 +38,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = EvalOptions::default();
     let t0 = Instant::now();
     let (report, roc) = evaluate_pairs(&pairs, |p| gallery.get(p).copied(), &opts)?;
-    println!("== LFW View 2, raw dlib descriptors, L2 ({:.2?})", t0.elapsed());
+    println!(
+        "== LFW View 2, raw dlib descriptors, L2 ({:.2?})",
+        t0.elapsed()
+    );
     print!("{}", report.summary());
     if has("--json") {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     let roc_path = out.join("roc_lfw.png");
-    plot_roc(&roc_path, "LFW View 2: dlib ResNet descriptors", &[("dlib, L2", &roc)])?;
+    plot_roc(
+        &roc_path,
+        "LFW View 2: dlib ResNet descriptors",
+        &[("dlib, L2", &roc)],
+    )?;
     println!("ROC picture: {}", roc_path.display());
     if has("--no-adapter") {
         return Ok(());
@@ -140,7 +147,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "LFW View 2: with and without the adapter (10-fold)",
         &[
             ("dlib, L2", &cv.baseline_roc),
-            (&format!("adapter {}, trained on the other 9 folds", cfg.kind), &cv.adapter_roc),
+            (
+                &format!("adapter {}, trained on the other 9 folds", cfg.kind),
+                &cv.adapter_roc,
+            ),
         ],
     )?;
     let loss_path = out.join("loss_fold0.png");

@@ -185,6 +185,9 @@ impl Adapter {
     }
 
     /// Adds to `grads` the gradient of the loss given `dy = ∂L/∂y` for one sample.
+    // Index loops mirror the matrix formulas (row o of W, column j of W₂) more plainly than
+    // zipped iterators would.
+    #[allow(clippy::needless_range_loop)]
     pub fn backward(&self, cache: &ForwardCache, dy: &[f64; D], grads: &mut Grads) {
         if cache.z_norm == 0.0 {
             return;
@@ -317,7 +320,8 @@ impl Adapter {
     pub fn from_safetensors(bytes: &[u8]) -> Result<Adapter, String> {
         let (_, metadata) = SafeTensors::read_metadata(bytes)
             .map_err(|e| format!("not a safetensors file: {e}"))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let st =
+            SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         let mut meta = metadata.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("facelike-adapter") {
             return Err("metadata lacks format = facelike-adapter".into());
@@ -332,7 +336,10 @@ impl Adapter {
             other => return Err(format!("unknown adapter kind {other:?}")),
         };
         let threshold = match meta.get("threshold") {
-            Some(t) => Some(t.parse::<f64>().map_err(|_| format!("bad threshold {t:?}"))?),
+            Some(t) => Some(
+                t.parse::<f64>()
+                    .map_err(|_| format!("bad threshold {t:?}"))?,
+            ),
             None => None,
         };
         let mut a = Adapter::identity(kind, 0);
@@ -340,7 +347,9 @@ impl Adapter {
             a.tensors().into_iter().map(|(n, s, _)| (n, s)).collect();
         let mut values = Vec::new();
         for (name, shape) in shapes {
-            let t = st.tensor(name).map_err(|_| format!("tensor {name} missing"))?;
+            let t = st
+                .tensor(name)
+                .map_err(|_| format!("tensor {name} missing"))?;
             if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
                 return Err(format!(
                     "tensor {name}: expected F32 {shape:?}, found {:?} {:?}",
@@ -365,7 +374,15 @@ impl Adapter {
             a.w2 = it.next().unwrap_or_default();
             a.b2 = it.next().unwrap_or_default();
         }
-        for k in ["format", "version", "kind", "hidden", "input", "output", "threshold"] {
+        for k in [
+            "format",
+            "version",
+            "kind",
+            "hidden",
+            "input",
+            "output",
+            "threshold",
+        ] {
             meta.remove(k);
         }
         a.threshold = threshold;
@@ -398,14 +415,19 @@ mod tests {
     #[test]
     fn safetensors_round_trip_keeps_values_threshold_and_notes() {
         let mut a = Adapter::identity(AdapterKind::Residual { hidden: 16 }, 9);
-        a.w2.iter_mut().enumerate().for_each(|(i, w)| *w = (i as f64 * 0.37).sin() * 0.01);
+        a.w2.iter_mut()
+            .enumerate()
+            .for_each(|(i, w)| *w = (i as f64 * 0.37).sin() * 0.01);
         a.threshold = Some(0.875);
         a.notes.insert("trained_on".into(), "unit test".into());
         let bytes = a.to_safetensors().unwrap();
         let b = Adapter::from_safetensors(&bytes).unwrap();
         assert_eq!(b.kind, a.kind);
         assert_eq!(b.threshold, Some(0.875));
-        assert_eq!(b.notes.get("trained_on").map(String::as_str), Some("unit test"));
+        assert_eq!(
+            b.notes.get("trained_on").map(String::as_str),
+            Some("unit test")
+        );
         for (x, y) in a.w2.iter().zip(&b.w2) {
             assert_eq!(*x as f32, *y as f32);
         }

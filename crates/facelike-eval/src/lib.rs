@@ -25,9 +25,13 @@ pub mod verify;
 
 pub use adapter::{Adapter, AdapterKind};
 pub use error::{EvalError, Result};
-pub use pairs::{sample_pairs, scan_labelled_folder, Identity, Pair, PairList, PeopleFolds, SampleConfig};
+pub use pairs::{
+    sample_pairs, scan_labelled_folder, Identity, Pair, PairList, PeopleFolds, SampleConfig,
+};
 pub use train::{train, TrainConfig, TrainReport};
-pub use verify::{evaluate_pairs, EvalOptions, Roc, ThresholdRule, UndetectedPolicy, VerificationReport};
+pub use verify::{
+    evaluate_pairs, EvalOptions, Roc, ThresholdRule, UndetectedPolicy, VerificationReport,
+};
 
 /// The identity of an image path laid out as `<identity>/<file>`: its first component.
 pub fn identity_of(path: &str) -> &str {

@@ -53,10 +53,13 @@ fn parse_err(path: &Path, line: usize, problem: impl Into<String>) -> EvalError 
 }
 
 fn parse_num(path: &Path, line: usize, field: &str) -> Result<usize> {
-    field
-        .trim()
-        .parse()
-        .map_err(|_| parse_err(path, line, format!("expected a whole number, found {field:?}")))
+    field.trim().parse().map_err(|_| {
+        parse_err(
+            path,
+            line,
+            format!("expected a whole number, found {field:?}"),
+        )
+    })
 }
 
 impl PairList {
@@ -84,10 +87,7 @@ impl PairList {
         let header: Vec<&str> = first.split_whitespace().collect();
         let (folds, per_half) = match header.as_slice() {
             [n] => (1, parse_num(path, first_no, n)?),
-            [f, n] => (
-                parse_num(path, first_no, f)?,
-                parse_num(path, first_no, n)?,
-            ),
+            [f, n] => (parse_num(path, first_no, f)?, parse_num(path, first_no, n)?),
             _ => {
                 return Err(parse_err(
                     path,
@@ -183,7 +183,13 @@ impl PairList {
             let same = match same.trim() {
                 "1" => true,
                 "0" => false,
-                s => return Err(parse_err(path, no, format!("same must be 0 or 1, found {s:?}"))),
+                s => {
+                    return Err(parse_err(
+                        path,
+                        no,
+                        format!("same must be 0 or 1, found {s:?}"),
+                    ))
+                }
             };
             pairs.push(Pair {
                 a: a.to_string(),
@@ -413,7 +419,9 @@ impl Default for SampleConfig {
 /// each; no pair is repeated (in either order).
 pub fn sample_pairs(gallery: &[Identity], cfg: &SampleConfig) -> Result<PairList> {
     if cfg.folds == 0 {
-        return Err(EvalError::Invalid("sample_pairs: folds must be at least 1".into()));
+        return Err(EvalError::Invalid(
+            "sample_pairs: folds must be at least 1".into(),
+        ));
     }
     let mut ids: Vec<Identity> = gallery
         .iter()
@@ -445,31 +453,35 @@ pub fn sample_pairs(gallery: &[Identity], cfg: &SampleConfig) -> Result<PairList
     let mut pairs = Vec::new();
     if disjoint {
         for (fold, g) in groups.iter().enumerate() {
-            sample_group(&ids, g, cfg.matched_per_fold, cfg.mismatched_per_fold, &mut rng)
-                .into_iter()
-                .for_each(|(a, b, same)| pairs.push(Pair { a, b, same, fold }));
+            sample_group(
+                &ids,
+                g,
+                cfg.matched_per_fold,
+                cfg.mismatched_per_fold,
+                &mut rng,
+            )
+            .into_iter()
+            .for_each(|(a, b, same)| pairs.push(Pair { a, b, same, fold }));
         }
     } else {
         let all: Vec<usize> = (0..ids.len()).collect();
-        let m = sample_group(
-            &ids,
-            &all,
-            cfg.matched_per_fold * cfg.folds,
-            0,
-            &mut rng,
-        );
-        let n = sample_group(
-            &ids,
-            &all,
-            0,
-            cfg.mismatched_per_fold * cfg.folds,
-            &mut rng,
-        );
+        let m = sample_group(&ids, &all, cfg.matched_per_fold * cfg.folds, 0, &mut rng);
+        let n = sample_group(&ids, &all, 0, cfg.mismatched_per_fold * cfg.folds, &mut rng);
         for (k, (a, b, same)) in m.into_iter().enumerate() {
-            pairs.push(Pair { a, b, same, fold: k % cfg.folds });
+            pairs.push(Pair {
+                a,
+                b,
+                same,
+                fold: k % cfg.folds,
+            });
         }
         for (k, (a, b, same)) in n.into_iter().enumerate() {
-            pairs.push(Pair { a, b, same, fold: k % cfg.folds });
+            pairs.push(Pair {
+                a,
+                b,
+                same,
+                fold: k % cfg.folds,
+            });
         }
         pairs.sort_by_key(|p| (p.fold, !p.same));
     }
@@ -494,7 +506,11 @@ fn sample_group(
         .collect();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut key = |a: &str, b: &str| {
-        let k = if a <= b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) };
+        let k = if a <= b {
+            (a.to_owned(), b.to_owned())
+        } else {
+            (b.to_owned(), a.to_owned())
+        };
         seen.insert(k)
     };
     let mut out = Vec::new();

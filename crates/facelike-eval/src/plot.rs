@@ -47,7 +47,12 @@ pub fn plot_roc(path: &Path, title: &str, curves: &[(&str, &Roc)]) -> Result<()>
     if curves.is_empty() {
         return Err(plot_err(path, "no curves to draw"));
     }
-    let max_neg = curves.iter().map(|c| c.1.mismatched).max().unwrap_or(1).max(1);
+    let max_neg = curves
+        .iter()
+        .map(|c| c.1.mismatched)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let x_min = 10f64.powf((0.5 / max_neg as f64).log10().floor());
     // Lowest TAR at the left edge, rounded down to a multiple of 0.05.
     let y_low = curves

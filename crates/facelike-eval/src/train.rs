@@ -246,7 +246,7 @@ pub fn train<S: AsRef<str>>(
     }
     let val_groups: Vec<Vec<usize>> = groups[..n_val].to_vec();
     let train_groups: Vec<Vec<usize>> = groups[n_val..].to_vec();
-    let mut val_rng = SplitMix64::new(cfg.seed ^ 0x5EED_0F_7A11);
+    let mut val_rng = SplitMix64::new(cfg.seed ^ 0x005E_ED0F_7A11);
     let val_batches = make_batches(
         &val_groups,
         cfg.identities_per_batch,
@@ -343,7 +343,8 @@ pub fn train<S: AsRef<str>>(
         "training".into(),
         serde_json::to_string(cfg).unwrap_or_default(),
     );
-    best.notes.insert("best_epoch".into(), best_epoch.to_string());
+    best.notes
+        .insert("best_epoch".into(), best_epoch.to_string());
     best.notes
         .insert("faces".into(), descriptors.len().to_string());
     best.notes

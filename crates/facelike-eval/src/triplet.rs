@@ -152,9 +152,5 @@ pub fn triplet_loss<E: AsRef<[f64]>>(
             grad[t.negative][k] += 2.0 * (a[k] - n[k]) * scale;
         }
     }
-    (
-        total * scale,
-        grad,
-        active as f64 / triplets.len() as f64,
-    )
+    (total * scale, grad, active as f64 / triplets.len() as f64)
 }

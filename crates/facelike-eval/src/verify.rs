@@ -174,7 +174,13 @@ pub fn choose_threshold(scored: &[ScoredPair], rule: ThresholdRule) -> f64 {
         }
     }
     let best = cuts.iter().map(|c| c.1).max().unwrap_or(0);
-    let lower = |i: usize| if i == 0 { f64::NEG_INFINITY } else { v[i - 1].0 };
+    let lower = |i: usize| {
+        if i == 0 {
+            f64::NEG_INFINITY
+        } else {
+            v[i - 1].0
+        }
+    };
     let upper = |i: usize| if i == n { f64::INFINITY } else { v[i].0 };
     // Runs of consecutive best cuts; cut i's thresholds are [v[i-1], v[i]).
     let mut runs: Vec<(f64, f64)> = Vec::new();
@@ -196,10 +202,14 @@ pub fn choose_threshold(scored: &[ScoredPair], rule: ThresholdRule) -> f64 {
             (Some(first), Some(last)) => Some((first.0, last.1)),
             _ => None,
         },
-        ThresholdRule::WidestInterval => runs.iter().copied().fold(None::<(f64, f64)>, |acc, r| match acc {
-            Some(b) if width(r.0, r.1) <= width(b.0, b.1) => Some(b),
-            _ => Some(r),
-        }),
+        ThresholdRule::WidestInterval => {
+            runs.iter()
+                .copied()
+                .fold(None::<(f64, f64)>, |acc, r| match acc {
+                    Some(b) if width(r.0, r.1) <= width(b.0, b.1) => Some(b),
+                    _ => Some(r),
+                })
+        }
     };
     let (lo, hi) = best_interval.unwrap_or((0.0, 0.0));
     match (lo.is_finite(), hi.is_finite()) {
@@ -323,7 +333,10 @@ impl Roc {
             .iter()
             .filter(|p| p.far <= far + 1e-12)
             .map(|p| (p.tar, p.threshold))
-            .fold((0.0, f64::NEG_INFINITY), |a, b| if b.0 > a.0 { b } else { a })
+            .fold(
+                (0.0, f64::NEG_INFINITY),
+                |a, b| if b.0 > a.0 { b } else { a },
+            )
     }
 }
 

@@ -67,7 +67,10 @@ fn synthetic_pairs_give_the_hand_computed_figures() {
     assert!(close(r.tar_at_far_1e_3, 4.0 / 6.0));
     assert!(close(r.tar_at_far_1e_3_threshold, 0.25));
     assert!(close(r.fixed_threshold.as_ref().unwrap().accuracy, 0.75));
-    assert_eq!((r.pairs, r.matched, r.mismatched, r.undetected), (12, 6, 6, 0));
+    assert_eq!(
+        (r.pairs, r.matched, r.mismatched, r.undetected),
+        (12, 6, 6, 0)
+    );
     assert_eq!(roc.points.first().map(|p| (p.far, p.tar)), Some((0.0, 0.0)));
     assert_eq!(roc.points.last().map(|p| (p.far, p.tar)), Some((1.0, 1.0)));
 
@@ -102,9 +105,7 @@ fn synthetic_pairs_give_the_hand_computed_figures() {
 
 #[test]
 fn undetected_faces_follow_the_policy() {
-    let text = format!(
-        "{SYNTHETIC}0\t1\to/0\tx/undetected\n1\t0\tx/undetected\tv/0.125\n"
-    );
+    let text = format!("{SYNTHETIC}0\t1\to/0\tx/undetected\n1\t0\tx/undetected\tv/0.125\n");
     let pairs = PairList::parse(&text, Path::new("synthetic.tsv")).unwrap();
     let run = |policy| {
         let opts = EvalOptions {
@@ -114,7 +115,10 @@ fn undetected_faces_follow_the_policy() {
         evaluate_pairs(&pairs, synthetic_lookup, &opts).unwrap().0
     };
     let reject = run(UndetectedPolicy::Reject);
-    assert_eq!((reject.undetected, reject.undetected_pairs, reject.pairs), (1, 2, 14));
+    assert_eq!(
+        (reject.undetected, reject.undetected_pairs, reject.pairs),
+        (1, 2, 14)
+    );
     assert_eq!(reject.undetected_images, vec!["x/undetected".to_string()]);
     // At 0.6, 9 of the 12 are right; the matched pair is a false reject, the mismatched one
     // a correct reject.
@@ -129,10 +133,17 @@ fn undetected_faces_follow_the_policy() {
 
 #[test]
 fn threshold_rule_handles_ties_and_one_sided_data() {
-    let sp = |d: f64, same: bool| ScoredPair { distance: d, same, fold: 0 };
+    let sp = |d: f64, same: bool| ScoredPair {
+        distance: d,
+        same,
+        fold: 0,
+    };
     for rule in [ThresholdRule::RangeMidpoint, ThresholdRule::WidestInterval] {
         // Perfectly separable: midpoint of the gap.
-        assert!(close(choose_threshold(&[sp(0.25, true), sp(0.75, false)], rule), 0.5));
+        assert!(close(
+            choose_threshold(&[sp(0.25, true), sp(0.75, false)], rule),
+            0.5
+        ));
         // Tied distances cannot be split: 0.5 is matched and mismatched; best is to accept
         // 0.25 only, or everything up to 0.5 (2/3 either way).
         let t = choose_threshold(&[sp(0.25, true), sp(0.5, true), sp(0.5, false)], rule);
@@ -181,9 +192,13 @@ fn lfw_view2_reproduces_the_reference_figures() {
         .zip(desc.into_iter().map(Descriptor))
         .collect();
     let pairs = PairList::read(&facelike_testdata::data_path("lfw_pairs/pairs.txt")).unwrap();
-    let (r, _) =
-        evaluate_pairs(&pairs, |p| map.get(p).copied(), &EvalOptions::default()).unwrap();
-    assert_eq!(format!("{:.2}", 100.0 * r.accuracy_mean), "98.73", "{}", r.summary());
+    let (r, _) = evaluate_pairs(&pairs, |p| map.get(p).copied(), &EvalOptions::default()).unwrap();
+    assert_eq!(
+        format!("{:.2}", 100.0 * r.accuracy_mean),
+        "98.73",
+        "{}",
+        r.summary()
+    );
     println!("{}", r.summary());
     assert_eq!(format!("{:.2}", 100.0 * r.accuracy_std), "0.44");
     assert!((r.accuracy_mean - 5924.0 / 6000.0).abs() < 1e-12);
@@ -201,7 +216,11 @@ fn lfw_view2_reproduces_the_reference_figures() {
         ..EvalOptions::default()
     };
     let (w, _) = evaluate_pairs(&pairs, |p| map.get(p).copied(), &widest).unwrap();
-    assert!((w.accuracy_mean - 5925.0 / 6000.0).abs() < 1e-12, "{}", w.summary());
+    assert!(
+        (w.accuracy_mean - 5925.0 / 6000.0).abs() < 1e-12,
+        "{}",
+        w.summary()
+    );
 }
 
 #[test]
@@ -209,7 +228,9 @@ fn folder_sampling_is_seeded_identity_disjoint_and_round_trips() {
     let gallery: Vec<Identity> = (0..30)
         .map(|i| Identity {
             name: format!("p{i:02}"),
-            images: (0..(1 + i % 4)).map(|j| format!("p{i:02}/{j}.jpg")).collect(),
+            images: (0..(1 + i % 4))
+                .map(|j| format!("p{i:02}/{j}.jpg"))
+                .collect(),
         })
         .collect();
     let cfg = SampleConfig {
@@ -221,10 +242,21 @@ fn folder_sampling_is_seeded_identity_disjoint_and_round_trips() {
     let a = sample_pairs(&gallery, &cfg).unwrap();
     let mut shuffled = gallery.clone();
     shuffled.reverse();
-    assert_eq!(a, sample_pairs(&shuffled, &cfg).unwrap(), "order of the gallery matters");
+    assert_eq!(
+        a,
+        sample_pairs(&shuffled, &cfg).unwrap(),
+        "order of the gallery matters"
+    );
     assert_ne!(
         a,
-        sample_pairs(&gallery, &SampleConfig { seed: 43, ..cfg.clone() }).unwrap()
+        sample_pairs(
+            &gallery,
+            &SampleConfig {
+                seed: 43,
+                ..cfg.clone()
+            }
+        )
+        .unwrap()
     );
     assert!(a.identity_disjoint);
     let mut fold_of = HashMap::new();
@@ -236,11 +268,20 @@ fn folder_sampling_is_seeded_identity_disjoint_and_round_trips() {
         for who in [x, y] {
             assert_eq!(*fold_of.entry(who.to_string()).or_insert(p.fold), p.fold);
         }
-        let key = if p.a < p.b { (&p.a, &p.b) } else { (&p.b, &p.a) };
+        let key = if p.a < p.b {
+            (&p.a, &p.b)
+        } else {
+            (&p.b, &p.a)
+        };
         assert!(seen.insert(key), "repeated pair {p:?}");
     }
     for k in 0..5 {
-        let in_fold = |same| a.pairs.iter().filter(|p| p.fold == k && p.same == same).count();
+        let in_fold = |same| {
+            a.pairs
+                .iter()
+                .filter(|p| p.fold == k && p.same == same)
+                .count()
+        };
         assert_eq!(in_fold(false), 6);
         assert!(in_fold(true) >= 1);
     }

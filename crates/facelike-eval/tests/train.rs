@@ -18,7 +18,11 @@ fn small_gallery() -> (Vec<Descriptor>, Vec<String>) {
     }
     let mut descriptors = Vec::new();
     let mut labels = Vec::new();
-    for (person, faces) in by_person.into_iter().filter(|(_, f)| f.len() >= 4).take(120) {
+    for (person, faces) in by_person
+        .into_iter()
+        .filter(|(_, f)| f.len() >= 4)
+        .take(120)
+    {
         for d in faces {
             descriptors.push(d);
             labels.push(person.clone());
@@ -66,7 +70,11 @@ fn training_on_real_descriptors_lowers_validation_loss() {
         for d in descriptors.iter().take(50) {
             let (a, b) = (adapter.apply(d), back.apply(d));
             assert!((a.norm() - 1.0).abs() < 1e-5);
-            let diff = a.0.iter().zip(b.0.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let diff =
+                a.0.iter()
+                    .zip(b.0.iter())
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
             assert!(diff < 1e-5, "{diff}");
         }
         let png = dir.join(format!("{kind}-loss.png"));
@@ -80,7 +88,13 @@ fn training_on_real_descriptors_lowers_validation_loss() {
 fn training_rejects_inconsistent_input() {
     let d = vec![Descriptor::default(); 3];
     let err = train(&d, &["a", "b"], &TrainConfig::default(), |_| {}).unwrap_err();
-    assert!(err.to_string().contains("3 descriptors but 2 labels"), "{err}");
+    assert!(
+        err.to_string().contains("3 descriptors but 2 labels"),
+        "{err}"
+    );
     let err = train(&d, &["a", "a", "b"], &TrainConfig::default(), |_| {}).unwrap_err();
-    assert!(err.to_string().contains("identities with 2+ faces"), "{err}");
+    assert!(
+        err.to_string().contains("identities with 2+ faces"),
+        "{err}"
+    );
 }

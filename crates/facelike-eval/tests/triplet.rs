@@ -59,7 +59,11 @@ fn triplet_loss_gradient_matches_finite_differences() {
             let fd = (triplet_loss(&plus, &triplets, DEFAULT_ALPHA).0
                 - triplet_loss(&minus, &triplets, DEFAULT_ALPHA).0)
                 / (2.0 * h);
-            assert!((fd - g[i][k]).abs() < 1e-8, "emb[{i}][{k}]: {fd} vs {}", g[i][k]);
+            assert!(
+                (fd - g[i][k]).abs() < 1e-8,
+                "emb[{i}][{k}]: {fd} vs {}",
+                g[i][k]
+            );
         }
     }
 }
@@ -73,7 +77,12 @@ fn check_adapter_gradients(kind: AdapterKind) {
     let mut a = Adapter::identity(kind, 3);
     // Move away from the identity start so that every parameter has a gradient (the
     // residual branch's W2 = 0 would otherwise zero W1's).
-    for p in a.w1.iter_mut().chain(a.b1.iter_mut()).chain(a.w2.iter_mut()).chain(a.b2.iter_mut()) {
+    for p in
+        a.w1.iter_mut()
+            .chain(a.b1.iter_mut())
+            .chain(a.w2.iter_mut())
+            .chain(a.b2.iter_mut())
+    {
         *p += rng.normal() * 0.05;
     }
     // Fixed triplets (mining held still) and margin 2, which keeps every triplet active:
@@ -107,7 +116,10 @@ fn check_adapter_gradients(kind: AdapterKind) {
             };
             let fd = (shifted(h) - shifted(-h)) / (2.0 * h);
             let tol = 1e-7 + 1e-5 * analytic.abs();
-            assert!((fd - analytic).abs() < tol, "{kind} tensor {tensor}[{i}]: finite difference {fd} vs {analytic}");
+            assert!(
+                (fd - analytic).abs() < tol,
+                "{kind} tensor {tensor}[{i}]: finite difference {fd} vs {analytic}"
+            );
             checked += 1;
         }
     }
@@ -163,12 +175,21 @@ fn semi_hard_mining_obeys_the_definition_on_random_batches() {
             let semi_hard_exists = negs.iter().any(|&d| d > dap && d < dap + DEFAULT_ALPHA);
             if negs.iter().any(|&d| d > dap) {
                 assert!(dan > dap, "chosen negative is not beyond the positive");
-                assert!(negs.iter().all(|&d| d <= dap || d >= dan), "not the closest beyond");
+                assert!(
+                    negs.iter().all(|&d| d <= dap || d >= dan),
+                    "not the closest beyond"
+                );
                 if semi_hard_exists {
-                    assert!(dan < dap + DEFAULT_ALPHA, "a semi-hard negative was skipped");
+                    assert!(
+                        dan < dap + DEFAULT_ALPHA,
+                        "a semi-hard negative was skipped"
+                    );
                 }
             } else {
-                assert!(negs.iter().all(|&d| d <= dan), "fallback is not the farthest");
+                assert!(
+                    negs.iter().all(|&d| d <= dan),
+                    "fallback is not the farthest"
+                );
             }
         }
     }
