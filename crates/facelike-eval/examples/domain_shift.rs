@@ -93,6 +93,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let cv = cross_validate_adapter(&pairs, &detected, &cfg, &opts, |_, _| {})?;
         let lfw_scored = adapted_scores(&pairs, &detected, &lfw_adapter, &opts);
+        // The adapters' starting point: the descriptors scaled to unit length, nothing learnt.
+        let unit = facelike_eval::Adapter::identity(facelike_eval::AdapterKind::Linear, 0);
+        let unit_report =
+            evaluate_scored(&adapted_scores(&pairs, &detected, &unit, &opts), pairs.folds, &opts)?;
         let lfw_report = evaluate_scored(&lfw_scored, pairs.folds, &opts)?;
         let base = score_pairs(&pairs, |p| detected.get(p).copied(), &opts);
         let base_report = evaluate_scored(&base.scored, pairs.folds, &opts)?;
@@ -101,6 +105,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * base_report.accuracy_mean,
             100.0 * base_report.accuracy_std,
             base_report.auc
+        );
+        println!(
+            "unit-length descriptors (no adapter): {:.2}% ± {:.2}%  AUC {:.4}",
+            100.0 * unit_report.accuracy_mean,
+            100.0 * unit_report.accuracy_std,
+            unit_report.auc
         );
         println!(
             "adapter trained on LFW (all folds):  {:.2}% ± {:.2}%  AUC {:.4}",
@@ -114,6 +124,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * cv.adapter.std,
             cv.adapter_auc,
             100.0 * cv.baseline.mean
+        );
+        // Paired comparison of the LFW adapter with the plain descriptors, pair by pair,
+        // each with its own per-fold thresholds (McNemar's b and c).
+        let right = |s: &facelike_eval::verify::ScoredPair, r: &facelike_eval::VerificationReport| {
+            let t = r.folds.iter().find(|f| f.fold == s.fold).unwrap().threshold;
+            (s.distance <= t) == s.same
+        };
+        let (mut fixed, mut broken) = (0, 0);
+        for (b, a) in base.scored.iter().zip(&lfw_scored) {
+            match (right(b, &base_report), right(a, &lfw_report)) {
+                (false, true) => fixed += 1,
+                (true, false) => broken += 1,
+                _ => {}
+            }
+        }
+        println!(
+            "LFW adapter vs plain, pair by pair: {fixed} pairs fixed, {broken} broken \
+             (McNemar chi2 {:.1})",
+            if fixed + broken > 0 {
+                ((fixed as f64 - broken as f64).abs() - 1.0).powi(2) / (fixed + broken) as f64
+            } else {
+                0.0
+            }
         );
         let epochs: Vec<usize> = cv.folds.iter().map(|f| f.training.best_epoch).collect();
         println!("in-domain best epochs per fold: {epochs:?}\n");
