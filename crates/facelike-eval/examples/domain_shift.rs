@@ -95,8 +95,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lfw_scored = adapted_scores(&pairs, &detected, &lfw_adapter, &opts);
         // The adapters' starting point: the descriptors scaled to unit length, nothing learnt.
         let unit = facelike_eval::Adapter::identity(facelike_eval::AdapterKind::Linear, 0);
-        let unit_report =
-            evaluate_scored(&adapted_scores(&pairs, &detected, &unit, &opts), pairs.folds, &opts)?;
+        let unit_report = evaluate_scored(
+            &adapted_scores(&pairs, &detected, &unit, &opts),
+            pairs.folds,
+            &opts,
+        )?;
         let lfw_report = evaluate_scored(&lfw_scored, pairs.folds, &opts)?;
         let base = score_pairs(&pairs, |p| detected.get(p).copied(), &opts);
         let base_report = evaluate_scored(&base.scored, pairs.folds, &opts)?;
@@ -127,7 +130,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         // Paired comparison of the LFW adapter with the plain descriptors, pair by pair,
         // each with its own per-fold thresholds (McNemar's b and c).
-        let right = |s: &facelike_eval::verify::ScoredPair, r: &facelike_eval::VerificationReport| {
+        let right = |s: &facelike_eval::verify::ScoredPair,
+                     r: &facelike_eval::VerificationReport| {
             let t = r.folds.iter().find(|f| f.fold == s.fold).unwrap().threshold;
             (s.distance <= t) == s.same
         };

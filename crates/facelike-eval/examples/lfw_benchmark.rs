@@ -46,6 +46,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if has("--json") {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
+    let unit = facelike_eval::Adapter::identity(AdapterKind::Linear, 0);
+    let (unit_report, _) =
+        evaluate_pairs(&pairs, |p| gallery.get(p).map(|d| unit.apply(d)), &opts)?;
+    println!(
+        "unit-length descriptors (the adapters' starting point): {:.2}% ± {:.2}%, AUC {:.5}, threshold {:.4}",
+        100.0 * unit_report.accuracy_mean,
+        100.0 * unit_report.accuracy_std,
+        unit_report.auc,
+        unit_report.threshold
+    );
     let roc_path = out.join("roc_lfw.png");
     plot_roc(
         &roc_path,
