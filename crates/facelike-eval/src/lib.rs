@@ -8,7 +8,7 @@
 //! * [`adapter`] — a 128→128 adapter (linear or residual MLP) on top of the frozen dlib
 //!   descriptor, with hand-derived gradients, saved as safetensors;
 //! * [`triplet`] — FaceNet's triplet loss, semi-hard and batch-hard mining;
-//! * [`train`] — P×K batches, Adam, a validation split by identity, early stopping;
+//! * [`train`](mod@train) — P×K batches, Adam, a validation split by identity, early stopping;
 //! * [`crossval`] — the adapter trained on the other folds' people, tested on each fold.
 //!
 //! The photo → descriptor pipeline is elsewhere: everything here takes
