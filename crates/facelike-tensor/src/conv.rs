@@ -190,7 +190,11 @@ impl Conv2d {
         );
         let (oh, ow) = self.out_shape(h, w);
         let cols_total = n * oh * ow;
-        assert_eq!(out.len(), self.out_channels * cols_total, "conv output size");
+        assert_eq!(
+            out.len(),
+            self.out_channels * cols_total,
+            "conv output size"
+        );
         if let Some(r) = epilogue.residual {
             assert!(
                 cols_total > 0 && r.len() % cols_total == 0 && r.len() <= out.len(),
@@ -293,9 +297,8 @@ impl Conv2d {
         let residual_channels = epilogue.residual.map_or(0, |r| r.len() / cols_total);
         for o in 0..self.out_channels {
             // SAFETY: as in `gemm_tile`: this row segment belongs to this tile alone.
-            let row = unsafe {
-                std::slice::from_raw_parts_mut(dst.0.add(o * cols_total + col0), cols)
-            };
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(dst.0.add(o * cols_total + col0), cols) };
             let b = self.bias.as_ref().map_or(0.0, |b| b[o]);
             let res = epilogue
                 .residual
@@ -373,9 +376,8 @@ impl Conv2d {
                             if sx == 1 {
                                 seg[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
                             } else {
-                                for (d, s) in seg[lo..hi]
-                                    .iter_mut()
-                                    .zip(src[first..].iter().step_by(sx))
+                                for (d, s) in
+                                    seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sx))
                                 {
                                     *d = *s;
                                 }

@@ -18,8 +18,8 @@ mod ops;
 
 pub use conv::{Conv2d, Epilogue};
 pub use ops::{
-    add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool,
-    global_avg_pool_batch, pool, pool_batch, relu_inplace, Pool,
+    add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
+    pool, pool_batch, relu_inplace, Pool,
 };
 
 /// A C×H×W float tensor, row-major within each channel plane.
@@ -107,7 +107,11 @@ impl BatchTensor {
         let (c, h, w) = (first.c, first.h, first.w);
         let mut b = BatchTensor::zeros(c, samples.len(), h, w);
         for (i, s) in samples.iter().enumerate() {
-            assert_eq!((s.c, s.h, s.w), (c, h, w), "stacked samples differ in shape");
+            assert_eq!(
+                (s.c, s.h, s.w),
+                (c, h, w),
+                "stacked samples differ in shape"
+            );
             for ch in 0..c {
                 b.plane_mut(ch, i).copy_from_slice(s.plane(ch));
             }

@@ -55,12 +55,8 @@ fn pool_planes(
         let b = ((start + k as isize).max(0) as usize).min(len);
         (a, b.max(a))
     };
-    let ys: Vec<(usize, usize)> = (0..oh)
-        .map(|o| bounds(o, stride_y, pad_y, kh, h))
-        .collect();
-    let xs: Vec<(usize, usize)> = (0..ow)
-        .map(|o| bounds(o, stride_x, pad_x, kw, w))
-        .collect();
+    let ys: Vec<(usize, usize)> = (0..oh).map(|o| bounds(o, stride_y, pad_y, kh, h)).collect();
+    let xs: Vec<(usize, usize)> = (0..ow).map(|o| bounds(o, stride_x, pad_x, kw, w)).collect();
     for p in 0..planes {
         let src = &x[p * h * w..(p + 1) * h * w];
         let dst = &mut out[p * oh * ow..(p + 1) * oh * ow];

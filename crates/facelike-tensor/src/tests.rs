@@ -2,7 +2,9 @@ use super::*;
 
 /// Deterministic values in [-1, 1) (a 64-bit LCG), so the tests need no rand crate.
 fn noise(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             s = s
@@ -42,7 +44,10 @@ fn conv(
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -161,9 +166,15 @@ fn pooling() {
     assert_eq!(pool(&x, Pool::Max, 3, 3, 2, 2, 0, 0).data, vec![9.0]);
     assert_eq!(pool(&x, Pool::Avg, 2, 2, 2, 2, 0, 0).data, vec![3.0]);
     // Padded windows are clipped: the corner window covers 1,2,4,5.
-    assert_eq!(pool(&x, Pool::Avg, 3, 3, 2, 2, 1, 1).data, vec![3.0, 4.0, 6.0, 7.0]);
+    assert_eq!(
+        pool(&x, Pool::Avg, 3, 3, 2, 2, 1, 1).data,
+        vec![3.0, 4.0, 6.0, 7.0]
+    );
     assert_eq!(global_avg_pool(&x), vec![5.0]);
     let b = BatchTensor::stack(&[x.clone(), x]);
-    assert_eq!(pool_batch(&b, Pool::Max, 2, 2, 1, 1, 0, 0).data, vec![5.0, 6.0, 8.0, 9.0, 5.0, 6.0, 8.0, 9.0]);
+    assert_eq!(
+        pool_batch(&b, Pool::Max, 2, 2, 1, 1, 0, 0).data,
+        vec![5.0, 6.0, 8.0, 9.0, 5.0, 6.0, 8.0, 9.0]
+    );
     assert_eq!(global_avg_pool_batch(&b), vec![5.0, 5.0]);
 }
