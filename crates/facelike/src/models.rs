@@ -93,6 +93,23 @@ pub enum ModelError {
     },
     #[error(transparent)]
     Format(#[from] facelike_dat::DatError),
+    /// The file parses as a dlib network, but not the one asked for.
+    #[error("{path} is not {expected}: {detail}", path = path.display())]
+    WrongNetwork {
+        path: PathBuf,
+        expected: &'static str,
+        detail: String,
+    },
+    /// The file does not parse as the model asked for: cut short, corrupt, or another model.
+    /// `detail` is the reader's message (with the byte offset) without the repeated path.
+    #[error("cannot read {path} as {expected} (is it truncated, corrupt or another model file?): {detail}", path = path.display())]
+    Unreadable {
+        path: PathBuf,
+        expected: &'static str,
+        detail: String,
+        #[source]
+        source: facelike_dat::DatError,
+    },
     #[error("{path}: {message}", path = path.display())]
     Unexpected { path: PathBuf, message: String },
 }

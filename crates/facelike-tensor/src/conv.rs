@@ -1,0 +1,391 @@
+//! 2-D convolution: im2col built a few output rows at a time, multiplied with `gemm`.
+
+use crate::{BatchTensor, Tensor};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// A 2-D convolution layer (cross-correlation, as dlib's `con_`).
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub out_channels: usize,
+    pub in_channels: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride_y: usize,
+    pub stride_x: usize,
+    pub pad_y: usize,
+    pub pad_x: usize,
+    /// `out × in × kh × kw` weights (dlib's layout).
+    pub weights: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// What happens to each convolution output after its sum, while the output is still in cache.
+///
+/// The order is dlib's: bias, then `residual` (dlib's `add_prev`), then ReLU.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// Added to the output. Laid out like the output (C × N × OH × OW) but may hold fewer
+    /// channels: it then covers the first `residual.len() / (N·OH·OW)` channels and the rest
+    /// get nothing added, which is dlib's zero-padded `add_prev` when only channels differ.
+    pub residual: Option<&'a [f32]>,
+    /// Clamp negative outputs to zero.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Just a ReLU.
+    pub const RELU: Epilogue<'static> = Epilogue {
+        residual: None,
+        relu: true,
+    };
+}
+
+/// Floats of im2col matrix built per GEMM call. Small enough that the column tile stays in the
+/// L2 cache while the GEMM reads it; large enough that each call amortises packing the weights.
+const TILE_FLOATS: usize = 96 * 1024;
+
+thread_local! {
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Raw output pointer shared by tiles that write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every tile writes a disjoint set of output elements (its own column range).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl Conv2d {
+    /// Output size along one axis: `1 + (in + 2·pad − k) / stride`, or 0 if the kernel does not fit.
+    pub fn out_size(input: usize, k: usize, stride: usize, pad: usize) -> usize {
+        if input + 2 * pad < k {
+            0
+        } else {
+            1 + (input + 2 * pad - k) / stride
+        }
+    }
+
+    /// Output height and width for an `h × w` input.
+    pub fn out_shape(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            Self::out_size(h, self.kh, self.stride_y, self.pad_y),
+            Self::out_size(w, self.kw, self.stride_x, self.pad_x),
+        )
+    }
+
+    /// Length of one filter: `in × kh × kw` (the GEMM's inner dimension).
+    pub fn filter_len(&self) -> usize {
+        self.in_channels * self.kh * self.kw
+    }
+
+    /// Floating-point operations (2 per multiply-add) for one `h × w` input.
+    pub fn flops(&self, h: usize, w: usize) -> u64 {
+        let (oh, ow) = self.out_shape(h, w);
+        2 * (self.out_channels * self.filter_len() * oh * ow) as u64
+    }
+
+    /// Folds a following per-channel affine layer `y = gamma·x + beta` into this layer's
+    /// weights and bias, as inference engines fold batch-norm: the result differs from
+    /// conv-then-affine only by float rounding.
+    pub fn fold_affine(&mut self, gamma: &[f32], beta: &[f32]) {
+        assert_eq!(gamma.len(), self.out_channels, "affine gamma length");
+        assert_eq!(beta.len(), self.out_channels, "affine beta length");
+        let len = self.filter_len();
+        for (o, filter) in self.weights.chunks_exact_mut(len).enumerate() {
+            for v in filter {
+                *v *= gamma[o];
+            }
+        }
+        let bias = (0..self.out_channels)
+            .map(|o| gamma[o] * self.bias.as_ref().map_or(0.0, |b| b[o]) + beta[o])
+            .collect();
+        self.bias = Some(bias);
+    }
+
+    /// Reference implementation: direct loops, accumulating in f32. The definition the fast
+    /// path is tested against.
+    pub fn forward_reference(&self, x: &Tensor) -> Tensor {
+        assert_eq!(x.c, self.in_channels, "conv input channels");
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = Tensor::zeros(self.out_channels, oh, ow);
+        for o in 0..self.out_channels {
+            let b = self.bias.as_ref().map_or(0.0, |b| b[o]);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0f32;
+                    for i in 0..self.in_channels {
+                        for ky in 0..self.kh {
+                            let iy = (oy * self.stride_y + ky) as isize - self.pad_y as isize;
+                            if iy < 0 || iy >= x.h as isize {
+                                continue;
+                            }
+                            for kx in 0..self.kw {
+                                let ix = (ox * self.stride_x + kx) as isize - self.pad_x as isize;
+                                if ix < 0 || ix >= x.w as isize {
+                                    continue;
+                                }
+                                let wv = self.weights
+                                    [((o * self.in_channels + i) * self.kh + ky) * self.kw + kx];
+                                acc += wv * x.at(i, iy as usize, ix as usize);
+                            }
+                        }
+                    }
+                    out.data[(o * oh + oy) * ow + ox] = acc + b;
+                }
+            }
+        }
+        out
+    }
+
+    /// The convolution (plus bias), on one thread.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_with(x, Epilogue::default())
+    }
+
+    /// The convolution followed by `epilogue`, on one thread.
+    pub fn forward_with(&self, x: &Tensor, epilogue: Epilogue<'_>) -> Tensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = Tensor::zeros(self.out_channels, oh, ow);
+        self.run(&x.data, x.c, 1, x.h, x.w, &mut out.data, epilogue, false);
+        out
+    }
+
+    /// Like [`forward_with`](Self::forward_with), with the output rows split across rayon's
+    /// threads: for one large input (a detector's image pyramid) on several cores.
+    pub fn forward_par(&self, x: &Tensor, epilogue: Epilogue<'_>) -> Tensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = Tensor::zeros(self.out_channels, oh, ow);
+        self.run(&x.data, x.c, 1, x.h, x.w, &mut out.data, epilogue, true);
+        out
+    }
+
+    /// The convolution of every sample of a batch followed by `epilogue`, on one thread.
+    pub fn forward_batch(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = BatchTensor::zeros(self.out_channels, x.n, oh, ow);
+        self.run(&x.data, x.c, x.n, x.h, x.w, &mut out.data, epilogue, false);
+        out
+    }
+
+    /// im2col + GEMM over tiles of whole output rows; `x` and `out` are C × N × H × W.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        x: &[f32],
+        c: usize,
+        n: usize,
+        h: usize,
+        w: usize,
+        out: &mut [f32],
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) {
+        assert_eq!(c, self.in_channels, "conv input channels");
+        assert_eq!(x.len(), c * n * h * w, "conv input size");
+        assert_eq!(
+            self.weights.len(),
+            self.out_channels * self.filter_len(),
+            "conv weight count"
+        );
+        let (oh, ow) = self.out_shape(h, w);
+        let cols_total = n * oh * ow;
+        assert_eq!(
+            out.len(),
+            self.out_channels * cols_total,
+            "conv output size"
+        );
+        if let Some(r) = epilogue.residual {
+            assert!(
+                cols_total > 0 && r.len() % cols_total == 0 && r.len() <= out.len(),
+                "residual must be a channel prefix of the output"
+            );
+        }
+        if cols_total == 0 || self.out_channels == 0 {
+            return;
+        }
+        let k = self.filter_len();
+        if k == 0 {
+            let dst = OutPtr(out.as_mut_ptr());
+            self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
+            return;
+        }
+        let dst = OutPtr(out.as_mut_ptr());
+        // A 1×1 stride-1 unpadded convolution reads its input as the column matrix directly.
+        if self.kh == 1 && self.kw == 1 && self.stride_x == 1 && self.stride_y == 1 {
+            if self.pad_x == 0 && self.pad_y == 0 {
+                unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total) };
+                self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
+                return;
+            }
+        }
+        let rows_total = n * oh;
+        let rows_per_tile = (TILE_FLOATS / (k * ow)).clamp(1, rows_total);
+        let tiles = rows_total.div_ceil(rows_per_tile);
+        let do_tile = |t: usize| {
+            let r0 = t * rows_per_tile;
+            let r1 = (r0 + rows_per_tile).min(rows_total);
+            let cols = (r1 - r0) * ow;
+            COLUMNS.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                if buf.len() < k * cols {
+                    buf.resize(k * cols, 0.0);
+                }
+                let col = &mut buf[..k * cols];
+                self.im2col(x, n, h, w, oh, ow, r0, r1, col);
+                // SAFETY: `dst` spans OC × cols_total floats; this tile writes columns
+                // r0·ow..r1·ow of each row, which no other tile touches.
+                unsafe { self.gemm_tile(dst, cols_total, r0 * ow, cols, col.as_ptr(), cols) };
+            });
+            self.finish_tile(dst, cols_total, r0 * ow, cols, epilogue);
+        };
+        if parallel && tiles > 1 {
+            (0..tiles).into_par_iter().for_each(do_tile);
+        } else {
+            (0..tiles).for_each(do_tile);
+        }
+    }
+
+    /// `out[:, col0..col0+cols] = W · columns`, where `columns` is `k × cols` with row stride
+    /// `rhs_rs`.
+    ///
+    /// # Safety
+    /// `dst` must point to `out_channels × cols_total` floats, `rhs` to a `k × cols` matrix
+    /// with row stride `rhs_rs`, and no other thread may write the same columns.
+    unsafe fn gemm_tile(
+        &self,
+        dst: OutPtr,
+        cols_total: usize,
+        col0: usize,
+        cols: usize,
+        rhs: *const f32,
+        rhs_rs: usize,
+    ) {
+        let k = self.filter_len();
+        gemm::gemm(
+            self.out_channels,
+            cols,
+            k,
+            dst.0.add(col0),
+            1,
+            cols_total as isize,
+            false,
+            self.weights.as_ptr(),
+            1,
+            k as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+
+    /// Applies bias and `epilogue` to columns `col0..col0+cols` of every output channel.
+    fn finish_tile(
+        &self,
+        dst: OutPtr,
+        cols_total: usize,
+        col0: usize,
+        cols: usize,
+        epilogue: Epilogue<'_>,
+    ) {
+        let residual_channels = epilogue.residual.map_or(0, |r| r.len() / cols_total);
+        for o in 0..self.out_channels {
+            // SAFETY: as in `gemm_tile`: this row segment belongs to this tile alone.
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(dst.0.add(o * cols_total + col0), cols) };
+            let b = self.bias.as_ref().map_or(0.0, |b| b[o]);
+            let res = epilogue
+                .residual
+                .filter(|_| o < residual_channels)
+                .map(|r| &r[o * cols_total + col0..o * cols_total + col0 + cols]);
+            match (res, epilogue.relu) {
+                (Some(r), true) => {
+                    for (v, r) in row.iter_mut().zip(r) {
+                        *v = (*v + b + *r).max(0.0);
+                    }
+                }
+                (Some(r), false) => {
+                    for (v, r) in row.iter_mut().zip(r) {
+                        *v = *v + b + *r;
+                    }
+                }
+                (None, true) => {
+                    for v in row.iter_mut() {
+                        *v = (*v + b).max(0.0);
+                    }
+                }
+                (None, false) => {
+                    if b != 0.0 {
+                        for v in row.iter_mut() {
+                            *v += b;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Builds the `k × cols` column matrix for output rows `r0..r1`, where output row `r`
+    /// is row `r % oh` of sample `r / oh`. Row `(c·kh + ky)·kw + kx` of the matrix holds the
+    /// input values that filter tap meets; outside the input they are zero.
+    #[allow(clippy::too_many_arguments)]
+    fn im2col(
+        &self,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        r0: usize,
+        r1: usize,
+        col: &mut [f32],
+    ) {
+        let cols = (r1 - r0) * ow;
+        let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
+        let mut dst_rows = col.chunks_exact_mut(cols);
+        for c in 0..self.in_channels {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let dst_row = dst_rows.next().expect("column matrix has k rows");
+                    // Output columns whose tap lands inside the input: ix = ox·sx + kx − px.
+                    let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
+                    let hi = if w + px > kx {
+                        ((w + px - kx - 1) / sx + 1).clamp(lo, ow)
+                    } else {
+                        lo
+                    };
+                    for (r, seg) in (r0..r1).zip(dst_row.chunks_exact_mut(ow)) {
+                        let (b, oy) = (r / oh, r % oh);
+                        let iy = (oy * sy + ky) as isize - py as isize;
+                        if iy < 0 || iy >= h as isize {
+                            seg.fill(0.0);
+                            continue;
+                        }
+                        let src = &x[((c * n + b) * h + iy as usize) * w..][..w];
+                        seg[..lo].fill(0.0);
+                        seg[hi..].fill(0.0);
+                        if hi > lo {
+                            let first = lo * sx + kx - px;
+                            if sx == 1 {
+                                seg[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                            } else {
+                                for (d, s) in
+                                    seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sx))
+                                {
+                                    *d = *s;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

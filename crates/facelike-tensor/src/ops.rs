@@ -1,0 +1,194 @@
+//! Element-wise and pooling layers: affine, ReLU, max/average pooling, global average and
+//! dlib's zero-padding residual add.
+
+use crate::{BatchTensor, Conv2d, Tensor};
+
+/// `y = gamma[c]·x + beta[c]` per channel, optionally followed by ReLU.
+pub fn affine_inplace(x: &mut Tensor, gamma: &[f32], beta: &[f32], relu: bool) {
+    let hw = x.h * x.w;
+    for c in 0..x.c {
+        let (g, b) = (gamma[c], beta[c]);
+        for v in &mut x.data[c * hw..(c + 1) * hw] {
+            let y = g * *v + b;
+            *v = if relu { y.max(0.0) } else { y };
+        }
+    }
+}
+
+/// `max(0, x)` on every element.
+pub fn relu_inplace(x: &mut Tensor) {
+    for v in &mut x.data {
+        *v = v.max(0.0);
+    }
+}
+
+/// Pooling kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    Max,
+    Avg,
+}
+
+/// Pools `planes` consecutive H×W planes into OH×OW planes (dlib's windows: placed at
+/// `o·stride − pad`, clipped to the plane; the average divides by the clipped window's size).
+#[allow(clippy::too_many_arguments)]
+fn pool_planes(
+    x: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    kind: Pool,
+    kh: usize,
+    kw: usize,
+    stride_y: usize,
+    stride_x: usize,
+    pad_y: usize,
+    pad_x: usize,
+) -> (Vec<f32>, usize, usize) {
+    let oh = Conv2d::out_size(h, kh, stride_y, pad_y);
+    let ow = Conv2d::out_size(w, kw, stride_x, pad_x);
+    let mut out = vec![0f32; planes * oh * ow];
+    // Window bounds depend only on the output coordinate: compute them once per axis.
+    let bounds = |o: usize, stride: usize, pad: usize, k: usize, len: usize| {
+        let start = (o * stride) as isize - pad as isize;
+        let a = start.max(0) as usize;
+        let b = ((start + k as isize).max(0) as usize).min(len);
+        (a, b.max(a))
+    };
+    let ys: Vec<(usize, usize)> = (0..oh).map(|o| bounds(o, stride_y, pad_y, kh, h)).collect();
+    let xs: Vec<(usize, usize)> = (0..ow).map(|o| bounds(o, stride_x, pad_x, kw, w)).collect();
+    for p in 0..planes {
+        let src = &x[p * h * w..(p + 1) * h * w];
+        let dst = &mut out[p * oh * ow..(p + 1) * oh * ow];
+        for (oy, &(ya, yb)) in ys.iter().enumerate() {
+            for (ox, &(xa, xb)) in xs.iter().enumerate() {
+                let v = match kind {
+                    Pool::Max => {
+                        let mut m = f32::NEG_INFINITY;
+                        for row in src[ya * w..yb * w].chunks_exact(w) {
+                            for &v in &row[xa..xb] {
+                                m = m.max(v);
+                            }
+                        }
+                        m
+                    }
+                    Pool::Avg => {
+                        let mut s = 0f32;
+                        for row in src[ya * w..yb * w].chunks_exact(w) {
+                            for &v in &row[xa..xb] {
+                                s += v;
+                            }
+                        }
+                        s / ((yb - ya) * (xb - xa)).max(1) as f32
+                    }
+                };
+                dst[oy * ow + ox] = v;
+            }
+        }
+    }
+    (out, oh, ow)
+}
+
+/// dlib's pooling: window `k` at `stride`, `pad`; windows are clipped to the image and the
+/// average divides by the clipped window's size.
+#[allow(clippy::too_many_arguments)]
+pub fn pool(
+    x: &Tensor,
+    kind: Pool,
+    kh: usize,
+    kw: usize,
+    stride_y: usize,
+    stride_x: usize,
+    pad_y: usize,
+    pad_x: usize,
+) -> Tensor {
+    let (data, oh, ow) = pool_planes(
+        &x.data, x.c, x.h, x.w, kind, kh, kw, stride_y, stride_x, pad_y, pad_x,
+    );
+    Tensor::from_vec(x.c, oh, ow, data)
+}
+
+/// [`pool`] applied to every sample of a batch.
+#[allow(clippy::too_many_arguments)]
+pub fn pool_batch(
+    x: &BatchTensor,
+    kind: Pool,
+    kh: usize,
+    kw: usize,
+    stride_y: usize,
+    stride_x: usize,
+    pad_y: usize,
+    pad_x: usize,
+) -> BatchTensor {
+    let (data, oh, ow) = pool_planes(
+        &x.data,
+        x.c * x.n,
+        x.h,
+        x.w,
+        kind,
+        kh,
+        kw,
+        stride_y,
+        stride_x,
+        pad_y,
+        pad_x,
+    );
+    BatchTensor::from_vec(x.c, x.n, oh, ow, data)
+}
+
+/// Mean over each whole channel plane (dlib's `avg_pool_everything`): a C-vector.
+pub fn global_avg_pool(x: &Tensor) -> Vec<f32> {
+    let hw = (x.h * x.w) as f32;
+    (0..x.c)
+        .map(|c| x.plane(c).iter().sum::<f32>() / hw)
+        .collect()
+}
+
+/// [`global_avg_pool`] for every sample: a C × N matrix (row-major, channel-major like the batch).
+pub fn global_avg_pool_batch(x: &BatchTensor) -> Vec<f32> {
+    let hw = x.h * x.w;
+    x.data
+        .chunks_exact(hw.max(1))
+        .map(|p| p.iter().sum::<f32>() / hw as f32)
+        .collect()
+}
+
+/// dlib's `add_prev` for tensors of different shapes: the result has the larger of each
+/// dimension; each input contributes where it has data, elsewhere counts as zero.
+pub fn add_zero_padded(a: &Tensor, b: &Tensor) -> Tensor {
+    let (c, h, w) = (a.c.max(b.c), a.h.max(b.h), a.w.max(b.w));
+    let mut out = Tensor::zeros(c, h, w);
+    for src in [a, b] {
+        for ch in 0..src.c {
+            for y in 0..src.h {
+                let o = (ch * h + y) * w;
+                let s = (ch * src.h + y) * src.w;
+                for x in 0..src.w {
+                    out.data[o + x] += src.data[s + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`add_zero_padded`] sample by sample; both batches must hold the same number of samples.
+pub fn add_zero_padded_batch(a: &BatchTensor, b: &BatchTensor) -> BatchTensor {
+    assert_eq!(a.n, b.n, "add_zero_padded_batch: batch sizes differ");
+    let (c, n, h, w) = (a.c.max(b.c), a.n, a.h.max(b.h), a.w.max(b.w));
+    let mut out = BatchTensor::zeros(c, n, h, w);
+    for src in [a, b] {
+        for ch in 0..src.c {
+            for i in 0..n {
+                let sp = src.plane(ch, i);
+                let dp = out.plane_mut(ch, i);
+                for (srow, drow) in sp.chunks_exact(src.w).zip(dp.chunks_exact_mut(w)) {
+                    for (d, s) in drow.iter_mut().zip(srow) {
+                        *d += *s;
+                    }
+                }
+            }
+        }
+    }
+    out
+}

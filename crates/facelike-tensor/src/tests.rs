@@ -1,0 +1,180 @@
+use super::*;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so the tests need no rand crate.
+fn noise(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    oc: usize,
+    ic: usize,
+    kh: usize,
+    kw: usize,
+    sy: usize,
+    sx: usize,
+    py: usize,
+    px: usize,
+    bias: bool,
+    seed: u64,
+) -> Conv2d {
+    Conv2d {
+        out_channels: oc,
+        in_channels: ic,
+        kh,
+        kw,
+        stride_y: sy,
+        stride_x: sx,
+        pad_y: py,
+        pad_x: px,
+        weights: noise(oc * ic * kh * kw, seed),
+        bias: bias.then(|| noise(oc, seed + 1)),
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn conv_matches_hand_computed_values() {
+    // 1 input channel 3x3, one 2x2 filter, stride 1, no pad.
+    let x = Tensor::from_vec(1, 3, 3, (1..=9).map(|v| v as f32).collect());
+    let conv = Conv2d {
+        out_channels: 1,
+        in_channels: 1,
+        kh: 2,
+        kw: 2,
+        stride_y: 1,
+        stride_x: 1,
+        pad_y: 0,
+        pad_x: 0,
+        weights: vec![1.0, 0.0, 0.0, -1.0],
+        bias: Some(vec![0.5]),
+    };
+    let expected = vec![
+        1.0 - 5.0 + 0.5,
+        2.0 - 6.0 + 0.5,
+        4.0 - 8.0 + 0.5,
+        5.0 - 9.0 + 0.5,
+    ];
+    let y = conv.forward_reference(&x);
+    assert_eq!((y.h, y.w), (2, 2));
+    assert_eq!(y.data, expected);
+    assert_eq!(conv.forward(&x).data, expected);
+}
+
+#[test]
+fn fast_conv_matches_reference_on_many_shapes() {
+    // (oc, ic, kh, kw, sy, sx, py, px, h, w): odd/even kernels, strides 1–3, pads larger
+    // and smaller than the kernel, inputs smaller than the kernel, the ResNet's and MMOD's layers.
+    let cases = [
+        (32, 3, 7, 7, 2, 2, 0, 0, 150, 150),
+        (16, 3, 5, 5, 2, 2, 0, 0, 61, 47),
+        (8, 16, 5, 5, 1, 1, 2, 2, 33, 29),
+        (64, 32, 3, 3, 2, 2, 0, 0, 35, 35),
+        (24, 24, 3, 3, 1, 1, 1, 1, 17, 17),
+        (20, 12, 3, 3, 1, 1, 1, 1, 1, 1),
+        (20, 12, 3, 3, 2, 2, 0, 0, 4, 4),
+        (5, 4, 1, 1, 1, 1, 0, 0, 9, 7),
+        (5, 4, 1, 1, 1, 1, 1, 1, 9, 7),
+        (7, 3, 2, 4, 3, 2, 1, 3, 11, 13),
+        (3, 2, 9, 9, 1, 1, 4, 4, 5, 6),
+        (4, 2, 3, 3, 1, 1, 0, 0, 2, 2),
+    ];
+    for (i, &(oc, ic, kh, kw, sy, sx, py, px, h, w)) in cases.iter().enumerate() {
+        let layer = conv(oc, ic, kh, kw, sy, sx, py, px, i % 2 == 0, i as u64);
+        let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 100 + i as u64));
+        let want = layer.forward_reference(&x);
+        let got = layer.forward(&x);
+        assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "case {i}");
+        let tol = 1e-5 * (ic * kh * kw) as f32;
+        let err = max_abs_diff(&got.data, &want.data);
+        assert!(err <= tol, "case {i}: max diff {err} > {tol}");
+        let par = layer.forward_par(&x, Epilogue::default());
+        assert_eq!(par.data, got.data, "case {i}: parallel differs");
+    }
+}
+
+#[test]
+fn batched_conv_with_residual_and_relu_matches_per_sample_reference() {
+    let layer = conv(12, 6, 3, 3, 1, 1, 1, 1, true, 7);
+    let samples: Vec<Tensor> = (0..3)
+        .map(|i| Tensor::from_vec(6, 9, 8, noise(6 * 9 * 8, 20 + i)))
+        .collect();
+    let batch = BatchTensor::stack(&samples);
+    // The residual covers 5 of the 12 output channels: dlib's channel zero-padding.
+    let residual = noise(5 * 3 * 9 * 8, 99);
+    let out = layer.forward_batch(
+        &batch,
+        Epilogue {
+            residual: Some(&residual),
+            relu: true,
+        },
+    );
+    assert_eq!((out.c, out.n, out.h, out.w), (12, 3, 9, 8));
+    let res = BatchTensor::from_vec(5, 3, 9, 8, residual.clone());
+    for (i, s) in samples.iter().enumerate() {
+        let mut want = add_zero_padded(&layer.forward_reference(s), &res.sample(i));
+        relu_inplace(&mut want);
+        let err = max_abs_diff(&out.sample(i).data, &want.data);
+        assert!(err < 1e-4, "sample {i}: {err}");
+    }
+}
+
+#[test]
+fn folding_an_affine_layer_matches_applying_it() {
+    let mut layer = conv(6, 4, 3, 3, 1, 1, 1, 1, true, 3);
+    let x = Tensor::from_vec(4, 10, 10, noise(400, 4));
+    let gamma = noise(6, 5);
+    let beta = noise(6, 6);
+    let mut want = layer.forward_reference(&x);
+    affine_inplace(&mut want, &gamma, &beta, true);
+    layer.fold_affine(&gamma, &beta);
+    let got = layer.forward_with(&x, Epilogue::RELU);
+    assert!(max_abs_diff(&got.data, &want.data) < 1e-5);
+}
+
+#[test]
+fn zero_padded_add_matches_dlib_semantics() {
+    let a = Tensor::from_vec(1, 2, 2, vec![1.0, 2.0, 3.0, 4.0]);
+    let b = Tensor::from_vec(2, 1, 1, vec![10.0, 20.0]);
+    let s = add_zero_padded(&a, &b);
+    assert_eq!((s.c, s.h, s.w), (2, 2, 2));
+    assert_eq!(s.data, vec![11.0, 2.0, 3.0, 4.0, 20.0, 0.0, 0.0, 0.0]);
+    let sb = add_zero_padded_batch(&BatchTensor::from_tensor(a), &BatchTensor::from_tensor(b));
+    assert_eq!(sb.into_tensor(), s);
+}
+
+#[test]
+fn pooling() {
+    let x = Tensor::from_vec(1, 3, 3, (1..=9).map(|v| v as f32).collect());
+    assert_eq!(pool(&x, Pool::Max, 3, 3, 2, 2, 0, 0).data, vec![9.0]);
+    assert_eq!(pool(&x, Pool::Avg, 2, 2, 2, 2, 0, 0).data, vec![3.0]);
+    // Padded windows are clipped: the corner window covers 1,2,4,5.
+    assert_eq!(
+        pool(&x, Pool::Avg, 3, 3, 2, 2, 1, 1).data,
+        vec![3.0, 4.0, 6.0, 7.0]
+    );
+    assert_eq!(global_avg_pool(&x), vec![5.0]);
+    let b = BatchTensor::stack(&[x.clone(), x]);
+    assert_eq!(
+        pool_batch(&b, Pool::Max, 2, 2, 1, 1, 0, 0).data,
+        vec![5.0, 6.0, 8.0, 9.0, 5.0, 6.0, 8.0, 9.0]
+    );
+    assert_eq!(global_avg_pool_batch(&b), vec![5.0, 5.0]);
+}

@@ -1,0 +1,598 @@
+//! dlib's face descriptor network (`dlib_face_recognition_resnet_model_v1.dat`): a 150×150
+//! face chip in, a 128-D [`Descriptor`] out, equal to dlib's to about 1e-6.
+//!
+//! The network is dlib's "ResNet-29" (dlib-spec.md §3.1): a 7×7/2 stem with max pooling,
+//! fourteen residual blocks whose down-sampling blocks add an average-pooled shortcut
+//! *zero-padded* to the block's channels (and, at the 256-filter level, to its size), a global
+//! average and a 256→128 linear layer. The file does not name its layer types' roles (tags and
+//! skips are anonymous), so [`DescriptorNet::from_bytes`] walks the parsed layers against this
+//! architecture and reports the first layer that does not fit.
+//!
+//! Inference folds each affine layer into the convolution before it and runs whole batches of
+//! chips as single GEMMs per layer (see `facelike_tensor::BatchTensor`); the residual add and
+//! ReLU happen while a layer's output is still in cache.
+
+use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
+use crate::models::{read_model, Model, ModelError};
+use facelike_dat::dnn::{parse_dnn, DnnFile, InputLayer, Layer, LossLayer};
+use facelike_dat::DatReader;
+use facelike_image::RgbImage;
+use facelike_tensor::{
+    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, Epilogue, Pool,
+};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// Side of the square face chip the network takes.
+pub const CHIP_SIZE: usize = 150;
+
+/// What the network is called in error messages.
+const NETWORK_NAME: &str = "dlib's face recognition ResNet";
+
+/// Filters of the stem convolution.
+const STEM_FILTERS: usize = 32;
+/// The residual blocks, input side first: (filters, down-sampling).
+const BLOCKS: [(usize, bool); 14] = [
+    (32, false),
+    (32, false),
+    (32, false),
+    (64, true),
+    (64, false),
+    (64, false),
+    (64, false),
+    (128, true),
+    (128, false),
+    (128, false),
+    (256, true),
+    (256, false),
+    (256, false),
+    (256, true),
+];
+
+/// Most chips run through the network together on one thread: enough columns for the late
+/// 4×4 and 2×2 layers to fill the GEMM kernels, few enough that the early activations stay
+/// within the last-level cache.
+const MAX_CHIPS_PER_PASS: usize = 8;
+
+/// A face chip that is not 150×150.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("face chip {index} is {width}x{height} pixels; the face descriptor network takes exactly {CHIP_SIZE}x{CHIP_SIZE} chips")]
+pub struct ChipSizeError {
+    /// Position of the chip in the batch (0 for a single chip).
+    pub index: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// One residual block: `relu(conv2(relu(conv1(x))) ⊕ shortcut(x))`, with each affine layer
+/// already folded into the convolution before it.
+#[derive(Clone, Debug)]
+struct ResBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    /// Down-sampling block: the shortcut is a 2×2 stride-2 average pool of the input.
+    down: bool,
+}
+
+/// dlib's ResNet face descriptor network, ready to run on CPU.
+#[derive(Clone, Debug)]
+pub struct DescriptorNet {
+    /// Mean R, G, B subtracted from the chip before dividing by 256.
+    avg: [f32; 3],
+    stem: Conv2d,
+    blocks: Vec<ResBlock>,
+    /// `256 × 128` row-major: `out[o] = Σ_i x[i]·fc[i·128 + o]` (no bias).
+    fc: Vec<f32>,
+}
+
+/// Walks the flat layer list, naming the layer index in every mismatch.
+struct LayerCursor<'a> {
+    layers: &'a [Layer],
+    pos: usize,
+    path: &'a Path,
+}
+
+fn describe(layer: &Layer) -> String {
+    match layer {
+        Layer::TagOrSkip => "a tag or skip layer".into(),
+        Layer::Conv {
+            num_filters,
+            nr,
+            nc,
+            stride_y,
+            stride_x,
+            pad_y,
+            pad_x,
+            ..
+        } => format!(
+            "a {nr}x{nc} convolution with {num_filters} filters, stride {stride_y}x{stride_x}, padding {pad_y}x{pad_x}"
+        ),
+        Layer::Fc {
+            num_outputs,
+            num_inputs,
+            has_bias,
+            ..
+        } => format!(
+            "a fully connected layer {num_inputs}->{num_outputs} ({})",
+            if *has_bias { "with bias" } else { "no bias" }
+        ),
+        Layer::Affine {
+            gamma, per_channel, ..
+        } => format!(
+            "an affine layer over {} {}",
+            gamma.len(),
+            if *per_channel { "channels" } else { "elements" }
+        ),
+        Layer::Relu { .. } => "a relu layer".into(),
+        Layer::AddPrev => "an add_prev layer".into(),
+        Layer::MaxPool {
+            nr, nc, stride_y, ..
+        } => format!("a {nr}x{nc} max pool with stride {stride_y}"),
+        Layer::AvgPool {
+            nr, nc, stride_y, ..
+        } => format!("a {nr}x{nc} average pool with stride {stride_y}"),
+    }
+}
+
+impl<'a> LayerCursor<'a> {
+    fn wrong(&self, expected: impl Into<String>) -> ModelError {
+        let found = self
+            .layers
+            .get(self.pos)
+            .map_or_else(|| "the end of the network".to_string(), describe);
+        ModelError::WrongNetwork {
+            path: self.path.to_path_buf(),
+            expected: NETWORK_NAME,
+            detail: format!(
+                "layer {} (counting from the input, of {}) is {found}; expected {}",
+                self.pos,
+                self.layers.len(),
+                expected.into()
+            ),
+        }
+    }
+
+    fn next(&mut self) -> Option<&'a Layer> {
+        let l = self.layers.get(self.pos);
+        self.pos += 1;
+        l
+    }
+
+    /// A `k×k` convolution with `filters` filters over `in_channels`, at `stride` with
+    /// dlib's default padding (k/2 at stride 1, else 0), followed by its affine layer, folded.
+    fn conv_affine(
+        &mut self,
+        in_channels: usize,
+        filters: usize,
+        k: usize,
+        stride: usize,
+    ) -> Result<Conv2d, ModelError> {
+        let pad = if stride == 1 { k / 2 } else { 0 };
+        let expected = format!(
+            "a {k}x{k} convolution with {filters} filters over {in_channels} channels, stride {stride}x{stride}, padding {pad}x{pad}"
+        );
+        let at = self.pos;
+        let mut conv = match self.next() {
+            Some(Layer::Conv {
+                num_filters,
+                nr,
+                nc,
+                stride_y,
+                stride_x,
+                pad_y,
+                pad_x,
+                params,
+                use_bias,
+                use_relu: false,
+            }) if *num_filters == filters
+                && (*nr, *nc) == (k, k)
+                && (*stride_y, *stride_x) == (stride, stride)
+                && (*pad_y, *pad_x) == (pad, pad)
+                && params.data.len()
+                    == filters * in_channels * k * k + if *use_bias { filters } else { 0 } =>
+            {
+                let n_weights = filters * in_channels * k * k;
+                Conv2d {
+                    out_channels: filters,
+                    in_channels,
+                    kh: k,
+                    kw: k,
+                    stride_y: stride,
+                    stride_x: stride,
+                    pad_y: pad,
+                    pad_x: pad,
+                    weights: params.data[..n_weights].to_vec(),
+                    bias: use_bias.then(|| params.data[n_weights..].to_vec()),
+                }
+            }
+            _ => {
+                self.pos = at;
+                return Err(self.wrong(expected));
+            }
+        };
+        let at = self.pos;
+        match self.next() {
+            Some(Layer::Affine {
+                gamma,
+                beta,
+                per_channel: true,
+                disabled,
+            }) if gamma.len() == filters && beta.len() == filters => {
+                if !disabled {
+                    conv.fold_affine(gamma, beta);
+                }
+            }
+            _ => {
+                self.pos = at;
+                return Err(self.wrong(format!(
+                    "a per-channel affine layer over {filters} channels"
+                )));
+            }
+        }
+        Ok(conv)
+    }
+
+    fn relu(&mut self) -> Result<(), ModelError> {
+        match self.layers.get(self.pos) {
+            Some(Layer::Relu { disabled: false }) => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.wrong("an enabled relu layer")),
+        }
+    }
+
+    fn tag_or_skip(&mut self) -> Result<(), ModelError> {
+        match self.layers.get(self.pos) {
+            Some(Layer::TagOrSkip) => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.wrong("a tag or skip layer")),
+        }
+    }
+
+    fn add_prev(&mut self) -> Result<(), ModelError> {
+        match self.layers.get(self.pos) {
+            Some(Layer::AddPrev) => {
+                self.pos += 1;
+                Ok(())
+            }
+            _ => Err(self.wrong("an add_prev layer (the residual sum)")),
+        }
+    }
+
+    fn pool(&mut self, max: bool, k: usize, stride: usize) -> Result<(), ModelError> {
+        let ok = match self.layers.get(self.pos) {
+            Some(Layer::MaxPool {
+                nr,
+                nc,
+                stride_y,
+                stride_x,
+                pad_y,
+                pad_x,
+            }) if max => {
+                (*nr, *nc, *stride_y, *stride_x, *pad_y, *pad_x) == (k, k, stride, stride, 0, 0)
+            }
+            Some(Layer::AvgPool {
+                nr,
+                nc,
+                stride_y,
+                stride_x,
+                pad_y,
+                pad_x,
+            }) if !max => {
+                (*nr, *nc, *pad_y, *pad_x) == (k, k, 0, 0)
+                    // The whole-plane average ignores its stride.
+                    && (k == 0 || (*stride_y, *stride_x) == (stride, stride))
+            }
+            _ => false,
+        };
+        if ok {
+            self.pos += 1;
+            Ok(())
+        } else if k == 0 {
+            Err(self.wrong("a whole-plane average pool (avg_pool_everything)"))
+        } else {
+            Err(self.wrong(format!(
+                "a {k}x{k} {} pool with stride {stride} and no padding",
+                if max { "max" } else { "average" }
+            )))
+        }
+    }
+}
+
+impl DescriptorNet {
+    /// Loads `dlib_face_recognition_resnet_model_v1.dat` from `models_dir`.
+    pub fn load(models_dir: &Path) -> Result<Self, ModelError> {
+        let (path, bytes) = read_model(models_dir, Model::FaceRecognitionResnet)?;
+        Self::from_bytes(&bytes, &path)
+    }
+
+    /// Builds the network from the bytes of a model file; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
+        let mut reader = DatReader::new(bytes, path);
+        let file = parse_dnn(&mut reader).map_err(|source| {
+            let message = source.to_string();
+            let prefix = format!("{}: ", path.display());
+            ModelError::Unreadable {
+                path: path.to_path_buf(),
+                expected: NETWORK_NAME,
+                detail: message
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&message)
+                    .to_string(),
+                source,
+            }
+        })?;
+        Self::from_dnn(&file, path)
+    }
+
+    fn from_dnn(file: &DnnFile, path: &Path) -> Result<Self, ModelError> {
+        let wrong = |detail: String| ModelError::WrongNetwork {
+            path: path.to_path_buf(),
+            expected: NETWORK_NAME,
+            detail,
+        };
+        let avg = match &file.input {
+            InputLayer::RgbSized { avg, nr, nc }
+                if (*nr, *nc) == (CHIP_SIZE as u64, CHIP_SIZE as u64) =>
+            {
+                *avg
+            }
+            InputLayer::RgbSized { nr, nc, .. } => {
+                return Err(wrong(format!(
+                    "its input is a {nr}x{nc} RGB image; expected {CHIP_SIZE}x{CHIP_SIZE}"
+                )))
+            }
+            InputLayer::RgbPyramid { .. } => {
+                return Err(wrong(format!(
+                    "its input is an RGB image pyramid (a detector); expected a {CHIP_SIZE}x{CHIP_SIZE} RGB image"
+                )))
+            }
+        };
+        if !matches!(file.loss, LossLayer::Metric { .. }) {
+            return Err(wrong(
+                "its loss layer is not loss_metric (it is not a metric-learning network)".into(),
+            ));
+        }
+        let mut cur = LayerCursor {
+            layers: &file.layers,
+            pos: 0,
+            path,
+        };
+        let stem = cur.conv_affine(3, STEM_FILTERS, 7, 2)?;
+        cur.relu()?;
+        cur.pool(true, 3, 2)?;
+        let mut channels = STEM_FILTERS;
+        let mut blocks = Vec::with_capacity(BLOCKS.len());
+        for (filters, down) in BLOCKS {
+            cur.tag_or_skip()?;
+            let conv1 = cur.conv_affine(channels, filters, 3, if down { 2 } else { 1 })?;
+            cur.relu()?;
+            let conv2 = cur.conv_affine(filters, filters, 3, 1)?;
+            if down {
+                cur.tag_or_skip()?;
+                cur.tag_or_skip()?;
+                cur.pool(false, 2, 2)?;
+            } else {
+                debug_assert_eq!(filters, channels, "identity shortcut needs equal channels");
+            }
+            cur.add_prev()?;
+            cur.relu()?;
+            blocks.push(ResBlock { conv1, conv2, down });
+            channels = filters;
+        }
+        cur.pool(false, 0, 1)?;
+        let fc = match cur.next() {
+            Some(Layer::Fc {
+                num_outputs,
+                num_inputs,
+                params,
+                has_bias: false,
+            }) if *num_outputs == DESCRIPTOR_LEN && *num_inputs == channels => {
+                params.data[..channels * DESCRIPTOR_LEN].to_vec()
+            }
+            _ => {
+                cur.pos -= 1;
+                return Err(cur.wrong(format!(
+                    "a fully connected layer {channels}->{DESCRIPTOR_LEN} without bias"
+                )));
+            }
+        };
+        if cur.pos != file.layers.len() {
+            return Err(cur.wrong("the end of the network after the fully connected layer"));
+        }
+        Ok(DescriptorNet {
+            avg,
+            stem,
+            blocks,
+            fc,
+        })
+    }
+
+    /// The descriptor of one 150×150 face chip (dlib's `compute_face_descriptor(chip)`),
+    /// not normalised.
+    pub fn compute(&self, chip: &RgbImage) -> Result<Descriptor, ChipSizeError> {
+        check_chip(0, chip)?;
+        Ok(self.forward(std::slice::from_ref(chip))[0])
+    }
+
+    /// Descriptors of many chips, in order: groups of chips run as batches, spread over
+    /// rayon's threads.
+    pub fn compute_batch(&self, chips: &[RgbImage]) -> Result<Vec<Descriptor>, ChipSizeError> {
+        for (i, chip) in chips.iter().enumerate() {
+            check_chip(i, chip)?;
+        }
+        if chips.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Give every thread work even for small batches.
+        let per_pass = chips
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .clamp(1, MAX_CHIPS_PER_PASS);
+        Ok(chips
+            .par_chunks(per_pass)
+            .flat_map_iter(|group| self.forward(group))
+            .collect())
+    }
+
+    /// Floating-point operations (2 per multiply-add) of the convolutions and the linear
+    /// layer for one face, from the layer shapes of the architecture.
+    pub fn flops_per_face() -> u64 {
+        let conv_flops = |inp: usize, filters: usize, k: usize, stride: usize, size: usize| {
+            let pad = if stride == 1 { k / 2 } else { 0 };
+            let out = Conv2d::out_size(size, k, stride, pad);
+            (2 * filters * inp * k * k * out * out) as u64
+        };
+        let mut flops = conv_flops(3, STEM_FILTERS, 7, 2, CHIP_SIZE);
+        let mut size = Conv2d::out_size(Conv2d::out_size(CHIP_SIZE, 7, 2, 0), 3, 2, 0);
+        let mut channels = STEM_FILTERS;
+        for (filters, down) in BLOCKS {
+            let stride = if down { 2 } else { 1 };
+            flops += conv_flops(channels, filters, 3, stride, size);
+            let conv_size = Conv2d::out_size(size, 3, stride, if down { 0 } else { 1 });
+            flops += conv_flops(filters, filters, 3, 1, conv_size);
+            if down {
+                // The residual sum takes the larger of the conv path and the pooled shortcut.
+                size = conv_size.max(Conv2d::out_size(size, 2, 2, 0));
+            }
+            channels = filters;
+        }
+        flops + (2 * channels * DESCRIPTOR_LEN) as u64
+    }
+
+    /// Runs a group of (already checked) chips through the network as one batch.
+    fn forward(&self, chips: &[RgbImage]) -> Vec<Descriptor> {
+        let n = chips.len();
+        let hw = CHIP_SIZE * CHIP_SIZE;
+        let mut input = BatchTensor::zeros(3, n, CHIP_SIZE, CHIP_SIZE);
+        for (i, chip) in chips.iter().enumerate() {
+            for (ch, avg) in self.avg.iter().enumerate() {
+                let plane = &mut input.data[(ch * n + i) * hw..(ch * n + i + 1) * hw];
+                for (v, px) in plane.iter_mut().zip(chip.as_raw().chunks_exact(3)) {
+                    // dlib: (pixel − avg) in float, then / 256 (exact: a power of two).
+                    *v = (px[ch] as f32 - avg) / 256.0;
+                }
+            }
+        }
+        let x = self.stem.forward_batch(&input, Epilogue::RELU);
+        drop(input);
+        let mut x = pool_batch(&x, Pool::Max, 3, 3, 2, 2, 0, 0);
+        for block in &self.blocks {
+            let t = block.conv1.forward_batch(&x, Epilogue::RELU);
+            x = if !block.down {
+                block.conv2.forward_batch(
+                    &t,
+                    Epilogue {
+                        residual: Some(&x.data),
+                        relu: true,
+                    },
+                )
+            } else {
+                let shortcut = pool_batch(&x, Pool::Avg, 2, 2, 2, 2, 0, 0);
+                let (oh, ow) = block.conv2.out_shape(t.h, t.w);
+                if (oh, ow) == (shortcut.h, shortcut.w) {
+                    // Only the channels differ: the shortcut is a channel prefix of the sum.
+                    block.conv2.forward_batch(
+                        &t,
+                        Epilogue {
+                            residual: Some(&shortcut.data),
+                            relu: true,
+                        },
+                    )
+                } else {
+                    // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
+                    let y = block.conv2.forward_batch(&t, Epilogue::default());
+                    let mut sum = add_zero_padded_batch(&shortcut, &y);
+                    for v in &mut sum.data {
+                        *v = v.max(0.0);
+                    }
+                    sum
+                }
+            };
+        }
+        let pooled = global_avg_pool_batch(&x); // channels × n
+        (0..n)
+            .map(|i| {
+                let mut out = [0f32; DESCRIPTOR_LEN];
+                for c in 0..x.c {
+                    let v = pooled[c * n + i];
+                    let row = &self.fc[c * DESCRIPTOR_LEN..(c + 1) * DESCRIPTOR_LEN];
+                    for (o, w) in out.iter_mut().zip(row) {
+                        *o += v * w;
+                    }
+                }
+                Descriptor(out)
+            })
+            .collect()
+    }
+}
+
+fn check_chip(index: usize, chip: &RgbImage) -> Result<(), ChipSizeError> {
+    if chip.width() != CHIP_SIZE || chip.height() != CHIP_SIZE {
+        return Err(ChipSizeError {
+            index,
+            width: chip.width(),
+            height: chip.height(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resnet_file() -> (std::path::PathBuf, DnnFile) {
+        let path = facelike_testdata::models_dir().join(Model::FaceRecognitionResnet.file_name());
+        let bytes = std::fs::read(&path).expect("read the ResNet file");
+        let file = parse_dnn(&mut DatReader::new(&bytes, &path)).expect("parse");
+        (path, file)
+    }
+
+    #[test]
+    fn a_changed_layer_is_named_in_the_error() {
+        let (path, file) = resnet_file();
+        assert!(DescriptorNet::from_dnn(&file, &path).is_ok());
+
+        // The first down-sampling conv (layer 29) with stride 1 instead of 2.
+        let mut changed = file.clone();
+        match &mut changed.layers[29] {
+            Layer::Conv {
+                stride_y, stride_x, ..
+            } => (*stride_y, *stride_x) = (1, 1),
+            other => panic!("layer 29 is {other:?}"),
+        }
+        let msg = DescriptorNet::from_dnn(&changed, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("layer 29 ") && msg.contains("stride 2x2"),
+            "{msg}"
+        );
+
+        // A missing residual add.
+        let mut changed = file.clone();
+        changed.layers.remove(10);
+        let msg = DescriptorNet::from_dnn(&changed, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("layer 10 ") && msg.contains("add_prev"),
+            "{msg}"
+        );
+
+        // An extra layer after the head.
+        let mut changed = file;
+        changed.layers.push(Layer::Relu { disabled: false });
+        let msg = DescriptorNet::from_dnn(&changed, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("layer 130 ") && msg.contains("the end of the network"),
+            "{msg}"
+        );
+    }
+}
