@@ -5,19 +5,26 @@
 //!
 //! * [`models`] — where dlib's `.dat` files live and how they are checked;
 //! * [`geometry`] — dlib's inclusive rectangles and rounding conventions;
+//! * [`shape_predictor`] — 5- and 68-point landmarks ([`ShapePredictor`]);
+//! * [`chip`] — aligned 150×150 face chips ([`chip::extract_chip`]) and [`jitter`];
 //! * [`descriptor`] — the 128-D [`Descriptor`], normalisation and L1/L2/cosine distances;
 //! * [`resnet`] — dlib's ResNet that turns a 150×150 face chip into a [`Descriptor`];
 //!
 //! Numbers equal dlib 20.0.1's (what Python's `face_recognition` uses); the tests check them
 //! against golden outputs recorded from dlib.
 
+pub mod chip;
 pub mod descriptor;
 pub mod geometry;
+pub mod jitter;
 pub mod models;
+pub mod shape_predictor;
+pub mod transform;
 pub mod resnet;
 
 pub use descriptor::{Descriptor, Metric, DEFAULT_TOLERANCE};
 pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
 pub use geometry::{DPoint, DRect, Point, Rect};
 pub use models::{Model, ModelError};
+pub use shape_predictor::{Landmarks, ShapePredictor};
 pub use resnet::{ChipSizeError, DescriptorNet};
