@@ -105,6 +105,20 @@ pub fn pyramid_up_rgb(src: &RgbImage) -> RgbImage {
     resize_bilinear_rgb(src, w, h)
 }
 
+/// Size of dlib's `pyramid_down<N>` output: `⌊(N−1)·W/N⌋ × ⌊(N−1)·H/N⌋` (integer arithmetic).
+pub fn pyramid_down_size(width: usize, height: usize, n: usize) -> (usize, usize) {
+    ((n - 1) * width / n, (n - 1) * height / n)
+}
+
+/// dlib's `pyramid_down<N>()(img, down)` for RGB images with `N ≥ 4` (the HOG detector uses
+/// `N = 6`): a bilinear resize to [`pyramid_down_size`]. (`pyramid_down<2>` and `<3>` are
+/// filtered algorithms in dlib and are not this function.)
+pub fn pyramid_down_rgb(src: &RgbImage, n: usize) -> RgbImage {
+    assert!(n >= 4, "pyramid_down<{n}> is not a plain resize in dlib");
+    let (w, h) = pyramid_down_size(src.width(), src.height(), n);
+    resize_bilinear_rgb(src, w, h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,15 +6,21 @@
 //! * [`models`] — where dlib's `.dat` files live and how they are checked;
 //! * [`geometry`] — dlib's inclusive rectangles and rounding conventions;
 //! * [`descriptor`] — the 128-D [`Descriptor`], normalisation and L1/L2/cosine distances;
+//! * [`hog`] — dlib's HOG frontal face detector (face_recognition's `model="hog"`), on
+//!   [`fhog`] features;
 //!
 //! Numbers equal dlib 20.0.1's (what Python's `face_recognition` uses); the tests check them
 //! against golden outputs recorded from dlib.
 
+mod cxxsort;
 pub mod descriptor;
+pub mod fhog;
 pub mod geometry;
+pub mod hog;
 pub mod models;
 
 pub use descriptor::{Descriptor, Metric, DEFAULT_TOLERANCE};
 pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
 pub use geometry::{DPoint, DRect, Point, Rect};
+pub use hog::{HogDetection, HogDetector};
 pub use models::{Model, ModelError};

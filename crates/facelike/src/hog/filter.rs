@@ -1,0 +1,203 @@
+//! Correlating FHOG planes with a detector's filters, in dlib's float32 order
+//! (`float_spatially_filter_image_separable` in *dlib/image_transforms/spatial_filtering.h*).
+//!
+//! For a separable component (row filter `f`, column filter `g`, both of length `L`), dlib
+//! first filters every row of the plane with `f`, then filters the columns of that result
+//! with `g` and adds it to the saliency map. Columns are handled eight at a time by a SIMD
+//! loop with three interleaved accumulators (taps `0,3,6,…`, `1,4,7,…`, `2,5,8,…`, combined
+//! as `a + (b + c)`); the last few columns of each row fall to a scalar loop that sums the
+//! taps in order. Which columns are "SIMD" is fixed by where the loop starts, so each output
+//! value here is computed with exactly the operation order dlib used for it, however this
+//! code itself is vectorised.
+
+/// Number of columns dlib's SIMD loop handles at once.
+const LANES: usize = 8;
+
+/// The interior ("non-border") area of a filtered plane: rows `row0..row1`, columns
+/// `col0..col1` of the plane, which is where the saliency is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    pub row0: usize,
+    pub row1: usize,
+    pub col0: usize,
+    pub col1: usize,
+}
+
+impl Area {
+    /// The area dlib filters for a `rows × cols` plane and a filter of `frows × fcols` taps.
+    pub fn for_plane(rows: usize, cols: usize, frows: usize, fcols: usize) -> Option<Area> {
+        let (row0, col0) = (frows / 2, fcols / 2);
+        let row1 = rows.checked_sub((frows - 1) / 2)?;
+        let col1 = cols.checked_sub((fcols - 1) / 2)?;
+        (row1 > row0 && col1 > col0).then_some(Area {
+            row0,
+            row1,
+            col0,
+            col1,
+        })
+    }
+    pub fn height(&self) -> usize {
+        self.row1 - self.row0
+    }
+    pub fn width(&self) -> usize {
+        self.col1 - self.col0
+    }
+    /// Number of interior columns dlib processes with its 8-wide SIMD loop
+    /// (`for (c = col0; c < col1 − 7; c += 8)`).
+    pub fn simd_cols(&self) -> usize {
+        let mut c = self.col0 as i64;
+        while c < self.col1 as i64 - 7 {
+            c += LANES as i64;
+        }
+        c as usize - self.col0
+    }
+}
+
+/// Sum of `taps[n] · x(n)` in dlib's SIMD order: three accumulators over taps `n ≡ 0, 1, 2
+/// (mod 3)` for as long as a full triple fits (`n < L − 2`), the leftover taps into the first
+/// accumulator, then `a + (b + c)`.
+#[inline(always)]
+fn simd_order_dot<const W: usize>(taps: &[f32], x: impl Fn(usize) -> [f32; W]) -> [f32; W] {
+    let len = taps.len();
+    let mut a = [0f32; W];
+    let mut b = [0f32; W];
+    let mut c = [0f32; W];
+    let mut n = 0;
+    while n + 2 < len {
+        let (p0, p1, p2) = (x(n), x(n + 1), x(n + 2));
+        let (f0, f1, f2) = (taps[n], taps[n + 1], taps[n + 2]);
+        for k in 0..W {
+            a[k] += p0[k] * f0;
+            b[k] += p1[k] * f1;
+            c[k] += p2[k] * f2;
+        }
+        n += 3;
+    }
+    while n < len {
+        let p = x(n);
+        for k in 0..W {
+            a[k] += p[k] * taps[n];
+        }
+        n += 1;
+    }
+    std::array::from_fn(|k| a[k] + (b[k] + c[k]))
+}
+
+/// Sum of `taps[n] · x(n)` in scalar order: `((0 + t0) + t1) + …`.
+#[inline(always)]
+fn scalar_order_dot(taps: &[f32], x: impl Fn(usize) -> f32) -> f32 {
+    let mut t = 0f32;
+    for (n, &f) in taps.iter().enumerate() {
+        t += x(n) * f;
+    }
+    t
+}
+
+/// Reusable buffer for the row-filtered plane.
+#[derive(Default)]
+pub struct Scratch {
+    data: Vec<f32>,
+}
+
+/// Applies one separable component to `plane` (`rows × cols`) and writes (`add == false`) or
+/// adds (`add == true`) the result into `out`, which holds the interior `area` only
+/// (`area.height() × area.width()`, row-major).
+#[allow(clippy::too_many_arguments)]
+pub fn separable_into(
+    plane: &[f32],
+    rows: usize,
+    cols: usize,
+    row_filter: &[f32],
+    col_filter: &[f32],
+    area: Area,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+    add: bool,
+) {
+    let width = area.width();
+    let simd = area.simd_cols();
+    let blocks = simd / LANES;
+    // Row pass over every row of the plane, interior columns only.
+    let scratch = {
+        scratch.data.resize(rows * width, 0.0);
+        &mut scratch.data[..]
+    };
+    for r in 0..rows {
+        // Input column of output column c (interior index i): c − col0 + n = i + n.
+        let src = &plane[r * cols..(r + 1) * cols];
+        let dst = &mut scratch[r * width..(r + 1) * width];
+        for blk in 0..blocks {
+            let i0 = blk * LANES;
+            let v = simd_order_dot::<LANES>(row_filter, |n| {
+                src[i0 + n..i0 + n + LANES].try_into().unwrap()
+            });
+            dst[i0..i0 + LANES].copy_from_slice(&v);
+        }
+        for (i, d) in dst.iter_mut().enumerate().skip(simd) {
+            *d = scalar_order_dot(row_filter, |n| src[i + n]);
+        }
+    }
+    // Column pass over interior rows.
+    for (ro, orow) in out.chunks_exact_mut(width).enumerate().take(area.height()) {
+        // Output row r = row0 + ro reads scratch rows r − row0 + m = ro + m.
+        for blk in 0..blocks {
+            let i0 = blk * LANES;
+            let v = simd_order_dot::<LANES>(col_filter, |m| {
+                scratch[(ro + m) * width + i0..(ro + m) * width + i0 + LANES]
+                    .try_into()
+                    .unwrap()
+            });
+            let o = &mut orow[i0..i0 + LANES];
+            if add {
+                for k in 0..LANES {
+                    o[k] += v[k];
+                }
+            } else {
+                o.copy_from_slice(&v);
+            }
+        }
+        for (i, o) in orow.iter_mut().enumerate().skip(simd) {
+            let v = scalar_order_dot(col_filter, |m| scratch[(ro + m) * width + i]);
+            if add {
+                *o += v;
+            } else {
+                *o = v;
+            }
+        }
+    }
+}
+
+/// A full (non-separable) `frows × fcols` filter, summed row by row in scalar order and added
+/// to `out`. dlib only uses this when the separable form would be slower, which is never the
+/// case for the frontal face detector; dlib's own loop for it is vectorised, so results may
+/// differ from dlib's in the last bits.
+#[allow(clippy::too_many_arguments)]
+pub fn full_into(
+    plane: &[f32],
+    cols: usize,
+    filter: &[f32],
+    frows: usize,
+    fcols: usize,
+    area: Area,
+    out: &mut [f32],
+    add: bool,
+) {
+    let width = area.width();
+    for ro in 0..area.height() {
+        for i in 0..width {
+            let mut t = 0f32;
+            for m in 0..frows {
+                let src = &plane[(ro + m) * cols + i..][..fcols];
+                for n in 0..fcols {
+                    t += src[n] * filter[m * fcols + n];
+                }
+            }
+            let o = &mut out[ro * width + i];
+            if add {
+                *o += t;
+            } else {
+                *o = t;
+            }
+        }
+    }
+}
