@@ -19,8 +19,6 @@ pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbIma
     let (in_w, in_h) = (src.width(), src.height());
     let x_scale = (in_w as f64 - 1.0) / (out_w.saturating_sub(1).max(1)) as f64;
     let y_scale = (in_h as f64 - 1.0) / (out_h.saturating_sub(1).max(1)) as f64;
-    let sdata = src.as_raw();
-    let px = |y: usize, x: usize, ch: usize| sdata[(y * in_w + x) * 3 + ch];
 
     // The SIMD lane positions do not depend on the row: compute them once.
     let x0 = -4.0 * x_scale;
@@ -47,44 +45,122 @@ pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbIma
         }
     }
     let n_simd = simd_cols.len();
+    // Per output byte of the SIMD part: source byte offsets of the left neighbour and the
+    // horizontal weights (the same for the 3 channels of a pixel).
+    let ne = n_simd * 3;
+    let mut left_at = Vec::with_capacity(ne);
+    let mut lr_e = Vec::with_capacity(ne);
+    let mut ilr_e = Vec::with_capacity(ne);
+    for &(left, lr, inv_lr) in &simd_cols {
+        for ch in 0..3 {
+            left_at.push(left * 3 + ch);
+            lr_e.push(lr);
+            ilr_e.push(inv_lr);
+        }
+    }
+    let mut rows = GatheredRows::new(ne);
+    let sdata = src.as_raw();
     let out_data = out.as_raw_mut();
 
     let mut y = -y_scale;
-    for r in 0..out_h {
+    for row in out_data.chunks_exact_mut(out_w * 3).take(out_h) {
         y += y_scale;
         let top = y.floor() as usize;
         let bottom = (top + 1).min(in_h - 1);
         let tb = y - top as f64;
         let tb_f = tb as f32;
         let inv_tb_f = (1.0 - tb) as f32;
-        let row = &mut out_data[r * out_w * 3..(r + 1) * out_w * 3];
-        for (c, &(left, lr, inv_lr)) in simd_cols.iter().enumerate() {
-            let tlf = inv_tb_f * inv_lr;
-            let trf = inv_tb_f * lr;
-            let blf = tb_f * inv_lr;
-            let brf = tb_f * lr;
-            for ch in 0..3 {
-                let v = ((tlf * px(top, left, ch) as f32 + trf * px(top, left + 1, ch) as f32)
-                    + blf * px(bottom, left, ch) as f32)
-                    + brf * px(bottom, left + 1, ch) as f32;
-                row[c * 3 + ch] = v as i32 as u8;
-            }
+        let (tl, tr, bl, br) = rows.get(src, &left_at, top, bottom);
+        let out_simd = &mut row[..ne];
+        let (lr_e, ilr_e) = (&lr_e[..ne], &ilr_e[..ne]);
+        for k in 0..ne {
+            let tlf = inv_tb_f * ilr_e[k];
+            let trf = inv_tb_f * lr_e[k];
+            let blf = tb_f * ilr_e[k];
+            let brf = tb_f * lr_e[k];
+            let v = ((tlf * tl[k] + trf * tr[k]) + blf * bl[k]) + brf * br[k];
+            // Truncation toward zero, as `simd4i(simd4f)` does. The weights sum to 1 within
+            // rounding, so 0 ≤ v < 256 and the plain conversion cannot overflow.
+            debug_assert!((0.0..256.0).contains(&v));
+            // SAFETY: v is finite and within i32's range (see above).
+            out_simd[k] = unsafe { v.to_int_unchecked::<i32>() } as u8;
         }
         let mut x = -x_scale + n_simd as f64 * x_scale;
+        let top_row = &sdata[top * in_w * 3..(top + 1) * in_w * 3];
+        let bottom_row = &sdata[bottom * in_w * 3..(bottom + 1) * in_w * 3];
         for c in n_simd..out_w {
             x += x_scale;
             let left = x.floor() as usize;
             let right = (left + 1).min(in_w - 1);
             let lr = x - left as f64;
             for ch in 0..3 {
-                let (tl, tr) = (px(top, left, ch) as f64, px(top, right, ch) as f64);
-                let (bl, br) = (px(bottom, left, ch) as f64, px(bottom, right, ch) as f64);
+                let (tl, tr) = (
+                    top_row[left * 3 + ch] as f64,
+                    top_row[right * 3 + ch] as f64,
+                );
+                let (bl, br) = (
+                    bottom_row[left * 3 + ch] as f64,
+                    bottom_row[right * 3 + ch] as f64,
+                );
                 let v = (1.0 - tb) * ((1.0 - lr) * tl + lr * tr) + tb * ((1.0 - lr) * bl + lr * br);
                 row[c * 3 + ch] = v as u8;
             }
         }
     }
     out
+}
+
+/// Source rows gathered at the SIMD columns' left and right neighbours, as floats, for the
+/// two most recently used source rows (consecutive output rows mostly share them).
+struct GatheredRows {
+    /// (source row, left values, right values) per slot.
+    slots: [(usize, Vec<f32>, Vec<f32>); 2],
+}
+
+impl GatheredRows {
+    fn new(ne: usize) -> Self {
+        let slot = || (usize::MAX, vec![0f32; ne], vec![0f32; ne]);
+        GatheredRows {
+            slots: [slot(), slot()],
+        }
+    }
+
+    /// Makes sure `row` is gathered, without evicting the slot holding `keep`.
+    fn load(&mut self, src: &RgbImage, left_at: &[usize], row: usize, keep: usize) {
+        if self.slots.iter().any(|s| s.0 == row) {
+            return;
+        }
+        let i = if self.slots[0].0 == keep { 1 } else { 0 };
+        let data = src.row(row);
+        let (at_row, l, r) = &mut self.slots[i];
+        // Pixel by pixel: the left and right neighbours are 6 consecutive bytes.
+        for ((&at, l), r) in left_at
+            .iter()
+            .step_by(3)
+            .zip(l.chunks_exact_mut(3))
+            .zip(r.chunks_exact_mut(3))
+        {
+            let p: &[u8; 6] = data[at..at + 6].try_into().unwrap();
+            l.copy_from_slice(&[p[0] as f32, p[1] as f32, p[2] as f32]);
+            r.copy_from_slice(&[p[3] as f32, p[4] as f32, p[5] as f32]);
+        }
+        *at_row = row;
+    }
+
+    /// `(top-left, top-right, bottom-left, bottom-right)` per SIMD output byte.
+    fn get(
+        &mut self,
+        src: &RgbImage,
+        left_at: &[usize],
+        top: usize,
+        bottom: usize,
+    ) -> (&[f32], &[f32], &[f32], &[f32]) {
+        self.load(src, left_at, top, bottom);
+        self.load(src, left_at, bottom, top);
+        let slot = |row: usize| &self.slots[if self.slots[0].0 == row { 0 } else { 1 }];
+        let (t, b) = (slot(top), slot(bottom));
+        (&t.1, &t.2, &b.1, &b.2)
+    }
 }
 
 /// Size of dlib's `pyramid_up` output for pyramid_down<2> geometry: `(2W + 2) × (2H + 1)`,

@@ -58,63 +58,234 @@ fn directions() -> [[f32; 2]; 9] {
     D.map(|d| [d[0] as f32, d[1] as f32])
 }
 
-/// The 18-bin orientation of gradient `(gx, gy)`: the direction with the largest
-/// `|dot|`, strict comparisons from 0 (a zero gradient lands in bin 0).
-#[inline(always)]
-fn orientation(dirs: &[[f32; 2]; 9], gx: f32, gy: f32) -> usize {
-    let mut best_dot = 0.0f32;
-    let mut best_o = 0usize;
-    for (o, d) in dirs.iter().enumerate() {
-        let dot = gx * d[0] + gy * d[1];
-        if dot > best_dot {
-            best_dot = dot;
-            best_o = o;
-        } else if -dot > best_dot {
-            best_dot = -dot;
-            best_o = o + 9;
-        }
-    }
-    best_o
-}
-
-/// Horizontal sum of four SIMD lanes in the order of `_mm_dp_ps(1, v, 0xff)`.
+/// Horizontal sum of four SIMD lanes in the order of `_mm_dp_ps(1, v, 0xff)` (SSE4.1), which
+/// reproduces dlib-bin's scores exactly; SSE2's `(l0 + l2) + (l1 + l3)` differs by ~1e-6.
 #[inline(always)]
 fn lane_sum(v: [f32; 4]) -> f32 {
     (v[0] + v[1]) + (v[2] + v[3])
 }
 
-/// Per-pixel gradient of the channel with the largest squared magnitude.
-/// `later_wins_ties` selects dlib's SIMD rule (ties go to the later channel).
-#[inline(always)]
-fn max_channel_gradient(
-    up: &[u8],
-    mid: &[u8],
-    down: &[u8],
-    x: usize,
-    later_wins_ties: bool,
-) -> (i32, i32, i32) {
-    let mut g = [(0i32, 0i32, 0i32); 3];
-    for (ch, gc) in g.iter_mut().enumerate() {
-        let gx = mid[(x + 1) * 3 + ch] as i32 - mid[(x - 1) * 3 + ch] as i32;
-        let gy = down[x * 3 + ch] as i32 - up[x * 3 + ch] as i32;
-        *gc = (gx, gy, gx * gx + gy * gy);
+/// Where each processed column votes: its left histogram column (with the +1 margin) and
+/// its horizontal bilinear weights, computed the way dlib's SIMD or scalar loop does.
+struct VoteGeometry {
+    /// Histogram column of the left vote, per pixel column x = 1, 2, ….
+    cols: Vec<usize>,
+    vx0: Vec<f32>,
+    vx1: Vec<f32>,
+    /// Pixels `x − 1 < n_simd` are handled by dlib's SIMD loop.
+    n_simd: usize,
+}
+
+impl VoteGeometry {
+    fn new(cell_size: usize, visible_nc: i64, simd_end: i64) -> Self {
+        let cell_f = cell_size as f32;
+        let n = (visible_nc - 1).max(0) as usize;
+        let mut g = VoteGeometry {
+            cols: Vec::with_capacity(n),
+            vx0: Vec::with_capacity(n),
+            vx1: Vec::with_capacity(n),
+            n_simd: ((simd_end - 1).max(0) as usize).min(n),
+        };
+        for x in 1..=n {
+            let (col, vx0, vx1) = if x - 1 < g.n_simd {
+                // SIMD: xp = (x + 0.5)/cell + 0.5 in float, truncated; the +1 margin is
+                // already included.
+                let xp = (x as f32 + 0.5) / cell_f + 0.5;
+                let ixp = xp as i32;
+                let vx0 = xp - ixp as f32;
+                (ixp as usize, vx0, 1.0f32 - vx0)
+            } else {
+                let xp = ((x as f64 + 0.5) / cell_size as f64 - 0.5) as f32;
+                let ixp = xp.floor() as i32;
+                let vx0 = xp - ixp as f32;
+                ((ixp + 1) as usize, vx0, (1.0 - vx0 as f64) as f32)
+            };
+            g.cols.push(col);
+            g.vx0.push(vx0);
+            g.vx1.push(vx1);
+        }
+        g
     }
-    if later_wins_ties {
-        let t = if g[0].2 > g[1].2 { g[0] } else { g[1] };
-        if t.2 > g[2].2 {
-            t
-        } else {
-            g[2]
+}
+
+/// Three consecutive image rows, de-interleaved into float planes (exact for u8 values), so
+/// the per-pixel work vectorises.
+struct PlanarRows<'a> {
+    img: &'a RgbImage,
+    /// Ring of 3 rows × 3 channels; slot `y % 3` holds row y.
+    buf: Vec<f32>,
+    loaded: [Option<usize>; 3],
+}
+
+impl<'a> PlanarRows<'a> {
+    fn new(img: &'a RgbImage) -> Self {
+        PlanarRows {
+            img,
+            buf: vec![0.0; 9 * img.width()],
+            loaded: [None; 3],
         }
-    } else {
-        let mut t = g[0];
-        if g[1].2 > t.2 {
-            t = g[1];
+    }
+
+    fn load(&mut self, y: usize) {
+        let slot = y % 3;
+        if self.loaded[slot] == Some(y) {
+            return;
         }
-        if g[2].2 > t.2 {
-            t = g[2];
+        let w = self.img.width();
+        let row = self.img.row(y);
+        let dst = &mut self.buf[slot * 3 * w..(slot + 1) * 3 * w];
+        let (r, rest) = dst.split_at_mut(w);
+        let (g, b) = rest.split_at_mut(w);
+        for (x, p) in row.chunks_exact(3).enumerate() {
+            r[x] = p[0] as f32;
+            g[x] = p[1] as f32;
+            b[x] = p[2] as f32;
         }
-        t
+        self.loaded[slot] = Some(y);
+    }
+
+    /// Rows `y − 1`, `y`, `y + 1`, each as 3 channel planes of the image width.
+    fn rows_around(&mut self, y: usize) -> [&[f32]; 3] {
+        self.load(y - 1);
+        self.load(y);
+        self.load(y + 1);
+        let w = self.img.width();
+        let slot = |yy: usize| &self.buf[(yy % 3) * 3 * w..(yy % 3 + 1) * 3 * w];
+        [slot(y - 1), slot(y), slot(y + 1)]
+    }
+}
+
+/// Per-pixel results for one image row (pixels x = 1 … n).
+struct PixelRow {
+    gx: [Vec<f32>; 3],
+    gy: [Vec<f32>; 3],
+    len: [Vec<f32>; 3],
+    sel_gx: Vec<f32>,
+    sel_gy: Vec<f32>,
+    sel_len: Vec<f32>,
+    bin: Vec<u32>,
+    /// Votes (11, 01, 10, 00) per pixel.
+    w: Vec<[f32; 4]>,
+}
+
+impl PixelRow {
+    fn new(n: usize) -> Self {
+        let z = || vec![0f32; n];
+        PixelRow {
+            gx: [z(), z(), z()],
+            gy: [z(), z(), z()],
+            len: [z(), z(), z()],
+            sel_gx: z(),
+            sel_gy: z(),
+            sel_len: z(),
+            bin: vec![0; n],
+            w: vec![[0.0; 4]; n],
+        }
+    }
+
+    /// Gradients, channel selection and orientation bins for one row.
+    fn compute(&mut self, rows: [&[f32]; 3], width: usize, n_simd: usize) {
+        let n = self.bin.len();
+        for ch in 0..3 {
+            let up = &rows[0][ch * width..][1..n + 1];
+            let mid = &rows[1][ch * width..(ch + 1) * width];
+            let down = &rows[2][ch * width..][1..n + 1];
+            let (left, right) = (&mid[..n], &mid[2..n + 2]);
+            let (gx, gy, len) = (&mut self.gx[ch], &mut self.gy[ch], &mut self.len[ch]);
+            for i in 0..n {
+                let a = right[i] - left[i];
+                let b = down[i] - up[i];
+                gx[i] = a;
+                gy[i] = b;
+                len[i] = a * a + b * b;
+            }
+        }
+        // The channel with the largest squared gradient. dlib's SIMD loop lets ties go to
+        // the later channel; its scalar loop to the earlier one.
+        for (lo, hi, later_wins) in [(0, n_simd, true), (n_simd, n, false)] {
+            let [l0, l1, l2] = self.len.each_ref().map(|v| &v[lo..hi]);
+            let [x0, x1, x2] = self.gx.each_ref().map(|v| &v[lo..hi]);
+            let [y0, y1, y2] = self.gy.each_ref().map(|v| &v[lo..hi]);
+            let sx = &mut self.sel_gx[lo..hi];
+            let sy = &mut self.sel_gy[lo..hi];
+            let sl = &mut self.sel_len[lo..hi];
+            for i in 0..hi - lo {
+                let (a0, a1, a2) = (l0[i], l1[i], l2[i]);
+                let (gx0, gx1, gx2) = (x0[i], x1[i], x2[i]);
+                let (gy0, gy1, gy2) = (y0[i], y1[i], y2[i]);
+                let (x, y, l) = if later_wins {
+                    let first = a0 > a1;
+                    let tx = if first { gx0 } else { gx1 };
+                    let ty = if first { gy0 } else { gy1 };
+                    let tl = if first { a0 } else { a1 };
+                    let keep = tl > a2;
+                    (
+                        if keep { tx } else { gx2 },
+                        if keep { ty } else { gy2 },
+                        if keep { tl } else { a2 },
+                    )
+                } else {
+                    let second = a1 > a0;
+                    let tx = if second { gx1 } else { gx0 };
+                    let ty = if second { gy1 } else { gy0 };
+                    let tl = if second { a1 } else { a0 };
+                    let third = a2 > tl;
+                    (
+                        if third { gx2 } else { tx },
+                        if third { gy2 } else { ty },
+                        if third { a2 } else { tl },
+                    )
+                };
+                sx[i] = x;
+                sy[i] = y;
+                sl[i] = l;
+            }
+        }
+        // Orientation: the direction with the largest |dot|, strict comparisons from 0.
+        // Testing `dot` then `−dot` against the running best is the same as dlib's
+        // if / else-if, since `dot > best ≥ 0` rules out `−dot > dot`.
+        let dirs = directions();
+        let (gx, gy) = (&self.sel_gx[..n], &self.sel_gy[..n]);
+        let bins = &mut self.bin[..n];
+        for i in 0..n {
+            let (x, y) = (gx[i], gy[i]);
+            let mut best = 0f32;
+            // The bin is carried as a float, as in dlib's SIMD code, to keep the selects in
+            // one type so the loop vectorises.
+            let mut bin = 0f32;
+            for (o, d) in dirs.iter().enumerate() {
+                let dot = x * d[0] + y * d[1];
+                let take = dot > best;
+                best = if take { dot } else { best };
+                bin = if take { o as f32 } else { bin };
+                let take = -dot > best;
+                best = if take { -dot } else { best };
+                bin = if take { (o + 9) as f32 } else { bin };
+            }
+            bins[i] = bin as u32;
+        }
+    }
+
+    /// The four bilinear votes of each pixel, multiplied in the order of dlib's SIMD
+    /// (`vy·(vx·v)`) or scalar (`(vy·vx)·v`) loop.
+    fn weights(&mut self, g: &VoteGeometry, vy0: f32, vy1: f32) {
+        let n = self.bin.len();
+        let ns = g.n_simd;
+        for i in 0..ns {
+            let v = self.sel_len[i].sqrt();
+            let (a1, a0) = (g.vx1[i] * v, g.vx0[i] * v);
+            self.w[i] = [vy1 * a1, vy0 * a1, vy1 * a0, vy0 * a0];
+        }
+        for i in ns..n {
+            let v = self.sel_len[i].sqrt();
+            let (vx0, vx1) = (g.vx0[i], g.vx1[i]);
+            self.w[i] = [
+                (vy1 * vx1) * v,
+                (vy0 * vx1) * v,
+                (vy1 * vx0) * v,
+                (vy0 * vx0) * v,
+            ];
+        }
     }
 }
 
@@ -152,61 +323,31 @@ pub fn extract_fhog_rgb(
     while simd_end < visible_nc - 7 {
         simd_end += 8;
     }
-    let dirs = directions();
-    let raw = img.as_raw();
-    let row_bytes = img.width() * 3;
-
-    // Per-column vote geometry does not depend on the row.
-    let mut col_geom: Vec<(usize, f32, f32)> = Vec::with_capacity(visible_nc.max(0) as usize);
-    for x in 1..visible_nc.max(1) {
-        if x < simd_end {
-            let xp = (x as f32 + 0.5) / cell_f + 0.5;
-            let ixp = xp as i32;
-            let vx0 = xp - ixp as f32;
-            let vx1 = 1.0f32 - vx0;
-            // `ixp` already includes the +1 margin offset.
-            col_geom.push((ixp as usize, vx0, vx1));
-        } else {
-            let xp = ((x as f64 + 0.5) / cell_size as f64 - 0.5) as f32;
-            let ixp = xp.floor() as i32;
-            let vx0 = xp - ixp as f32;
-            let vx1 = (1.0 - vx0 as f64) as f32;
-            col_geom.push(((ixp + 1) as usize, vx0, vx1));
-        }
-    }
-
-    for y in 1..visible_nr.max(1) {
-        let yp = ((y as f64 + 0.5) / cell_f as f64 - 0.5) as f32;
-        let iyp = yp.floor() as i32;
-        let vy0 = yp - iyp as f32;
-        let vy1 = (1.0 - vy0 as f64) as f32;
-        let (r0, r1) = ((iyp + 1) as usize, (iyp + 2) as usize);
-        let yu = y as usize;
-        let up = &raw[(yu - 1) * row_bytes..yu * row_bytes];
-        let mid = &raw[yu * row_bytes..(yu + 1) * row_bytes];
-        let down = &raw[(yu + 1) * row_bytes..(yu + 2) * row_bytes];
-        for x in 1..visible_nc.max(1) {
-            let simd = x < simd_end;
-            let xu = x as usize;
-            let (gx, gy, len) = max_channel_gradient(up, mid, down, xu, simd);
-            let o = orientation(&dirs, gx as f32, gy as f32);
-            let v = (len as f32).sqrt();
-            let (c0, vx0, vx1) = col_geom[xu - 1];
-            let (w11, w01, w10, w00) = if simd {
-                let (a1, a0) = (vx1 * v, vx0 * v);
-                (vy1 * a1, vy0 * a1, vy1 * a0, vy0 * a0)
-            } else {
-                (
-                    (vy1 * vx1) * v,
-                    (vy0 * vx1) * v,
-                    (vy1 * vx0) * v,
-                    (vy0 * vx0) * v,
-                )
-            };
-            hist[(r0 * hist_nc + c0) * 18 + o] += w11;
-            hist[(r1 * hist_nc + c0) * 18 + o] += w01;
-            hist[(r0 * hist_nc + c0 + 1) * 18 + o] += w10;
-            hist[(r1 * hist_nc + c0 + 1) * 18 + o] += w00;
+    let geom = VoteGeometry::new(cell_size, visible_nc, simd_end);
+    let width = img.width();
+    let n = geom.cols.len();
+    if n > 0 && visible_nr > 1 {
+        let mut planar = PlanarRows::new(img);
+        let mut px = PixelRow::new(n);
+        for y in 1..visible_nr as usize {
+            let yp = ((y as f64 + 0.5) / cell_f as f64 - 0.5) as f32;
+            let iyp = yp.floor() as i32;
+            let vy0 = yp - iyp as f32;
+            let vy1 = (1.0 - vy0 as f64) as f32;
+            let rows = planar.rows_around(y);
+            px.compute(rows, width, geom.n_simd);
+            px.weights(&geom, vy0, vy1);
+            // Votes are added pixel by pixel, in dlib's order, into hist rows iyp+1 and iyp+2.
+            let r0 = (iyp + 1) as usize * hist_nc * 18;
+            let r1 = (iyp + 2) as usize * hist_nc * 18;
+            for i in 0..n {
+                let at = geom.cols[i] * 18 + px.bin[i] as usize;
+                let w = px.w[i];
+                hist[r0 + at] += w[0];
+                hist[r1 + at] += w[1];
+                hist[r0 + at + 18] += w[2];
+                hist[r1 + at + 18] += w[3];
+            }
         }
     }
 

@@ -53,9 +53,9 @@ impl Area {
     }
 }
 
-/// Sum of `taps[n] · x(n)` in dlib's SIMD order: three accumulators over taps `n ≡ 0, 1, 2
-/// (mod 3)` for as long as a full triple fits (`n < L − 2`), the leftover taps into the first
-/// accumulator, then `a + (b + c)`.
+/// Sum of `taps[n] · x(n)` in dlib's SIMD order, for `W` columns at once: three accumulators
+/// over taps `n ≡ 0, 1, 2 (mod 3)` for as long as a full triple fits (`n < L − 2`), the
+/// leftover taps into the first accumulator, then `a + (b + c)`.
 #[inline(always)]
 fn simd_order_dot<const W: usize>(taps: &[f32], x: impl Fn(usize) -> [f32; W]) -> [f32; W] {
     let len = taps.len();
@@ -114,56 +114,134 @@ pub fn separable_into(
     out: &mut [f32],
     add: bool,
 ) {
-    let width = area.width();
-    let simd = area.simd_cols();
-    let blocks = simd / LANES;
-    // Row pass over every row of the plane, interior columns only.
-    let scratch = {
-        scratch.data.resize(rows * width, 0.0);
-        &mut scratch.data[..]
+    scratch.data.resize(rows * area.width(), 0.0);
+    let job = Job {
+        plane,
+        rows,
+        cols,
+        row_filter,
+        col_filter,
+        area,
     };
-    for r in 0..rows {
-        // Input column of output column c (interior index i): c − col0 + n = i + n.
-        let src = &plane[r * cols..(r + 1) * cols];
-        let dst = &mut scratch[r * width..(r + 1) * width];
-        for blk in 0..blocks {
-            let i0 = blk * LANES;
-            let v = simd_order_dot::<LANES>(row_filter, |n| {
-                src[i0 + n..i0 + n + LANES].try_into().unwrap()
-            });
-            dst[i0..i0 + LANES].copy_from_slice(&v);
-        }
-        for (i, d) in dst.iter_mut().enumerate().skip(simd) {
-            *d = scalar_order_dot(row_filter, |n| src[i + n]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX. Only AVX is enabled (no FMA), and Rust never fuses
+            // or reorders float operations, so the results are the same as without it.
+            unsafe { separable_avx(&job, &mut scratch.data, out, add) };
+            return;
         }
     }
-    // Column pass over interior rows.
+    separable_body(&job, &mut scratch.data, out, add);
+}
+
+struct Job<'a> {
+    plane: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_filter: &'a [f32],
+    col_filter: &'a [f32],
+    area: Area,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn separable_avx(job: &Job<'_>, scratch: &mut [f32], out: &mut [f32], add: bool) {
+    separable_body(job, scratch, out, add)
+}
+
+#[inline(always)]
+fn separable_body(job: &Job<'_>, scratch: &mut [f32], out: &mut [f32], add: bool) {
+    // dlib's filters are 10 taps long; a fixed length lets the tap loops unroll.
+    match (job.row_filter.len(), job.col_filter.len()) {
+        (10, 10) => passes::<10, 10>(job, scratch, out, add),
+        _ => passes::<0, 0>(job, scratch, out, add),
+    }
+}
+
+/// Row pass then column pass. `RL`/`CL` are the filter lengths when known at compile time
+/// (0: take them from the slices).
+#[inline(always)]
+fn passes<const RL: usize, const CL: usize>(
+    job: &Job<'_>,
+    scratch: &mut [f32],
+    out: &mut [f32],
+    add: bool,
+) {
+    let rf = if RL == 0 {
+        job.row_filter
+    } else {
+        &job.row_filter[..RL]
+    };
+    let cf = if CL == 0 {
+        job.col_filter
+    } else {
+        &job.col_filter[..CL]
+    };
+    let (rl, cl) = (rf.len(), cf.len());
+    let area = job.area;
+    let width = area.width();
+    let simd = area.simd_cols();
+    // Row pass over every row of the plane, interior columns only. Output column i (plane
+    // column col0 + i) reads plane columns i … i + rl − 1.
+    for r in 0..job.rows {
+        let src = &job.plane[r * job.cols..(r + 1) * job.cols];
+        let dst = &mut scratch[r * width..(r + 1) * width];
+        let mut i0 = 0;
+        while i0 + 16 <= simd {
+            let s = &src[i0..i0 + 16 + rl - 1];
+            let v = simd_order_dot::<16>(rf, |n| s[n..n + 16].try_into().unwrap());
+            dst[i0..i0 + 16].copy_from_slice(&v);
+            i0 += 16;
+        }
+        while i0 + LANES <= simd {
+            let s = &src[i0..i0 + LANES + rl - 1];
+            let v = simd_order_dot::<LANES>(rf, |n| s[n..n + LANES].try_into().unwrap());
+            dst[i0..i0 + LANES].copy_from_slice(&v);
+            i0 += LANES;
+        }
+        for (i, d) in dst.iter_mut().enumerate().skip(simd) {
+            *d = scalar_order_dot(rf, |n| src[i + n]);
+        }
+    }
+    // Column pass over interior rows: output row ro reads scratch rows ro … ro + cl − 1.
+    let scratch = &scratch[..job.rows * width];
     for (ro, orow) in out.chunks_exact_mut(width).enumerate().take(area.height()) {
-        // Output row r = row0 + ro reads scratch rows r − row0 + m = ro + m.
-        for blk in 0..blocks {
-            let i0 = blk * LANES;
-            let v = simd_order_dot::<LANES>(col_filter, |m| {
-                scratch[(ro + m) * width + i0..(ro + m) * width + i0 + LANES]
+        let rows = &scratch[ro * width..(ro + cl) * width];
+        let mut i0 = 0;
+        while i0 + 16 <= simd {
+            let v = simd_order_dot::<16>(cf, |m| {
+                rows[m * width + i0..m * width + i0 + 16]
                     .try_into()
                     .unwrap()
             });
-            let o = &mut orow[i0..i0 + LANES];
-            if add {
-                for k in 0..LANES {
-                    o[k] += v[k];
-                }
-            } else {
-                o.copy_from_slice(&v);
-            }
+            add_or_store(&mut orow[i0..i0 + 16], &v, add);
+            i0 += 16;
+        }
+        while i0 + LANES <= simd {
+            let v = simd_order_dot::<LANES>(cf, |m| {
+                rows[m * width + i0..m * width + i0 + LANES]
+                    .try_into()
+                    .unwrap()
+            });
+            add_or_store(&mut orow[i0..i0 + LANES], &v, add);
+            i0 += LANES;
         }
         for (i, o) in orow.iter_mut().enumerate().skip(simd) {
-            let v = scalar_order_dot(col_filter, |m| scratch[(ro + m) * width + i]);
-            if add {
-                *o += v;
-            } else {
-                *o = v;
-            }
+            let v = scalar_order_dot(cf, |m| rows[m * width + i]);
+            *o = if add { *o + v } else { v };
         }
+    }
+}
+
+#[inline(always)]
+fn add_or_store(o: &mut [f32], v: &[f32], add: bool) {
+    if add {
+        for (o, v) in o.iter_mut().zip(v) {
+            *o += *v;
+        }
+    } else {
+        o.copy_from_slice(v);
     }
 }
 
