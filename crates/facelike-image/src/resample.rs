@@ -12,6 +12,25 @@ use crate::RgbImage;
 /// (as dlib's `simd4f` loop does) until the fourth lane's right neighbour would leave the
 /// image; the remaining columns use double precision. Both paths truncate to u8.
 pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX. Wider vectors change no result: the same IEEE
+            // float operations run in the same order, and nothing is fused.
+            return unsafe { resize_bilinear_rgb_avx(src, out_w, out_h) };
+        }
+    }
+    resize_bilinear_rgb_impl(src, out_w, out_h)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn resize_bilinear_rgb_avx(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
+    resize_bilinear_rgb_impl(src, out_w, out_h)
+}
+
+#[inline(always)]
+fn resize_bilinear_rgb_impl(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
     let mut out = RgbImage::new(out_w, out_h);
     if src.is_empty() || out_w == 0 || out_h == 0 {
         return out;
@@ -71,6 +90,7 @@ pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbIma
         let tb_f = tb as f32;
         let inv_tb_f = (1.0 - tb) as f32;
         let (tl, tr, bl, br) = rows.get(src, &left_at, top, bottom);
+        let (tl, tr, bl, br) = (&tl[..ne], &tr[..ne], &bl[..ne], &br[..ne]);
         let out_simd = &mut row[..ne];
         let (lr_e, ilr_e) = (&lr_e[..ne], &ilr_e[..ne]);
         for k in 0..ne {
@@ -78,7 +98,8 @@ pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbIma
             let trf = inv_tb_f * lr_e[k];
             let blf = tb_f * ilr_e[k];
             let brf = tb_f * lr_e[k];
-            let v = ((tlf * tl[k] + trf * tr[k]) + blf * bl[k]) + brf * br[k];
+            let (a, b, c, d) = (tl[k] as f32, tr[k] as f32, bl[k] as f32, br[k] as f32);
+            let v = ((tlf * a + trf * b) + blf * c) + brf * d;
             // Truncation toward zero, as `simd4i(simd4f)` does. The weights sum to 1 within
             // rounding, so 0 ≤ v < 256 and the plain conversion cannot overflow.
             debug_assert!((0.0..256.0).contains(&v));
@@ -113,48 +134,57 @@ pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbIma
 /// Source rows gathered at the SIMD columns' left and right neighbours, as floats, for the
 /// two most recently used source rows (consecutive output rows mostly share them).
 struct GatheredRows {
-    /// (source row, left values, right values) per slot.
-    slots: [(usize, Vec<f32>, Vec<f32>); 2],
+    /// (source row, left bytes, right bytes) per slot; one byte of slack at the end.
+    slots: [(usize, Vec<u8>, Vec<u8>); 2],
 }
 
 impl GatheredRows {
     fn new(ne: usize) -> Self {
-        let slot = || (usize::MAX, vec![0f32; ne], vec![0f32; ne]);
+        let slot = || (usize::MAX, vec![0u8; ne + 1], vec![0u8; ne + 1]);
         GatheredRows {
             slots: [slot(), slot()],
         }
     }
 
     /// Makes sure `row` is gathered, without evicting the slot holding `keep`.
+    #[inline(always)]
     fn load(&mut self, src: &RgbImage, left_at: &[usize], row: usize, keep: usize) {
         if self.slots.iter().any(|s| s.0 == row) {
             return;
         }
         let i = if self.slots[0].0 == keep { 1 } else { 0 };
-        let data = src.row(row);
+        let raw = src.as_raw();
+        let data = &raw[row * src.width() * 3..];
         let (at_row, l, r) = &mut self.slots[i];
-        // Pixel by pixel: the left and right neighbours are 6 consecutive bytes.
-        for ((&at, l), r) in left_at
-            .iter()
-            .step_by(3)
-            .zip(l.chunks_exact_mut(3))
-            .zip(r.chunks_exact_mut(3))
-        {
-            let p: &[u8; 6] = data[at..at + 6].try_into().unwrap();
-            l.copy_from_slice(&[p[0] as f32, p[1] as f32, p[2] as f32]);
-            r.copy_from_slice(&[p[3] as f32, p[4] as f32, p[5] as f32]);
+        let ne = left_at.len();
+        // Pixel by pixel: the left and right neighbours are 6 consecutive bytes, copied as
+        // two 4-byte words (the 4th byte is overwritten by the next pixel or is slack).
+        let mut k = 0;
+        while k < ne {
+            let at = left_at[k];
+            if at + 7 <= data.len() {
+                let lw: [u8; 4] = data[at..at + 4].try_into().unwrap();
+                let rw: [u8; 4] = data[at + 3..at + 7].try_into().unwrap();
+                l[k..k + 4].copy_from_slice(&lw);
+                r[k..k + 4].copy_from_slice(&rw);
+            } else {
+                l[k..k + 3].copy_from_slice(&data[at..at + 3]);
+                r[k..k + 3].copy_from_slice(&data[at + 3..at + 6]);
+            }
+            k += 3;
         }
         *at_row = row;
     }
 
     /// `(top-left, top-right, bottom-left, bottom-right)` per SIMD output byte.
+    #[inline(always)]
     fn get(
         &mut self,
         src: &RgbImage,
         left_at: &[usize],
         top: usize,
         bottom: usize,
-    ) -> (&[f32], &[f32], &[f32], &[f32]) {
+    ) -> (&[u8], &[u8], &[u8], &[u8]) {
         self.load(src, left_at, top, bottom);
         self.load(src, left_at, bottom, top);
         let slot = |row: usize| &self.slots[if self.slots[0].0 == row { 0 } else { 1 }];

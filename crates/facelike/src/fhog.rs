@@ -126,6 +126,7 @@ impl<'a> PlanarRows<'a> {
         }
     }
 
+    #[inline(always)]
     fn load(&mut self, y: usize) {
         let slot = y % 3;
         if self.loaded[slot] == Some(y) {
@@ -145,6 +146,7 @@ impl<'a> PlanarRows<'a> {
     }
 
     /// Rows `y − 1`, `y`, `y + 1`, each as 3 channel planes of the image width.
+    #[inline(always)]
     fn rows_around(&mut self, y: usize) -> [&[f32]; 3] {
         self.load(y - 1);
         self.load(y);
@@ -184,6 +186,7 @@ impl PixelRow {
     }
 
     /// Gradients, channel selection and orientation bins for one row.
+    #[inline(always)]
     fn compute(&mut self, rows: [&[f32]; 3], width: usize, n_simd: usize) {
         let n = self.bin.len();
         for ch in 0..3 {
@@ -191,7 +194,9 @@ impl PixelRow {
             let mid = &rows[1][ch * width..(ch + 1) * width];
             let down = &rows[2][ch * width..][1..n + 1];
             let (left, right) = (&mid[..n], &mid[2..n + 2]);
-            let (gx, gy, len) = (&mut self.gx[ch], &mut self.gy[ch], &mut self.len[ch]);
+            let gx = &mut self.gx[ch][..n];
+            let gy = &mut self.gy[ch][..n];
+            let len = &mut self.len[ch][..n];
             for i in 0..n {
                 let a = right[i] - left[i];
                 let b = down[i] - up[i];
@@ -268,22 +273,25 @@ impl PixelRow {
 
     /// The four bilinear votes of each pixel, multiplied in the order of dlib's SIMD
     /// (`vy·(vx·v)`) or scalar (`(vy·vx)·v`) loop.
+    #[inline(always)]
     fn weights(&mut self, g: &VoteGeometry, vy0: f32, vy1: f32) {
         let n = self.bin.len();
         let ns = g.n_simd;
+        let (len, w) = (&self.sel_len[..n], &mut self.w[..n]);
+        let (vx0, vx1) = (&g.vx0[..n], &g.vx1[..n]);
         for i in 0..ns {
-            let v = self.sel_len[i].sqrt();
-            let (a1, a0) = (g.vx1[i] * v, g.vx0[i] * v);
-            self.w[i] = [vy1 * a1, vy0 * a1, vy1 * a0, vy0 * a0];
+            let v = len[i].sqrt();
+            let (a1, a0) = (vx1[i] * v, vx0[i] * v);
+            w[i] = [vy1 * a1, vy0 * a1, vy1 * a0, vy0 * a0];
         }
         for i in ns..n {
-            let v = self.sel_len[i].sqrt();
-            let (vx0, vx1) = (g.vx0[i], g.vx1[i]);
-            self.w[i] = [
-                (vy1 * vx1) * v,
-                (vy0 * vx1) * v,
-                (vy1 * vx0) * v,
-                (vy0 * vx0) * v,
+            let v = len[i].sqrt();
+            let (x0, x1) = (vx0[i], vx1[i]);
+            w[i] = [
+                (vy1 * x1) * v,
+                (vy0 * x1) * v,
+                (vy1 * x0) * v,
+                (vy0 * x0) * v,
             ];
         }
     }
@@ -292,6 +300,37 @@ impl PixelRow {
 /// dlib's `extract_fhog_features(img, hog, cell_size, filter_rows_padding, filter_cols_padding)`
 /// for an RGB image (cell size ≥ 2).
 pub fn extract_fhog_rgb(
+    img: &RgbImage,
+    cell_size: usize,
+    filter_rows_padding: usize,
+    filter_cols_padding: usize,
+) -> FhogPlanes {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX. Wider vectors change no result: every operation
+            // is the same IEEE float operation in the same order, and nothing is fused.
+            return unsafe {
+                extract_fhog_rgb_avx(img, cell_size, filter_rows_padding, filter_cols_padding)
+            };
+        }
+    }
+    extract_fhog_rgb_impl(img, cell_size, filter_rows_padding, filter_cols_padding)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn extract_fhog_rgb_avx(
+    img: &RgbImage,
+    cell_size: usize,
+    filter_rows_padding: usize,
+    filter_cols_padding: usize,
+) -> FhogPlanes {
+    extract_fhog_rgb_impl(img, cell_size, filter_rows_padding, filter_cols_padding)
+}
+
+#[inline(always)]
+fn extract_fhog_rgb_impl(
     img: &RgbImage,
     cell_size: usize,
     filter_rows_padding: usize,

@@ -29,7 +29,14 @@ use facelike_dat::DatReader;
 use facelike_image::resample::{pyramid_down_rgb, pyramid_up_rgb};
 use facelike_image::RgbImage;
 use filter::{Area, Scratch};
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+thread_local! {
+    /// Per-thread buffers for filtering (row-filtered plane, saliency map).
+    static SCRATCH: RefCell<(Scratch, Vec<f32>)> = RefCell::new((Scratch::default(), Vec::new()));
+}
 
 /// One detected face.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -341,38 +348,61 @@ impl HogDetector {
     /// `object_detector::operator()(img, dets, adjust_threshold)` without any upsampling.
     fn detect_at_scale(&self, img: &RgbImage, adjust_threshold: f64) -> Vec<HogDetection> {
         let levels = self.num_levels(img.width(), img.height());
-        // The image pyramid: each level is pyramid_down<6> of the previous one.
-        let mut feats: Vec<FhogPlanes> = Vec::with_capacity(levels);
-        let mut prev: Option<RgbImage> = None;
-        for l in 0..levels {
-            let level_img = if l == 0 {
-                None
-            } else {
-                Some(pyramid_down_rgb(prev.as_ref().unwrap_or(img), 6))
-            };
-            let f = extract_fhog_rgb(
-                level_img.as_ref().unwrap_or(img),
-                self.cell_size,
-                self.filter_rows,
-                self.filter_cols,
-            );
-            feats.push(f);
-            if level_img.is_some() {
-                prev = level_img;
+        let nf = self.filters.len();
+        // Every (filter, level) scan is independent, so they run in parallel; each result
+        // has its own slot, and the slots are read back in dlib's order, so the output does
+        // not depend on scheduling.
+        let images: Vec<OnceLock<RgbImage>> = (0..levels).map(|_| OnceLock::new()).collect();
+        let found: Vec<OnceLock<Vec<Candidate>>> =
+            (0..nf * levels).map(|_| OnceLock::new()).collect();
+        rayon::scope(|s| {
+            let (images, found) = (&images, &found);
+            for l in 0..levels {
+                // The image pyramid: each level is pyramid_down<6> of the previous one.
+                if l > 0 {
+                    let prev = if l == 1 {
+                        img
+                    } else {
+                        images[l - 1].get().unwrap()
+                    };
+                    let _ = images[l].set(pyramid_down_rgb(prev, 6));
+                }
+                s.spawn(move |s| {
+                    let level_img = if l == 0 {
+                        img
+                    } else {
+                        images[l].get().unwrap()
+                    };
+                    let feats = Arc::new(extract_fhog_rgb(
+                        level_img,
+                        self.cell_size,
+                        self.filter_rows,
+                        self.filter_cols,
+                    ));
+                    for (fi, bank) in self.filters.iter().enumerate() {
+                        let feats = Arc::clone(&feats);
+                        s.spawn(move |_| {
+                            let thresh = bank.threshold + adjust_threshold;
+                            let cands = SCRATCH.with(|scratch| {
+                                let (scr, sal) = &mut *scratch.borrow_mut();
+                                let mut cands = Vec::new();
+                                self.scan_level(&feats, bank, l, thresh, scr, sal, &mut cands);
+                                cands
+                            });
+                            let _ = found[fi * levels + l].set(cands);
+                        });
+                    }
+                });
             }
-        }
+        });
 
         // Candidates per filter, in dlib's order: levels in turn, row-major within a level,
         // then sorted by saliency, highest first.
         let mut all: Vec<(f64, usize, Rect)> = Vec::new();
-        let mut scratch = Scratch::default();
-        let mut saliency = Vec::new();
         for (fi, bank) in self.filters.iter().enumerate() {
-            let thresh = bank.threshold + adjust_threshold;
-            let mut cands: Vec<Candidate> = Vec::new();
-            for (l, f) in feats.iter().enumerate() {
-                self.scan_level(f, bank, l, thresh, &mut scratch, &mut saliency, &mut cands);
-            }
+            let mut cands: Vec<Candidate> = (0..levels)
+                .flat_map(|l| found[fi * levels + l].get().into_iter().flatten().copied())
+                .collect();
             cxxsort::sort_reversed_by(&mut cands, |a, b| a.saliency < b.saliency);
             all.extend(
                 cands

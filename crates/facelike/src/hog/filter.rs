@@ -83,16 +83,6 @@ fn simd_order_dot<const W: usize>(taps: &[f32], x: impl Fn(usize) -> [f32; W]) -
     std::array::from_fn(|k| a[k] + (b[k] + c[k]))
 }
 
-/// Sum of `taps[n] · x(n)` in scalar order: `((0 + t0) + t1) + …`.
-#[inline(always)]
-fn scalar_order_dot(taps: &[f32], x: impl Fn(usize) -> f32) -> f32 {
-    let mut t = 0f32;
-    for (n, &f) in taps.iter().enumerate() {
-        t += x(n) * f;
-    }
-    t
-}
-
 /// Reusable buffer for the row-filtered plane.
 #[derive(Default)]
 pub struct Scratch {
@@ -114,7 +104,13 @@ pub fn separable_into(
     out: &mut [f32],
     add: bool,
 ) {
-    scratch.data.resize(rows * area.width(), 0.0);
+    assert!(
+        row_filter.len() <= MAX_TAPS && col_filter.len() <= MAX_TAPS,
+        "filters longer than {MAX_TAPS} taps"
+    );
+    scratch
+        .data
+        .resize(col_filter.len() * (area.width() + LANES), 0.0);
     let job = Job {
         plane,
         rows,
@@ -178,59 +174,114 @@ fn passes<const RL: usize, const CL: usize>(
     } else {
         &job.col_filter[..CL]
     };
-    let (rl, cl) = (rf.len(), cf.len());
+    let cl = cf.len();
     let area = job.area;
     let width = area.width();
     let simd = area.simd_cols();
-    // Row pass over every row of the plane, interior columns only. Output column i (plane
-    // column col0 + i) reads plane columns i … i + rl − 1.
+    // Ring rows are padded by one block so the scalar-tail columns can be computed as one
+    // vector (the extra lanes are never stored).
+    let stride = width + LANES;
+    // The row pass of plane row r goes to ring slot r % cl; as soon as cl rows are there,
+    // the column pass produces output row r − (cl − 1). This is the same arithmetic as
+    // filtering all rows first, but the intermediate rows stay in the L1 cache.
+    let ring = &mut scratch[..cl * stride];
+    let mut offs = [0usize; MAX_TAPS];
     for r in 0..job.rows {
         let src = &job.plane[r * job.cols..(r + 1) * job.cols];
-        let dst = &mut scratch[r * width..(r + 1) * width];
-        let mut i0 = 0;
-        while i0 + 16 <= simd {
-            let s = &src[i0..i0 + 16 + rl - 1];
-            let v = simd_order_dot::<16>(rf, |n| s[n..n + 16].try_into().unwrap());
-            dst[i0..i0 + 16].copy_from_slice(&v);
-            i0 += 16;
+        let slot = (r % cl) * stride;
+        row_filter_row(src, &mut ring[slot..slot + stride], rf, simd, width);
+        let Some(ro) = (r + 1).checked_sub(cl) else {
+            continue;
+        };
+        if ro >= area.height() {
+            break;
         }
-        while i0 + LANES <= simd {
-            let s = &src[i0..i0 + LANES + rl - 1];
-            let v = simd_order_dot::<LANES>(rf, |n| s[n..n + LANES].try_into().unwrap());
-            dst[i0..i0 + LANES].copy_from_slice(&v);
-            i0 += LANES;
+        for (m, o) in offs[..cl].iter_mut().enumerate() {
+            *o = ((ro + m) % cl) * stride;
         }
-        for (i, d) in dst.iter_mut().enumerate().skip(simd) {
-            *d = scalar_order_dot(rf, |n| src[i + n]);
+        let orow = &mut out[ro * width..(ro + 1) * width];
+        col_filter_row(ring, &offs[..cl], orow, cf, simd, add);
+    }
+}
+
+/// Longest filter (in taps) this module accepts.
+pub const MAX_TAPS: usize = 64;
+
+/// The scalar-tail columns (at most 7) of dlib's loops, computed together: one accumulator
+/// per column, taps added in order, so each column gets dlib's scalar result. `x(n)` gives
+/// the tap-n inputs of the (up to) 8 columns.
+#[inline(always)]
+fn tail_dot(taps: &[f32], x: impl Fn(usize) -> [f32; LANES]) -> [f32; LANES] {
+    let mut t = [0f32; LANES];
+    for (n, &f) in taps.iter().enumerate() {
+        let p = x(n);
+        for k in 0..LANES {
+            t[k] += p[k] * f;
         }
     }
-    // Column pass over interior rows: output row ro reads scratch rows ro … ro + cl − 1.
-    let scratch = &scratch[..job.rows * width];
-    for (ro, orow) in out.chunks_exact_mut(width).enumerate().take(area.height()) {
-        let rows = &scratch[ro * width..(ro + cl) * width];
-        let mut i0 = 0;
-        while i0 + 16 <= simd {
-            let v = simd_order_dot::<16>(cf, |m| {
-                rows[m * width + i0..m * width + i0 + 16]
-                    .try_into()
-                    .unwrap()
-            });
-            add_or_store(&mut orow[i0..i0 + 16], &v, add);
-            i0 += 16;
-        }
-        while i0 + LANES <= simd {
-            let v = simd_order_dot::<LANES>(cf, |m| {
-                rows[m * width + i0..m * width + i0 + LANES]
-                    .try_into()
-                    .unwrap()
-            });
-            add_or_store(&mut orow[i0..i0 + LANES], &v, add);
-            i0 += LANES;
-        }
-        for (i, o) in orow.iter_mut().enumerate().skip(simd) {
-            let v = scalar_order_dot(cf, |m| rows[m * width + i]);
-            *o = if add { *o + v } else { v };
-        }
+    t
+}
+
+/// Row filter for one row: output column i reads `src[i … i + L − 1]`. `dst` holds `width`
+/// outputs plus [`LANES`] columns of padding.
+#[inline(always)]
+fn row_filter_row(src: &[f32], dst: &mut [f32], rf: &[f32], simd: usize, width: usize) {
+    let rl = rf.len();
+    let mut i0 = 0;
+    while i0 + 16 <= simd {
+        let s = &src[i0..i0 + 16 + rl - 1];
+        let v = simd_order_dot::<16>(rf, |n| s[n..n + 16].try_into().unwrap());
+        dst[i0..i0 + 16].copy_from_slice(&v);
+        i0 += 16;
+    }
+    while i0 + LANES <= simd {
+        let s = &src[i0..i0 + LANES + rl - 1];
+        let v = simd_order_dot::<LANES>(rf, |n| s[n..n + LANES].try_into().unwrap());
+        dst[i0..i0 + LANES].copy_from_slice(&v);
+        i0 += LANES;
+    }
+    if simd < width {
+        // The tail reads past the row's end; pad a copy with zeros.
+        let mut buf = [0f32; LANES + MAX_TAPS];
+        let avail = &src[simd..];
+        buf[..avail.len()].copy_from_slice(avail);
+        let v = tail_dot(rf, |n| buf[n..n + LANES].try_into().unwrap());
+        dst[simd..simd + LANES].copy_from_slice(&v);
+    }
+}
+
+/// Column filter for one output row: tap m reads the row-filtered row at `ring[offs[m]..]`
+/// (each padded by [`LANES`] columns).
+#[inline(always)]
+fn col_filter_row(
+    ring: &[f32],
+    offs: &[usize],
+    orow: &mut [f32],
+    cf: &[f32],
+    simd: usize,
+    add: bool,
+) {
+    let width = orow.len();
+    let at = |m: usize, i: usize| offs[m] + i;
+    let mut i0 = 0;
+    while i0 + 16 <= simd {
+        let v = simd_order_dot::<16>(cf, |m| ring[at(m, i0)..at(m, i0) + 16].try_into().unwrap());
+        add_or_store(&mut orow[i0..i0 + 16], &v, add);
+        i0 += 16;
+    }
+    while i0 + LANES <= simd {
+        let v = simd_order_dot::<LANES>(cf, |m| {
+            ring[at(m, i0)..at(m, i0) + LANES].try_into().unwrap()
+        });
+        add_or_store(&mut orow[i0..i0 + LANES], &v, add);
+        i0 += LANES;
+    }
+    if simd < width {
+        let v = tail_dot(cf, |m| {
+            ring[at(m, simd)..at(m, simd) + LANES].try_into().unwrap()
+        });
+        let n = width - simd;
+        add_or_store(&mut orow[simd..], &v[..n], add);
     }
 }
 
