@@ -257,4 +257,107 @@ mod tests {
         let expect = 8.0 * 6.0 / 15.0 * 30.0;
         assert!((v - expect).abs() <= 1.0, "{v} vs {expect}");
     }
+
+    /// dlib's RGB bilinear resize written pixel by pixel, without the row gathering and
+    /// column tables of [`resize_bilinear_rgb`].
+    fn resize_reference(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
+        let mut out = RgbImage::new(out_w, out_h);
+        let (in_w, in_h) = (src.width(), src.height());
+        let xs = (in_w as f64 - 1.0) / (out_w.saturating_sub(1).max(1)) as f64;
+        let ys = (in_h as f64 - 1.0) / (out_h.saturating_sub(1).max(1)) as f64;
+        // SIMD lanes: x accumulated in float32 from x0 = −4·xs, four columns at a time.
+        let x0 = -4.0 * xs;
+        let mut lanes = [
+            x0 as f32,
+            (x0 + xs) as f32,
+            (x0 + 2.0 * xs) as f32,
+            (x0 + 3.0 * xs) as f32,
+        ];
+        let step = (4.0 * xs) as f32;
+        let mut cols = Vec::new();
+        loop {
+            lanes.iter_mut().for_each(|l| *l += step);
+            if lanes[3] as i32 + 1 >= in_w as i32 || cols.len() + 4 > out_w {
+                break;
+            }
+            cols.extend(lanes);
+        }
+        let mut y = -ys;
+        for r in 0..out_h {
+            y += ys;
+            let top = y.floor() as usize;
+            let bottom = (top + 1).min(in_h - 1);
+            let tb = y - top as f64;
+            for c in 0..out_w {
+                let p = if c < cols.len() {
+                    let left = cols[c] as i32 as usize;
+                    let lr = cols[c] - left as f32;
+                    let (itb, tbf, ilr) = ((1.0 - tb) as f32, tb as f32, 1.0 - lr);
+                    let (a, b) = (src.pixel(left, top), src.pixel(left + 1, top));
+                    let (d, e) = (src.pixel(left, bottom), src.pixel(left + 1, bottom));
+                    std::array::from_fn(|ch| {
+                        let v = (((itb * ilr) * a[ch] as f32 + (itb * lr) * b[ch] as f32)
+                            + (tbf * ilr) * d[ch] as f32)
+                            + (tbf * lr) * e[ch] as f32;
+                        v as u8
+                    })
+                } else {
+                    let x = (0..=c).fold(-xs + cols.len() as f64 * xs, |x, k| {
+                        if k >= cols.len() {
+                            x + xs
+                        } else {
+                            x
+                        }
+                    });
+                    let left = x.floor() as usize;
+                    let right = (left + 1).min(in_w - 1);
+                    let lr = x - left as f64;
+                    let (a, b) = (src.pixel(left, top), src.pixel(right, top));
+                    let (d, e) = (src.pixel(left, bottom), src.pixel(right, bottom));
+                    std::array::from_fn(|ch| {
+                        let v = (1.0 - tb) * ((1.0 - lr) * a[ch] as f64 + lr * b[ch] as f64)
+                            + tb * ((1.0 - lr) * d[ch] as f64 + lr * e[ch] as f64);
+                        v as u8
+                    })
+                };
+                out.set_pixel(c, r, p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn optimised_resize_equals_pixel_by_pixel() {
+        let mut seed = 99u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let (w, h) = (53, 41);
+        let data: Vec<u8> = (0..w * h * 3).map(|_| rnd() as u8).collect();
+        let img = RgbImage::from_raw(w, h, data).unwrap();
+        // Up, slightly down, 5/6 down, more than 2x down (rows skipped), 1-pixel outputs.
+        for (ow, oh) in [
+            (108, 83),
+            (50, 40),
+            (44, 34),
+            (20, 9),
+            (7, 19),
+            (1, 1),
+            (1, 5),
+            (5, 1),
+            (53, 41),
+        ] {
+            assert_eq!(
+                resize_bilinear_rgb(&img, ow, oh).as_raw(),
+                resize_reference(&img, ow, oh).as_raw(),
+                "{w}x{h} -> {ow}x{oh}"
+            );
+        }
+        assert_eq!(pyramid_down_size(910, 1137, 6), (758, 947));
+        let down = pyramid_down_rgb(&img, 6);
+        assert_eq!((down.width(), down.height()), (44, 34));
+    }
 }

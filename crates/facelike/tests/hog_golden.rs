@@ -76,6 +76,60 @@ fn all_golden_images_match_dlib() {
     assert!(max_err < 1e-3, "max score error {max_err} at {worst}");
 }
 
+/// `tests/data/hog_reference.json`, written by `scripts/hog_reference.py` from dlib 20.0.1.
+#[derive(serde::Deserialize)]
+struct Reference {
+    cases: Vec<ReferenceCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceCase {
+    image: String,
+    width: usize,
+    height: usize,
+    upsample: u32,
+    adjust_threshold: f64,
+    faces: Vec<facelike_testdata::GoldenHogFace>,
+}
+
+#[test]
+fn other_upsampling_and_thresholds_match_dlib() {
+    let det = detector();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hog_reference.json");
+    let refs: Reference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(refs.cases.len() >= 20);
+    let mut max_err = 0f64;
+    let mut failures = Vec::new();
+    for c in &refs.cases {
+        let img = load(&facelike_testdata::data_path(&c.image));
+        assert_eq!(
+            (img.width(), img.height()),
+            (c.width, c.height),
+            "{}",
+            c.image
+        );
+        let dets = det.detect(&img, c.upsample, c.adjust_threshold);
+        let got: Vec<([i64; 4], usize)> = dets
+            .iter()
+            .map(|d| (d.rect.to_array(), d.detector))
+            .collect();
+        let want: Vec<([i64; 4], usize)> = c.faces.iter().map(|f| (f.rect, f.detector)).collect();
+        if got != want {
+            failures.push(format!(
+                "{} upsample {} adjust {}: got {got:?}, dlib {want:?}",
+                c.image, c.upsample, c.adjust_threshold
+            ));
+            continue;
+        }
+        for (d, f) in dets.iter().zip(&c.faces) {
+            max_err = max_err.max((d.score - f.score).abs());
+        }
+    }
+    eprintln!("max |score - dlib| = {max_err:.3e}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(max_err < 1e-6, "max score error {max_err}");
+}
+
 #[test]
 fn face_recognition_test_suite_values() {
     let det = detector();
