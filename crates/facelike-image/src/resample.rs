@@ -5,6 +5,7 @@
 //! double-precision scalar tail, rather than a "nicer" bilinear filter.
 
 use crate::RgbImage;
+use rayon::prelude::*;
 
 /// dlib's `resize_image(in, out, interpolate_bilinear)` for RGB → RGB (align-corners bilinear).
 ///
@@ -12,123 +13,176 @@ use crate::RgbImage;
 /// (as dlib's `simd4f` loop does) until the fourth lane's right neighbour would leave the
 /// image; the remaining columns use double precision. Both paths truncate to u8.
 pub fn resize_bilinear_rgb(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU supports AVX. Wider vectors change no result: the same IEEE
-            // float operations run in the same order, and nothing is fused.
-            return unsafe { resize_bilinear_rgb_avx(src, out_w, out_h) };
-        }
-    }
-    resize_bilinear_rgb_impl(src, out_w, out_h)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn resize_bilinear_rgb_avx(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
-    resize_bilinear_rgb_impl(src, out_w, out_h)
-}
-
-#[inline(always)]
-fn resize_bilinear_rgb_impl(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
     let mut out = RgbImage::new(out_w, out_h);
     if src.is_empty() || out_w == 0 || out_h == 0 {
         return out;
     }
-    let (in_w, in_h) = (src.width(), src.height());
-    let x_scale = (in_w as f64 - 1.0) / (out_w.saturating_sub(1).max(1)) as f64;
-    let y_scale = (in_h as f64 - 1.0) / (out_h.saturating_sub(1).max(1)) as f64;
-
-    // The SIMD lane positions do not depend on the row: compute them once.
-    let x0 = -4.0 * x_scale;
-    let mut lanes: [f32; 4] = [
-        x0 as f32,
-        (x0 + x_scale) as f32,
-        (x0 + 2.0 * x_scale) as f32,
-        (x0 + 3.0 * x_scale) as f32,
-    ];
-    let step = (4.0 * x_scale) as f32;
-    // Per SIMD column: (left index, lr_frac, 1 - lr_frac), all as dlib computes them.
-    let mut simd_cols: Vec<(usize, f32, f32)> = Vec::new();
-    loop {
-        for l in lanes.iter_mut() {
-            *l += step;
-        }
-        let left: [i32; 4] = lanes.map(|v| v as i32);
-        if left[3] as i64 + 1 >= in_w as i64 || simd_cols.len() + 4 > out_w {
-            break;
-        }
-        for j in 0..4 {
-            let lr = lanes[j] - left[j] as f32;
-            simd_cols.push((left[j].max(0) as usize, lr, 1.0 - lr));
-        }
+    let plan = ResizePlan::new(src, out_w, out_h);
+    // Rows are independent (given the y positions, accumulated above exactly as dlib does),
+    // so large outputs are split into bands of rows computed in parallel.
+    let threads = rayon::current_num_threads().max(1);
+    let band = out_h.div_ceil(2 * threads).max(MIN_PARALLEL_ROWS);
+    let row_bytes = out_w * 3;
+    if band >= out_h {
+        plan.rows(src, 0, out.as_raw_mut());
+    } else {
+        out.as_raw_mut()
+            .par_chunks_mut(band * row_bytes)
+            .enumerate()
+            .for_each(|(i, rows)| plan.rows(src, i * band, rows));
     }
-    let n_simd = simd_cols.len();
-    // Per output byte of the SIMD part: source byte offsets of the left neighbour and the
-    // horizontal weights (the same for the 3 channels of a pixel).
-    let ne = n_simd * 3;
-    let mut left_at = Vec::with_capacity(ne);
-    let mut lr_e = Vec::with_capacity(ne);
-    let mut ilr_e = Vec::with_capacity(ne);
-    for &(left, lr, inv_lr) in &simd_cols {
-        for ch in 0..3 {
-            left_at.push(left * 3 + ch);
-            lr_e.push(lr);
-            ilr_e.push(inv_lr);
-        }
-    }
-    let mut rows = GatheredRows::new(ne);
-    let sdata = src.as_raw();
-    let out_data = out.as_raw_mut();
+    out
+}
 
-    let mut y = -y_scale;
-    for row in out_data.chunks_exact_mut(out_w * 3).take(out_h) {
-        y += y_scale;
-        let top = y.floor() as usize;
-        let bottom = (top + 1).min(in_h - 1);
-        let tb = y - top as f64;
-        let tb_f = tb as f32;
-        let inv_tb_f = (1.0 - tb) as f32;
-        let (tl, tr, bl, br) = rows.get(src, &left_at, top, bottom);
-        let (tl, tr, bl, br) = (&tl[..ne], &tr[..ne], &bl[..ne], &br[..ne]);
-        let out_simd = &mut row[..ne];
-        let (lr_e, ilr_e) = (&lr_e[..ne], &ilr_e[..ne]);
-        for k in 0..ne {
-            let tlf = inv_tb_f * ilr_e[k];
-            let trf = inv_tb_f * lr_e[k];
-            let blf = tb_f * ilr_e[k];
-            let brf = tb_f * lr_e[k];
-            let (a, b, c, d) = (tl[k] as f32, tr[k] as f32, bl[k] as f32, br[k] as f32);
-            let v = ((tlf * a + trf * b) + blf * c) + brf * d;
-            // Truncation toward zero, as `simd4i(simd4f)` does. The weights sum to 1 within
-            // rounding, so 0 ≤ v < 256 and the plain conversion cannot overflow.
-            debug_assert!((0.0..256.0).contains(&v));
-            // SAFETY: v is finite and within i32's range (see above).
-            out_simd[k] = unsafe { v.to_int_unchecked::<i32>() } as u8;
+/// Fewest output rows worth a parallel task.
+const MIN_PARALLEL_ROWS: usize = 64;
+
+/// Everything about a resize that does not depend on the output row.
+struct ResizePlan {
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    x_scale: f64,
+    /// The y position of every output row, accumulated in double as dlib does.
+    ys: Vec<f64>,
+    /// Number of output columns computed by dlib's 4-lane float32 loop.
+    n_simd: usize,
+    /// Per output byte of the SIMD part: source byte offset of the left neighbour and the
+    /// horizontal weights `lr`, `1 − lr` (the same for the 3 channels of a pixel).
+    left_at: Vec<usize>,
+    lr_e: Vec<f32>,
+    ilr_e: Vec<f32>,
+}
+
+impl ResizePlan {
+    fn new(src: &RgbImage, out_w: usize, out_h: usize) -> Self {
+        let (in_w, in_h) = (src.width(), src.height());
+        let x_scale = (in_w as f64 - 1.0) / (out_w.saturating_sub(1).max(1)) as f64;
+        let y_scale = (in_h as f64 - 1.0) / (out_h.saturating_sub(1).max(1)) as f64;
+        let mut y = -y_scale;
+        let ys = (0..out_h)
+            .map(|_| {
+                y += y_scale;
+                y
+            })
+            .collect();
+
+        // The SIMD lane positions do not depend on the row: compute them once.
+        let x0 = -4.0 * x_scale;
+        let mut lanes: [f32; 4] = [
+            x0 as f32,
+            (x0 + x_scale) as f32,
+            (x0 + 2.0 * x_scale) as f32,
+            (x0 + 3.0 * x_scale) as f32,
+        ];
+        let step = (4.0 * x_scale) as f32;
+        let mut plan = ResizePlan {
+            in_w,
+            in_h,
+            out_w,
+            x_scale,
+            ys,
+            n_simd: 0,
+            left_at: Vec::new(),
+            lr_e: Vec::new(),
+            ilr_e: Vec::new(),
+        };
+        loop {
+            for l in lanes.iter_mut() {
+                *l += step;
+            }
+            let left: [i32; 4] = lanes.map(|v| v as i32);
+            if left[3] as i64 + 1 >= in_w as i64 || plan.n_simd + 4 > out_w {
+                break;
+            }
+            for j in 0..4 {
+                let lr = lanes[j] - left[j] as f32;
+                for ch in 0..3 {
+                    plan.left_at.push(left[j].max(0) as usize * 3 + ch);
+                    plan.lr_e.push(lr);
+                    plan.ilr_e.push(1.0 - lr);
+                }
+            }
+            plan.n_simd += 4;
         }
-        let mut x = -x_scale + n_simd as f64 * x_scale;
-        let top_row = &sdata[top * in_w * 3..(top + 1) * in_w * 3];
-        let bottom_row = &sdata[bottom * in_w * 3..(bottom + 1) * in_w * 3];
-        for c in n_simd..out_w {
-            x += x_scale;
-            let left = x.floor() as usize;
-            let right = (left + 1).min(in_w - 1);
-            let lr = x - left as f64;
-            for ch in 0..3 {
-                let (tl, tr) = (
-                    top_row[left * 3 + ch] as f64,
-                    top_row[right * 3 + ch] as f64,
-                );
-                let (bl, br) = (
-                    bottom_row[left * 3 + ch] as f64,
-                    bottom_row[right * 3 + ch] as f64,
-                );
-                let v = (1.0 - tb) * ((1.0 - lr) * tl + lr * tr) + tb * ((1.0 - lr) * bl + lr * br);
-                row[c * 3 + ch] = v as u8;
+        plan
+    }
+
+    /// Computes output rows `first_row …` into `out` (whole rows).
+    fn rows(&self, src: &RgbImage, first_row: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: the CPU supports AVX. Wider vectors change no result: the same
+                // IEEE float operations run in the same order, and nothing is fused.
+                unsafe { self.rows_avx(src, first_row, out) };
+                return;
+            }
+        }
+        self.rows_impl(src, first_row, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn rows_avx(&self, src: &RgbImage, first_row: usize, out: &mut [u8]) {
+        self.rows_impl(src, first_row, out)
+    }
+
+    #[inline(always)]
+    fn rows_impl(&self, src: &RgbImage, first_row: usize, out: &mut [u8]) {
+        let (in_w, in_h, out_w, x_scale) = (self.in_w, self.in_h, self.out_w, self.x_scale);
+        let n_simd = self.n_simd;
+        let ne = n_simd * 3;
+        let mut rows = GatheredRows::new(ne);
+        let sdata = src.as_raw();
+        let (lr_e, ilr_e) = (&self.lr_e[..ne], &self.ilr_e[..ne]);
+        for (row, &y) in out.chunks_exact_mut(out_w * 3).zip(&self.ys[first_row..]) {
+            let top = y.floor() as usize;
+            let bottom = (top + 1).min(in_h - 1);
+            let tb = y - top as f64;
+            let tb_f = tb as f32;
+            let inv_tb_f = (1.0 - tb) as f32;
+            let (tl, tr, bl, br) = rows.get(src, &self.left_at, top, bottom);
+            let (tl, tr, bl, br) = (&tl[..ne], &tr[..ne], &bl[..ne], &br[..ne]);
+            let out_simd = &mut row[..ne];
+            for k in 0..ne {
+                let tlf = inv_tb_f * ilr_e[k];
+                let trf = inv_tb_f * lr_e[k];
+                let blf = tb_f * ilr_e[k];
+                let brf = tb_f * lr_e[k];
+                let (a, b, c, d) = (tl[k] as f32, tr[k] as f32, bl[k] as f32, br[k] as f32);
+                let v = ((tlf * a + trf * b) + blf * c) + brf * d;
+                // Truncation toward zero, as `simd4i(simd4f)` does. The weights sum to 1
+                // within rounding, so 0 ≤ v < 256 and the plain conversion cannot overflow.
+                debug_assert!((0.0..256.0).contains(&v));
+                // SAFETY: v is finite and within i32's range (see above).
+                out_simd[k] = unsafe { v.to_int_unchecked::<i32>() } as u8;
+            }
+            // The remaining columns in double precision, x accumulated from the first of them.
+            let mut x = -x_scale + n_simd as f64 * x_scale;
+            let top_row = &sdata[top * in_w * 3..(top + 1) * in_w * 3];
+            let bottom_row = &sdata[bottom * in_w * 3..(bottom + 1) * in_w * 3];
+            for c in n_simd..out_w {
+                x += x_scale;
+                let left = x.floor() as usize;
+                let right = (left + 1).min(in_w - 1);
+                let lr = x - left as f64;
+                for ch in 0..3 {
+                    let (tl, tr) = (
+                        top_row[left * 3 + ch] as f64,
+                        top_row[right * 3 + ch] as f64,
+                    );
+                    let (bl, br) = (
+                        bottom_row[left * 3 + ch] as f64,
+                        bottom_row[right * 3 + ch] as f64,
+                    );
+                    let v =
+                        (1.0 - tb) * ((1.0 - lr) * tl + lr * tr) + tb * ((1.0 - lr) * bl + lr * br);
+                    row[c * 3 + ch] = v as u8;
+                }
             }
         }
     }
-    out
 }
 
 /// Source rows gathered at the SIMD columns' left and right neighbours, as floats, for the

@@ -308,10 +308,10 @@ fn tail_columns(
     for ro0 in (0..height).step_by(TAIL_GROUP) {
         let mut acc = [[0f32; LANES]; TAIL_GROUP];
         for (m, &g) in cf.iter().enumerate() {
-            for q in 0..TAIL_GROUP {
+            for (q, aq) in acc.iter_mut().enumerate() {
                 let t = tails.get(ro0 + q + m).copied().unwrap_or([0.0; LANES]);
                 for j in 0..LANES {
-                    acc[q][j] += t[j] * g;
+                    aq[j] += t[j] * g;
                 }
             }
         }
