@@ -166,8 +166,9 @@ struct PixelRow {
     sel_gy: Vec<f32>,
     sel_len: Vec<f32>,
     bin: Vec<u32>,
-    /// Votes (11, 01, 10, 00) per pixel.
-    w: Vec<[f32; 4]>,
+    /// Votes per pixel: (top-left, bottom-left, top-right, bottom-right) cells, i.e. dlib's
+    /// v11, v01, v10, v00.
+    w: [Vec<f32>; 4],
 }
 
 impl PixelRow {
@@ -181,7 +182,7 @@ impl PixelRow {
             sel_gy: z(),
             sel_len: z(),
             bin: vec![0; n],
-            w: vec![[0.0; 4]; n],
+            w: [z(), z(), z(), z()],
         }
     }
 
@@ -277,22 +278,24 @@ impl PixelRow {
     fn weights(&mut self, g: &VoteGeometry, vy0: f32, vy1: f32) {
         let n = self.bin.len();
         let ns = g.n_simd;
-        let (len, w) = (&self.sel_len[..n], &mut self.w[..n]);
+        let len = &self.sel_len[..n];
+        let [w11, w01, w10, w00] = self.w.each_mut().map(|w| &mut w[..n]);
         let (vx0, vx1) = (&g.vx0[..n], &g.vx1[..n]);
         for i in 0..ns {
             let v = len[i].sqrt();
             let (a1, a0) = (vx1[i] * v, vx0[i] * v);
-            w[i] = [vy1 * a1, vy0 * a1, vy1 * a0, vy0 * a0];
+            w11[i] = vy1 * a1;
+            w01[i] = vy0 * a1;
+            w10[i] = vy1 * a0;
+            w00[i] = vy0 * a0;
         }
         for i in ns..n {
             let v = len[i].sqrt();
             let (x0, x1) = (vx0[i], vx1[i]);
-            w[i] = [
-                (vy1 * x1) * v,
-                (vy0 * x1) * v,
-                (vy1 * x0) * v,
-                (vy0 * x0) * v,
-            ];
+            w11[i] = (vy1 * x1) * v;
+            w01[i] = (vy0 * x1) * v;
+            w10[i] = (vy1 * x0) * v;
+            w00[i] = (vy0 * x0) * v;
         }
     }
 }
@@ -379,13 +382,14 @@ fn extract_fhog_rgb_impl(
             // Votes are added pixel by pixel, in dlib's order, into hist rows iyp+1 and iyp+2.
             let r0 = (iyp + 1) as usize * hist_nc * 18;
             let r1 = (iyp + 2) as usize * hist_nc * 18;
+            let (cols, bins) = (&geom.cols[..n], &px.bin[..n]);
+            let [w11, w01, w10, w00] = px.w.each_ref().map(|w| &w[..n]);
             for i in 0..n {
-                let at = geom.cols[i] * 18 + px.bin[i] as usize;
-                let w = px.w[i];
-                hist[r0 + at] += w[0];
-                hist[r1 + at] += w[1];
-                hist[r0 + at + 18] += w[2];
-                hist[r1 + at + 18] += w[3];
+                let at = cols[i] * 18 + bins[i] as usize;
+                hist[r0 + at] += w11[i];
+                hist[r1 + at] += w01[i];
+                hist[r0 + at + 18] += w10[i];
+                hist[r1 + at + 18] += w00[i];
             }
         }
     }
