@@ -9,14 +9,19 @@
 //! * [`chip`] — aligned 150×150 face chips ([`chip::extract_chip`]) and [`jitter`];
 //! * [`descriptor`] — the 128-D [`Descriptor`], normalisation and L1/L2/cosine distances;
 //! * [`resnet`] — dlib's ResNet that turns a 150×150 face chip into a [`Descriptor`];
+//! * [`hog`] — dlib's HOG frontal face detector (face_recognition's `model="hog"`), on
+//!   [`fhog`] features;
 //!
 //! Numbers equal dlib 20.0.1's (what Python's `face_recognition` uses); the tests check them
 //! against golden outputs recorded from dlib.
 
 pub mod chip;
+mod cxxsort;
 pub mod descriptor;
+pub mod fhog;
 pub mod geometry;
 pub mod jitter;
+pub mod hog;
 pub mod models;
 pub mod shape_predictor;
 pub mod transform;
@@ -25,6 +30,7 @@ pub mod resnet;
 pub use descriptor::{Descriptor, Metric, DEFAULT_TOLERANCE};
 pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
 pub use geometry::{DPoint, DRect, Point, Rect};
+pub use hog::{HogDetection, HogDetector};
 pub use models::{Model, ModelError};
 pub use shape_predictor::{Landmarks, ShapePredictor};
 pub use resnet::{ChipSizeError, DescriptorNet};
