@@ -1,9 +1,13 @@
 //! `facelike`: the command-line shell over the facelike library.
 
+mod encode;
 mod fetch;
+mod inputs;
+mod progress;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use facelike::{DetectorKind, Encoder, EncoderOptions, LandmarkModel, LoadOptions, Rect};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -25,6 +29,84 @@ enum Command {
         #[command(subcommand)]
         action: SamplesAction,
     },
+    /// Photos (files or directories) to faces with landmarks and 128-D embeddings, one JSON line
+    /// per image.
+    Encode(EncodeArgs),
+    /// Find faces only: one JSON line per image with rect, location and score/confidence.
+    Detect {
+        #[command(flatten)]
+        detector: DetectorArgs,
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Image files or directories (walked recursively).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Aligned 150x150 face chips to embeddings, one JSON line per chip.
+    EmbedChip {
+        /// Return unit-length embeddings instead of dlib's raw descriptors.
+        #[arg(long)]
+        normalize: bool,
+        #[command(flatten)]
+        image: ImageArgs,
+        #[arg(required = true)]
+        chips: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct DetectorArgs {
+    /// Face detector: hog (face_recognition's default) or cnn.
+    #[arg(long, default_value = "hog")]
+    detector: DetectorKind,
+    /// Times the image is upsampled before detection (finds smaller faces; slower).
+    #[arg(long, default_value_t = 1)]
+    upsample: u32,
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// Refuse images with more pixels than this (checked from the header).
+    #[arg(long, default_value_t = 100_000_000)]
+    max_pixels: u64,
+    /// Ignore EXIF orientation, as face_recognition/Pillow do.
+    #[arg(long)]
+    no_exif_rotate: bool,
+}
+
+impl ImageArgs {
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            max_pixels: self.max_pixels,
+            exif_orientation: !self.no_exif_rotate,
+        }
+    }
+}
+
+#[derive(Args)]
+struct EncodeArgs {
+    #[command(flatten)]
+    detector: DetectorArgs,
+    /// Landmark model used for alignment: 5 (default, as face_recognition) or 68.
+    #[arg(long, default_value_t = 5, value_parser = parse_landmarks)]
+    landmarks: u32,
+    /// Average the descriptors of N jittered copies of each chip (dlib's num_jitters).
+    #[arg(long, default_value_t = 1)]
+    jitters: u32,
+    /// Return unit-length (FaceNet-style) embeddings instead of dlib's raw descriptors.
+    #[arg(long)]
+    normalize: bool,
+    /// Describe the face in this rectangle instead of detecting (dlib's inclusive L,T,R,B);
+    /// repeat for several faces. Needs exactly one image.
+    #[arg(long, value_parser = encode::parse_rect)]
+    rect: Vec<Rect>,
+    /// Batch of images with rectangles: JSON lines {"image": PATH, "rects": [[L,T,R,B], ...]}.
+    #[arg(long, conflicts_with = "rect")]
+    rects: Option<PathBuf>,
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Image files or directories (walked recursively).
+    inputs: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -47,15 +129,47 @@ enum SamplesAction {
     Path,
 }
 
-fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+fn parse_landmarks(s: &str) -> Result<u32, String> {
+    match s {
+        "5" => Ok(5),
+        "68" => Ok(68),
+        _ => Err(format!("landmark model must be 5 or 68, got {s:?}")),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Exit status when a batch finished but some files failed.
+const EXIT_SOME_FAILED: i32 = 2;
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(0) => {}
+        Ok(failures) => {
+            eprintln!("{failures} file(s) failed; see the error lines above");
+            std::process::exit(EXIT_SOME_FAILED);
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn encoder(detector: Option<&DetectorArgs>, landmarks: u32, jitters: u32, normalize: bool) -> Result<Encoder> {
+    let options = EncoderOptions {
+        detector: detector.map_or(DetectorKind::Hog, |d| d.detector),
+        upsample: detector.map_or(1, |d| d.upsample),
+        landmarks: LandmarkModel::from_points(landmarks).expect("clap allows only 5 or 68"),
+        jitters,
+        normalize,
+        load_detector: detector.is_some(),
+        ..Default::default()
+    };
+    Ok(Encoder::new(options)?)
+}
+
+/// Runs a command; returns the number of input files that failed.
+fn run(cli: Cli) -> Result<usize> {
     let mut log = |s: &str| eprintln!("{s}");
     match cli.command {
         Command::Models { action } => match action {
@@ -75,6 +189,38 @@ fn run(cli: Cli) -> Result<()> {
             }
             SamplesAction::Path => println!("{}", fetch::samples_dir().display()),
         },
+        Command::Encode(a) => {
+            let opts = a.image.load_options();
+            let jobs: Vec<(PathBuf, encode::Job)> = if let Some(file) = &a.rects {
+                if !a.inputs.is_empty() {
+                    bail!("--rects FILE lists the images itself; do not also give image paths");
+                }
+                encode::read_rects_file(file)?
+            } else if !a.rect.is_empty() {
+                if a.inputs.len() != 1 || a.inputs[0].is_dir() {
+                    bail!("--rect needs exactly one image file (use --rects FILE.jsonl for several)");
+                }
+                vec![(a.inputs[0].clone(), encode::Job::Rects(a.rect.clone()))]
+            } else {
+                if a.inputs.is_empty() {
+                    bail!("give image files or directories to encode (or --rect/--rects)");
+                }
+                inputs::collect_images(&a.inputs)?.into_iter().map(|p| (p, encode::Job::Encode)).collect()
+            };
+            let detecting = jobs.iter().any(|(_, j)| matches!(j, encode::Job::Encode));
+            let enc = encoder(detecting.then_some(&a.detector), a.landmarks, a.jitters, a.normalize)?;
+            return encode::run_batch(&enc, jobs, &opts);
+        }
+        Command::Detect { detector, image, inputs } => {
+            let opts = image.load_options();
+            let jobs = inputs::collect_images(&inputs)?.into_iter().map(|p| (p, encode::Job::Detect)).collect();
+            let enc = encoder(Some(&detector), 5, 1, false)?;
+            return encode::run_batch(&enc, jobs, &opts);
+        }
+        Command::EmbedChip { normalize, image, chips } => {
+            let enc = encoder(None, 5, 1, normalize)?;
+            return encode::embed_chips(&enc, &chips, &image.load_options());
+        }
     }
-    Ok(())
+    Ok(0)
 }

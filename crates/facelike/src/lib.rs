@@ -9,6 +9,7 @@
 //! * [`chip`] — aligned 150×150 face chips ([`chip::extract_chip`]) and [`jitter`];
 //! * [`descriptor`] — the 128-D [`Descriptor`], normalisation and L1/L2/cosine distances;
 //! * [`resnet`] — dlib's ResNet that turns a 150×150 face chip into a [`Descriptor`];
+//! * [`pipeline`] — the whole job: [`Encoder`] turns a photo into [`Face`]s;
 //! * [`hog`] — dlib's HOG frontal face detector (face_recognition's `model="hog"`), on
 //!   [`fhog`] features;
 //!
@@ -23,6 +24,7 @@ pub mod geometry;
 pub mod jitter;
 pub mod hog;
 pub mod models;
+pub mod pipeline;
 pub mod shape_predictor;
 pub mod transform;
 pub mod resnet;
@@ -32,5 +34,6 @@ pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
 pub use geometry::{DPoint, DRect, Point, Rect};
 pub use hog::{HogDetection, HogDetector};
 pub use models::{Model, ModelError};
+pub use pipeline::{Detection, DetectorKind, EncodeError, Encoder, EncoderOptions, Face, LandmarkModel};
 pub use shape_predictor::{Landmarks, ShapePredictor};
 pub use resnet::{ChipSizeError, DescriptorNet};

@@ -1,0 +1,305 @@
+//! The whole job, photo to descriptors: detect → landmarks → chip → ResNet → (normalise).
+//!
+//! ```no_run
+//! let encoder = facelike::Encoder::new(facelike::EncoderOptions::default())?;
+//! let image = facelike::load_image("obama.jpg")?;
+//! for face in encoder.encode(&image)? {
+//!     println!("{:?} {:?}", face.rect, &face.descriptor.0[..4]);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Models are loaded once by [`Encoder::new`] (only those the options need) and shared by
+//! every call; an `Encoder` is `Sync`, so one encoder serves many threads.
+
+use crate::chip::{extract_chip, face_chip_details, CHIP_PADDING, CHIP_SIZE};
+use crate::descriptor::Descriptor;
+use crate::geometry::{Point, Rect};
+use crate::hog::HogDetector;
+use crate::jitter::Jitterer;
+use crate::models::{Model, ModelError};
+use crate::resnet::DescriptorNet;
+use crate::shape_predictor::ShapePredictor;
+use facelike_image::RgbImage;
+use std::path::{Path, PathBuf};
+
+/// Which face detector finds the faces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    /// dlib's HOG frontal face detector (face_recognition's default).
+    #[default]
+    Hog,
+    /// dlib's MMOD CNN detector: slower, finds more poses and small faces.
+    Cnn,
+}
+
+impl std::str::FromStr for DetectorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hog" => Ok(DetectorKind::Hog),
+            "cnn" => Ok(DetectorKind::Cnn),
+            _ => Err(format!("unknown detector {s:?}: use hog or cnn")),
+        }
+    }
+}
+
+/// How faces are aligned before the ResNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LandmarkModel {
+    /// 5-point model (face_recognition's default for encodings; CC0).
+    #[default]
+    Five,
+    /// 68-point model (face_recognition's `model="large"`; trained on iBUG 300-W, not for
+    /// commercial use).
+    SixtyEight,
+}
+
+impl LandmarkModel {
+    pub fn model(self) -> Model {
+        match self {
+            LandmarkModel::Five => Model::ShapePredictor5,
+            LandmarkModel::SixtyEight => Model::ShapePredictor68,
+        }
+    }
+    pub fn from_points(n: u32) -> Option<Self> {
+        match n {
+            5 => Some(LandmarkModel::Five),
+            68 => Some(LandmarkModel::SixtyEight),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of an [`Encoder`]; the defaults are face_recognition's.
+#[derive(Clone, Debug)]
+pub struct EncoderOptions {
+    /// Model directory; `None` means [`crate::models::models_dir`].
+    pub models_dir: Option<PathBuf>,
+    pub detector: DetectorKind,
+    /// How many times the image is doubled before detection (face_recognition: 1).
+    pub upsample: u32,
+    pub landmarks: LandmarkModel,
+    /// Number of jittered chips averaged per face; `<= 1` means none (dlib's rule).
+    pub jitters: u32,
+    /// Return unit-length descriptors instead of dlib's raw ones.
+    pub normalize: bool,
+    /// Load the detector even if only `encode_rects` will be used (false saves load time).
+    pub load_detector: bool,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions {
+            models_dir: None,
+            detector: DetectorKind::Hog,
+            upsample: 1,
+            landmarks: LandmarkModel::Five,
+            jitters: 1,
+            normalize: false,
+            load_detector: true,
+        }
+    }
+}
+
+/// One face found in a photo.
+#[derive(Clone, Debug)]
+pub struct Face {
+    /// dlib's inclusive `[left, top, right, bottom]`; may extend past the image.
+    pub rect: Rect,
+    /// HOG detection score (`score − threshold`), when HOG found the face.
+    pub score: Option<f64>,
+    /// Which of the 5 HOG filters fired.
+    pub hog_filter: Option<usize>,
+    /// CNN detection confidence, when the CNN found the face.
+    pub confidence: Option<f64>,
+    pub landmarks: Vec<Point>,
+    pub descriptor: Descriptor,
+}
+
+impl Face {
+    /// face_recognition's `(top, right, bottom, left)`, clipped as it clips.
+    pub fn location(&self, image: &RgbImage) -> [i64; 4] {
+        self.rect.to_css_trimmed(image.width(), image.height())
+    }
+}
+
+/// A face found by a detector, before landmarks and descriptor.
+#[derive(Clone, Debug)]
+pub struct Detection {
+    pub rect: Rect,
+    pub score: Option<f64>,
+    pub hog_filter: Option<usize>,
+    pub confidence: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the {0:?} detector was not loaded (EncoderOptions::load_detector is false)")]
+    NoDetector(DetectorKind),
+    #[error("face rectangle {rect:?} does not overlap the {width}x{height} image")]
+    RectOutside { rect: Rect, width: usize, height: usize },
+    #[error("face rectangle {0:?} is empty (right < left or bottom < top)")]
+    EmptyRect(Rect),
+}
+
+enum Detector {
+    Hog(HogDetector),
+}
+
+/// Loaded models plus settings: photo → faces with descriptors.
+pub struct Encoder {
+    options: EncoderOptions,
+    detector: Option<Detector>,
+    landmarks: ShapePredictor,
+    net: DescriptorNet,
+}
+
+impl Encoder {
+    /// Loads the models the options need.
+    pub fn new(options: EncoderOptions) -> Result<Self, ModelError> {
+        let dir = options.models_dir.clone().unwrap_or_else(crate::models::models_dir);
+        Self::with_dir(&dir, options)
+    }
+
+    fn with_dir(dir: &Path, options: EncoderOptions) -> Result<Self, ModelError> {
+        let detector = if options.load_detector {
+            Some(match options.detector {
+                DetectorKind::Hog => Detector::Hog(HogDetector::load(dir)?),
+                DetectorKind::Cnn => {
+                    return Err(ModelError::Unexpected {
+                        path: dir.join(Model::MmodDetector.file_name()),
+                        message: "the CNN detector is not available yet".into(),
+                    })
+                }
+            })
+        } else {
+            None
+        };
+        let landmarks = ShapePredictor::load(dir, options.landmarks.model())?;
+        let net = DescriptorNet::load(dir)?;
+        Ok(Encoder {
+            options,
+            detector,
+            landmarks,
+            net,
+        })
+    }
+
+    pub fn options(&self) -> &EncoderOptions {
+        &self.options
+    }
+
+    /// Finds faces only.
+    pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, EncodeError> {
+        match &self.detector {
+            None => Err(EncodeError::NoDetector(self.options.detector)),
+            Some(Detector::Hog(d)) => Ok(d
+                .detect(image, self.options.upsample, 0.0)
+                .into_iter()
+                .map(|h| Detection {
+                    rect: h.rect,
+                    score: Some(h.score),
+                    hog_filter: Some(h.detector),
+                    confidence: None,
+                })
+                .collect()),
+        }
+    }
+
+    /// Detects, aligns and describes every face (face_recognition's `face_encodings`).
+    pub fn encode(&self, image: &RgbImage) -> Result<Vec<Face>, EncodeError> {
+        let detections = self.detect(image)?;
+        self.describe(image, detections)
+    }
+
+    /// Describes faces at given rectangles (face_recognition's `known_face_locations`).
+    pub fn encode_rects(&self, image: &RgbImage, rects: &[Rect]) -> Result<Vec<Face>, EncodeError> {
+        for r in rects {
+            if r.is_empty() {
+                return Err(EncodeError::EmptyRect(*r));
+            }
+            let img = Rect::new(0, 0, image.width() as i64 - 1, image.height() as i64 - 1);
+            if r.intersect(&img).is_empty() {
+                return Err(EncodeError::RectOutside {
+                    rect: *r,
+                    width: image.width(),
+                    height: image.height(),
+                });
+            }
+        }
+        let detections = rects
+            .iter()
+            .map(|r| Detection {
+                rect: *r,
+                score: None,
+                hog_filter: None,
+                confidence: None,
+            })
+            .collect();
+        self.describe(image, detections)
+    }
+
+    /// Landmarks, chips and descriptors for detected faces; chips of all faces in the photo go
+    /// through the network as one batch.
+    pub fn describe(&self, image: &RgbImage, detections: Vec<Detection>) -> Result<Vec<Face>, EncodeError> {
+        let mut shapes = Vec::with_capacity(detections.len());
+        let mut chips = Vec::new();
+        let jitters = self.options.jitters.max(1) as usize;
+        for d in &detections {
+            let shape = self.landmarks.predict(image, d.rect);
+            let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).expect("5- or 68-point shapes always have chip details");
+            let chip = extract_chip(image, &details);
+            if jitters > 1 {
+                // Each face is jittered as dlib does on a freshly loaded model: reproducible, and
+                // independent of the order in which faces are processed.
+                let mut j = Jitterer::new();
+                for _ in 0..jitters {
+                    chips.push(j.jitter(&chip));
+                }
+            } else {
+                chips.push(chip);
+            }
+            shapes.push(shape);
+        }
+        let descriptors = self.net.compute_batch(&chips).expect("chips are always CHIP_SIZE");
+        let mut faces = Vec::with_capacity(detections.len());
+        for (i, (d, shape)) in detections.into_iter().zip(shapes).enumerate() {
+            let descs = &descriptors[i * jitters..(i + 1) * jitters];
+            let mut descriptor = if jitters > 1 { mean_f32(descs) } else { descs[0] };
+            if self.options.normalize {
+                descriptor = descriptor.normalized();
+            }
+            faces.push(Face {
+                rect: d.rect,
+                score: d.score,
+                hog_filter: d.hog_filter,
+                confidence: d.confidence,
+                landmarks: shape.points,
+                descriptor,
+            });
+        }
+        Ok(faces)
+    }
+
+    /// The descriptor of an already aligned 150×150 chip.
+    pub fn describe_chip(&self, chip: &RgbImage) -> Result<Descriptor, crate::resnet::ChipSizeError> {
+        let d = self.net.compute(chip)?;
+        Ok(if self.options.normalize { d.normalized() } else { d })
+    }
+}
+
+/// dlib averages jittered descriptors in float32, summing in order then dividing.
+fn mean_f32(ds: &[Descriptor]) -> Descriptor {
+    let mut acc = [0f32; 128];
+    for d in ds {
+        for (a, v) in acc.iter_mut().zip(d.0.iter()) {
+            *a += v;
+        }
+    }
+    let n = ds.len() as f32;
+    Descriptor(acc.map(|v| v / n))
+}
