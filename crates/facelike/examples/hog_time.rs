@@ -24,7 +24,7 @@ fn cpu_ms() -> Option<f64> {
     let mut t = Timespec { sec: 0, nsec: 0 };
     // SAFETY: `t` is a valid, writable timespec for the duration of the call.
     let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    (rc == 0).then(|| t.sec as f64 * 1e3 + t.nsec as f64 * 1e-6)
+    (rc == 0).then_some(t.sec as f64 * 1e3 + t.nsec as f64 * 1e-6)
 }
 
 #[cfg(not(target_os = "linux"))]
