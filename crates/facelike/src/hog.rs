@@ -41,7 +41,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 thread_local! {
-    /// Per-thread buffers for filtering (row-filtered plane, saliency map).
+    /// Per-thread buffers for filtering (separable-pass scratch, saliency map).
     static SCRATCH: RefCell<(Scratch, Vec<f32>)> = RefCell::new((Scratch::default(), Vec::new()));
 }
 

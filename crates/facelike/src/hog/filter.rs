@@ -441,4 +441,34 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn full_filter_agrees_with_its_separable_form() {
+        let (rows, cols) = (14, 23);
+        let plane: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 101) as f32) / 101.0)
+            .collect();
+        let rf: Vec<f32> = (0..10).map(|i| 0.1 * i as f32 - 0.4).collect();
+        let cf: Vec<f32> = (0..10).map(|i| (i as f32 * 0.5).sin()).collect();
+        let full: Vec<f32> = (0..100).map(|k| cf[k / 10] * rf[k % 10]).collect();
+        let area = Area::for_plane(rows, cols, 10, 10).unwrap();
+        let n = area.height() * area.width();
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        separable_into(
+            &plane,
+            rows,
+            cols,
+            &rf,
+            &cf,
+            area,
+            &mut Scratch::default(),
+            &mut a,
+            false,
+        );
+        full_into(&plane, cols, &full, 10, 10, area, &mut b, false);
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5),
+            "{a:?} vs {b:?}"
+        );
+    }
 }
