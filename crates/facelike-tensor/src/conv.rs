@@ -1,6 +1,6 @@
 //! 2-D convolution: im2col built a few output rows at a time, multiplied with `gemm`.
 
-use crate::{BatchTensor, Tensor};
+use crate::{relu, BatchTensor, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -219,6 +219,22 @@ impl Conv2d {
                 return;
             }
         }
+        // For strided convolutions, split each input row into its stride phases once, so
+        // that the column matrix is built from contiguous runs.
+        let (sx, wp) = (self.stride_x, w.div_ceil(self.stride_x));
+        let phased;
+        let src: &[f32] = if sx == 1 {
+            x
+        } else {
+            let mut p = vec![0f32; c * n * h * sx * wp];
+            for (row, prow) in x.chunks_exact(w).zip(p.chunks_exact_mut(sx * wp)) {
+                for (ix, v) in row.iter().enumerate() {
+                    prow[(ix % sx) * wp + ix / sx] = *v;
+                }
+            }
+            phased = p;
+            &phased
+        };
         let rows_total = n * oh;
         let rows_per_tile = (TILE_FLOATS / (k * ow)).clamp(1, rows_total);
         let tiles = rows_total.div_ceil(rows_per_tile);
@@ -232,7 +248,7 @@ impl Conv2d {
                     buf.resize(k * cols, 0.0);
                 }
                 let col = &mut buf[..k * cols];
-                self.im2col(x, n, h, w, oh, ow, r0, r1, col);
+                self.im2col(src, wp, n, h, w, oh, ow, r0, r1, col);
                 // SAFETY: `dst` spans OC × cols_total floats; this tile writes columns
                 // r0·ow..r1·ow of each row, which no other tile touches.
                 unsafe { self.gemm_tile(dst, cols_total, r0 * ow, cols, col.as_ptr(), cols) };
@@ -307,7 +323,7 @@ impl Conv2d {
             match (res, epilogue.relu) {
                 (Some(r), true) => {
                     for (v, r) in row.iter_mut().zip(r) {
-                        *v = (*v + b + *r).max(0.0);
+                        *v = relu(*v + b + *r);
                     }
                 }
                 (Some(r), false) => {
@@ -317,7 +333,7 @@ impl Conv2d {
                 }
                 (None, true) => {
                     for v in row.iter_mut() {
-                        *v = (*v + b).max(0.0);
+                        *v = relu(*v + b);
                     }
                 }
                 (None, false) => {
@@ -334,10 +350,15 @@ impl Conv2d {
     /// Builds the `k × cols` column matrix for output rows `r0..r1`, where output row `r`
     /// is row `r % oh` of sample `r / oh`. Row `(c·kh + ky)·kw + kx` of the matrix holds the
     /// input values that filter tap meets; outside the input they are zero.
+    ///
+    /// `src` is the input with each row split into `stride_x` phases of `wp` values (phase
+    /// `p` holds columns `p, p + stride_x, …`; for stride 1 it is the input itself), so that
+    /// every tap reads a contiguous run of each row.
     #[allow(clippy::too_many_arguments)]
     fn im2col(
         &self,
-        x: &[f32],
+        src: &[f32],
+        wp: usize,
         n: usize,
         h: usize,
         w: usize,
@@ -349,39 +370,80 @@ impl Conv2d {
     ) {
         let cols = (r1 - r0) * ow;
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
+        let row_len = sx * wp;
+        // "Same" stride-1 convolution: output rows are as wide as input rows, so a run of
+        // rows of one sample is one shifted block copy plus zeroed edge columns.
+        let same_width = sx == 1 && sy == 1 && ow == w;
         let mut dst_rows = col.chunks_exact_mut(cols);
         for c in 0..self.in_channels {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
                     let dst_row = dst_rows.next().expect("column matrix has k rows");
-                    // Output columns whose tap lands inside the input: ix = ox·sx + kx − px.
+                    let kxp = kx as isize - px as isize;
+                    if same_width {
+                        let mut r = r0;
+                        while r < r1 {
+                            let b = r / oh;
+                            // Rows of this sample in the tile, and those whose tap is inside.
+                            let run_end = r1.min((b + 1) * oh);
+                            let iy_of = |oy: usize| oy as isize + ky as isize - py as isize;
+                            let first = (r..run_end)
+                                .find(|&q| iy_of(q - b * oh) >= 0)
+                                .unwrap_or(run_end);
+                            let last = (first..run_end)
+                                .find(|&q| iy_of(q - b * oh) >= h as isize)
+                                .unwrap_or(run_end);
+                            dst_row[(r - r0) * ow..(first - r0) * ow].fill(0.0);
+                            dst_row[(last - r0) * ow..(run_end - r0) * ow].fill(0.0);
+                            if last > first {
+                                let iy0 = iy_of(first - b * oh) as usize;
+                                let len = (last - first) * w;
+                                let base = ((c * n + b) * h + iy0) * w;
+                                let dst = &mut dst_row[(first - r0) * ow..(last - r0) * ow];
+                                let skip_front = (-kxp).max(0) as usize;
+                                let skip_back = kxp.max(0) as usize;
+                                let from = (base as isize + skip_front as isize + kxp) as usize;
+                                let count = len.saturating_sub(skip_front + skip_back);
+                                dst[skip_front..skip_front + count]
+                                    .copy_from_slice(&src[from..from + count]);
+                                for row in dst.chunks_exact_mut(w) {
+                                    row[..skip_front.min(w)].fill(0.0);
+                                    row[w - skip_back.min(w)..].fill(0.0);
+                                }
+                            }
+                            r = run_end;
+                        }
+                        continue;
+                    }
+                    // Output columns whose tap lands inside the input: ix = ox·sx + kxp.
                     let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
                     let hi = if w + px > kx {
                         ((w + px - kx - 1) / sx + 1).clamp(lo, ow)
                     } else {
                         lo
                     };
-                    for (r, seg) in (r0..r1).zip(dst_row.chunks_exact_mut(ow)) {
-                        let (b, oy) = (r / oh, r % oh);
+                    let phase = kxp.rem_euclid(sx as isize);
+                    // Column ox of this tap is element ox + offset of the phase's run.
+                    let offset = (kxp - phase) / sx as isize;
+                    let run_start = (phase as usize * wp) as isize + lo as isize + offset;
+                    let (mut b, mut oy) = (r0 / oh, r0 % oh);
+                    for seg in dst_row.chunks_exact_mut(ow) {
                         let iy = (oy * sy + ky) as isize - py as isize;
                         if iy < 0 || iy >= h as isize {
                             seg.fill(0.0);
-                            continue;
-                        }
-                        let src = &x[((c * n + b) * h + iy as usize) * w..][..w];
-                        seg[..lo].fill(0.0);
-                        seg[hi..].fill(0.0);
-                        if hi > lo {
-                            let first = lo * sx + kx - px;
-                            if sx == 1 {
-                                seg[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                            } else {
-                                for (d, s) in
-                                    seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sx))
-                                {
-                                    *d = *s;
-                                }
+                        } else {
+                            let row = &src[((c * n + b) * h + iy as usize) * row_len..][..row_len];
+                            seg[..lo].fill(0.0);
+                            seg[hi..].fill(0.0);
+                            if hi > lo {
+                                let at = run_start as usize;
+                                seg[lo..hi].copy_from_slice(&row[at..at + (hi - lo)]);
                             }
+                        }
+                        oy += 1;
+                        if oy == oh {
+                            oy = 0;
+                            b += 1;
                         }
                     }
                 }

@@ -15,12 +15,25 @@
 
 mod conv;
 mod ops;
+mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, relu_inplace, Pool,
 };
+pub use winograd::Winograd3x3;
+
+/// `max(0, v)`, written so that loops of it vectorise (`f32::max` orders NaNs, which keeps
+/// it scalar; for NaN input this returns 0 where dlib's `max` would pass the NaN on).
+#[inline(always)]
+pub fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
 
 /// A C×H×W float tensor, row-major within each channel plane.
 #[derive(Clone, Debug, PartialEq)]

@@ -19,6 +19,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, Epilogue, Pool,
+    Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -68,10 +69,32 @@ pub struct ChipSizeError {
 /// already folded into the convolution before it.
 #[derive(Clone, Debug)]
 struct ResBlock {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    conv1: Layer3x3,
+    conv2: Layer3x3,
     /// Down-sampling block: the shortcut is a 2×2 stride-2 average pool of the input.
     down: bool,
+}
+
+/// A 3×3 convolution with its affine folded in, and its Winograd form where that pays.
+#[derive(Clone, Debug)]
+struct Layer3x3 {
+    conv: Conv2d,
+    winograd: Option<Winograd3x3>,
+}
+
+impl Layer3x3 {
+    fn new(conv: Conv2d) -> Self {
+        let winograd = Winograd3x3::new(&conv);
+        Layer3x3 { conv, winograd }
+    }
+
+    /// Winograd where it pays for this batch and input size, else im2col + GEMM.
+    fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
+        match &self.winograd {
+            Some(w) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
+            _ => self.conv.forward_batch(x, epilogue),
+        }
+    }
 }
 
 /// dlib's ResNet face descriptor network, ready to run on CPU.
@@ -380,7 +403,11 @@ impl DescriptorNet {
             }
             cur.add_prev()?;
             cur.relu()?;
-            blocks.push(ResBlock { conv1, conv2, down });
+            blocks.push(ResBlock {
+                conv1: Layer3x3::new(conv1),
+                conv2: Layer3x3::new(conv2),
+                down,
+            });
             channels = filters;
         }
         cur.pool(false, 0, 1)?;
@@ -438,6 +465,16 @@ impl DescriptorNet {
             .collect())
     }
 
+    /// The same network computing every convolution directly (im2col + GEMM), without
+    /// Winograd's transforms: slower, and the closest to dlib's own arithmetic.
+    pub fn without_winograd(mut self) -> Self {
+        for block in &mut self.blocks {
+            block.conv1.winograd = None;
+            block.conv2.winograd = None;
+        }
+        self
+    }
+
     /// Floating-point operations (2 per multiply-add) of the convolutions and the linear
     /// layer for one face, from the layer shapes of the architecture.
     pub fn flops_per_face() -> u64 {
@@ -481,9 +518,9 @@ impl DescriptorNet {
         drop(input);
         let mut x = pool_batch(&x, Pool::Max, 3, 3, 2, 2, 0, 0);
         for block in &self.blocks {
-            let t = block.conv1.forward_batch(&x, Epilogue::RELU);
+            let t = block.conv1.forward(&x, Epilogue::RELU);
             x = if !block.down {
-                block.conv2.forward_batch(
+                block.conv2.forward(
                     &t,
                     Epilogue {
                         residual: Some(&x.data),
@@ -492,10 +529,10 @@ impl DescriptorNet {
                 )
             } else {
                 let shortcut = pool_batch(&x, Pool::Avg, 2, 2, 2, 2, 0, 0);
-                let (oh, ow) = block.conv2.out_shape(t.h, t.w);
+                let (oh, ow) = block.conv2.conv.out_shape(t.h, t.w);
                 if (oh, ow) == (shortcut.h, shortcut.w) {
                     // Only the channels differ: the shortcut is a channel prefix of the sum.
-                    block.conv2.forward_batch(
+                    block.conv2.forward(
                         &t,
                         Epilogue {
                             residual: Some(&shortcut.data),
@@ -504,10 +541,10 @@ impl DescriptorNet {
                     )
                 } else {
                     // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
-                    let y = block.conv2.forward_batch(&t, Epilogue::default());
+                    let y = block.conv2.forward(&t, Epilogue::default());
                     let mut sum = add_zero_padded_batch(&shortcut, &y);
                     for v in &mut sum.data {
-                        *v = v.max(0.0);
+                        *v = facelike_tensor::relu(*v);
                     }
                     sum
                 }
