@@ -44,6 +44,9 @@ impl Epilogue<'_> {
 /// Floats of im2col matrix built per GEMM call. Small enough that the column tile stays in the
 /// L2 cache while the GEMM reads it; large enough that each call amortises packing the weights.
 const TILE_FLOATS: usize = 96 * 1024;
+/// ... but at least this many columns per GEMM: each call packs the whole weight matrix
+/// again, which for the small late layers costs more than the column matrix's cache misses.
+const MIN_TILE_COLUMNS: usize = 256;
 
 thread_local! {
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -212,12 +215,12 @@ impl Conv2d {
         }
         let dst = OutPtr(out.as_mut_ptr());
         // A 1×1 stride-1 unpadded convolution reads its input as the column matrix directly.
-        if self.kh == 1 && self.kw == 1 && self.stride_x == 1 && self.stride_y == 1 {
-            if self.pad_x == 0 && self.pad_y == 0 {
-                unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total) };
-                self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
-                return;
-            }
+        let kernel = (self.kh, self.kw, self.stride_y, self.stride_x);
+        if kernel == (1, 1, 1, 1) && (self.pad_y, self.pad_x) == (0, 0) {
+            // SAFETY: `x` is the in × cols_total column matrix; `dst` spans out × cols_total.
+            unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total) };
+            self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
+            return;
         }
         // For strided convolutions, split each input row into its stride phases once, so
         // that the column matrix is built from contiguous runs.
@@ -236,7 +239,9 @@ impl Conv2d {
             &phased
         };
         let rows_total = n * oh;
-        let rows_per_tile = (TILE_FLOATS / (k * ow)).clamp(1, rows_total);
+        let rows_per_tile = (TILE_FLOATS / (k * ow))
+            .max(MIN_TILE_COLUMNS.div_ceil(ow))
+            .clamp(1, rows_total);
         let tiles = rows_total.div_ceil(rows_per_tile);
         let do_tile = |t: usize| {
             let r0 = t * rows_per_tile;

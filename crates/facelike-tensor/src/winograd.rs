@@ -100,6 +100,8 @@ fn at(x: [&Lanes; A]) -> [Lanes; M] {
 
 /// `Bᵀ d B` for 8 tiles, given each patch row `i` as its six columns; calls `put(q, v)` for
 /// the 36 results in row-major order.
+// `nu` picks a column out of each row: an index loop says that most plainly.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn input_tiles(rows: &[[Lanes; A]; A], mut put: impl FnMut(usize, &Lanes)) {
     // Along x first (each patch row), then along y.
@@ -118,6 +120,7 @@ fn input_tiles(rows: &[[Lanes; A]; A], mut put: impl FnMut(usize, &Lanes)) {
 }
 
 /// `Aᵀ m A` for 8 tiles: the 4×4 outputs, row-major.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn output_tiles(m: &[[Lanes; A]; A]) -> [[Lanes; M]; M] {
     let mut s = [[[0f32; LANES]; A]; M];
@@ -214,11 +217,14 @@ impl Winograd3x3 {
     }
 
     /// Whether Winograd beats im2col for `n` samples of `h × w` (measured on the ResNet's
-    /// layers): with 8 samples its transforms fill their vector lanes with samples; with
-    /// fewer it needs at least 8 tiles to amortise its 4× larger weights.
+    /// layers): most of each 4×4 tile must be real output, and either 8 samples fill the
+    /// transforms' vector lanes or there are at least 8 tiles to amortise the weights, which
+    /// are 4× larger than the 3×3 ones.
     pub fn pays_off(&self, n: usize, h: usize, w: usize) -> bool {
         let (oh, ow) = self.out_shape(h, w);
-        n >= LANES || n * oh.div_ceil(M) * ow.div_ceil(M) >= LANES
+        let tiles = n * oh.div_ceil(M) * ow.div_ceil(M);
+        let used = (n * oh * ow) as f64 / (tiles * M * M).max(1) as f64;
+        used >= 0.7 && (n >= LANES || tiles >= LANES)
     }
 
     /// The convolution of every sample followed by `epilogue` (as [`Conv2d::forward_batch`]).

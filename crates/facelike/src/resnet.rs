@@ -51,9 +51,10 @@ const BLOCKS: [(usize, bool); 14] = [
 ];
 
 /// Most chips run through the network together on one thread: enough columns for the late
-/// 4×4 and 2×2 layers to fill the GEMM kernels, few enough that the early activations stay
-/// within the last-level cache.
-const MAX_CHIPS_PER_PASS: usize = 8;
+/// 4×4 layers to amortise streaming their weights (2.4 MB per layer, 9.4 MB in Winograd
+/// form) and to fill Winograd's 8-sample vector lanes, few enough that the early activations
+/// (0.66 MB per chip after the stem) stay within the last-level cache.
+const MAX_CHIPS_PER_PASS: usize = 16;
 
 /// A face chip that is not 150×150.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,23 +76,42 @@ struct ResBlock {
     down: bool,
 }
 
-/// A 3×3 convolution with its affine folded in, and its Winograd form where that pays.
+/// A 3×3 convolution with its affine folded in, and faster forms where they pay.
 #[derive(Clone, Debug)]
 struct Layer3x3 {
     conv: Conv2d,
+    /// Winograd F(4×4, 3×3), for stride 1.
     winograd: Option<Winograd3x3>,
+    /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
+    /// with padding 1 (the last block's second convolution).
+    centre: Option<Conv2d>,
 }
 
 impl Layer3x3 {
     fn new(conv: Conv2d) -> Self {
         let winograd = Winograd3x3::new(&conv);
-        Layer3x3 { conv, winograd }
+        let centre = ((conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
+            && (conv.pad_y, conv.pad_x) == (1, 1))
+            .then(|| Conv2d {
+                kh: 1,
+                kw: 1,
+                pad_y: 0,
+                pad_x: 0,
+                weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
+                ..conv.clone()
+            });
+        Layer3x3 {
+            conv,
+            winograd,
+            centre,
+        }
     }
 
-    /// Winograd where it pays for this batch and input size, else im2col + GEMM.
+    /// The fastest exact-enough form for this batch and input size.
     fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
-        match &self.winograd {
-            Some(w) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
+        match (&self.winograd, &self.centre) {
+            (_, Some(c)) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
+            (Some(w), _) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
             _ => self.conv.forward_batch(x, epilogue),
         }
     }
@@ -345,7 +365,7 @@ impl DescriptorNet {
                     .strip_prefix(&prefix)
                     .unwrap_or(&message)
                     .to_string(),
-                source,
+                source: Box::new(source),
             }
         })?;
         Self::from_dnn(&file, path)
@@ -465,12 +485,15 @@ impl DescriptorNet {
             .collect())
     }
 
-    /// The same network computing every convolution directly (im2col + GEMM), without
-    /// Winograd's transforms: slower, and the closest to dlib's own arithmetic.
+    /// The same network computing every convolution directly (im2col + GEMM over all nine
+    /// taps), without Winograd's transforms or shortcuts: slower, and the closest to dlib's
+    /// own arithmetic.
     pub fn without_winograd(mut self) -> Self {
         for block in &mut self.blocks {
-            block.conv1.winograd = None;
-            block.conv2.winograd = None;
+            for layer in [&mut block.conv1, &mut block.conv2] {
+                layer.winograd = None;
+                layer.centre = None;
+            }
         }
         self
     }
