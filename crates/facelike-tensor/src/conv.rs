@@ -171,6 +171,15 @@ impl Conv2d {
         out
     }
 
+    /// [`forward_batch`](Self::forward_batch) on all of rayon's threads: tiles of output
+    /// rows in parallel, or, for a layer that is a single tile, the GEMM split across them.
+    pub fn forward_batch_par(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = BatchTensor::zeros(self.out_channels, x.n, oh, ow);
+        self.run(&x.data, x.c, x.n, x.h, x.w, &mut out.data, epilogue, true);
+        out
+    }
+
     /// im2col + GEMM over tiles of whole output rows; `x` and `out` are C × N × H × W.
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -215,10 +224,23 @@ impl Conv2d {
         }
         let dst = OutPtr(out.as_mut_ptr());
         // A 1×1 stride-1 unpadded convolution reads its input as the column matrix directly.
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let gemm_threads = |tiles: usize| {
+            if threads > 1 && tiles < threads {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            }
+        };
         let kernel = (self.kh, self.kw, self.stride_y, self.stride_x);
         if kernel == (1, 1, 1, 1) && (self.pad_y, self.pad_x) == (0, 0) {
+            let par = gemm_threads(1);
             // SAFETY: `x` is the in × cols_total column matrix; `dst` spans out × cols_total.
-            unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total) };
+            unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total, par) };
             self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
             return;
         }
@@ -243,6 +265,7 @@ impl Conv2d {
             .max(MIN_TILE_COLUMNS.div_ceil(ow))
             .clamp(1, rows_total);
         let tiles = rows_total.div_ceil(rows_per_tile);
+        let par = gemm_threads(tiles);
         let do_tile = |t: usize| {
             let r0 = t * rows_per_tile;
             let r1 = (r0 + rows_per_tile).min(rows_total);
@@ -256,11 +279,11 @@ impl Conv2d {
                 self.im2col(src, wp, n, h, w, oh, ow, r0, r1, col);
                 // SAFETY: `dst` spans OC × cols_total floats; this tile writes columns
                 // r0·ow..r1·ow of each row, which no other tile touches.
-                unsafe { self.gemm_tile(dst, cols_total, r0 * ow, cols, col.as_ptr(), cols) };
+                unsafe { self.gemm_tile(dst, cols_total, r0 * ow, cols, col.as_ptr(), cols, par) };
             });
             self.finish_tile(dst, cols_total, r0 * ow, cols, epilogue);
         };
-        if parallel && tiles > 1 {
+        if threads > 1 && tiles > 1 {
             (0..tiles).into_par_iter().for_each(do_tile);
         } else {
             (0..tiles).for_each(do_tile);
@@ -273,6 +296,7 @@ impl Conv2d {
     /// # Safety
     /// `dst` must point to `out_channels × cols_total` floats, `rhs` to a `k × cols` matrix
     /// with row stride `rhs_rs`, and no other thread may write the same columns.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_tile(
         &self,
         dst: OutPtr,
@@ -281,6 +305,7 @@ impl Conv2d {
         cols: usize,
         rhs: *const f32,
         rhs_rs: usize,
+        parallelism: gemm::Parallelism,
     ) {
         let k = self.filter_len();
         gemm::gemm(
@@ -302,7 +327,7 @@ impl Conv2d {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 

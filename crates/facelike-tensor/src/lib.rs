@@ -9,7 +9,8 @@
 //! Convolution runs as im2col + GEMM (the `gemm` crate, which picks AVX2/AVX-512/NEON kernels
 //! at run time), building the column matrix a few output rows at a time so that large inputs
 //! (a detector's image pyramid) stay in cache. [`Conv2d::forward_reference`] keeps the direct
-//! loops as the definition the fast path is tested against.
+//! loops as the definition the fast path is tested against. [`Winograd3x3`] computes stride-1
+//! 3×3 convolutions with 4× fewer multiplications (F(4×4, 3×3)), for layers with enough tiles.
 //!
 //! Model code (facelike's ResNet and MMOD detector) lives elsewhere; this crate only computes.
 

@@ -15,6 +15,7 @@
 //! they are 8 channels of one tile (channel-innermost, with the GEMMs column-major).
 
 use crate::{BatchTensor, Conv2d, Epilogue};
+use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Output tile side (m) and input tile side (m + 2).
@@ -160,8 +161,24 @@ pub struct Winograd3x3 {
     bias: Vec<f32>,
 }
 
+/// A pointer shared by threads that write disjoint elements through it.
+#[derive(Clone, Copy)]
+struct SharedPtr(*mut f32);
+// SAFETY: only used where each thread writes its own elements (see `gemms`).
+unsafe impl Send for SharedPtr {}
+unsafe impl Sync for SharedPtr {}
+
+impl SharedPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Geometry shared by the steps of one call.
 struct Plan {
+    /// Spread the GEMMs over rayon's threads.
+    parallel: bool,
     n: usize,
     oh: usize,
     ow: usize,
@@ -229,6 +246,15 @@ impl Winograd3x3 {
 
     /// The convolution of every sample followed by `epilogue` (as [`Conv2d::forward_batch`]).
     pub fn forward_batch(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
+        self.forward(x, epilogue, false)
+    }
+
+    /// [`forward_batch`](Self::forward_batch) with its 36 GEMMs spread over rayon's threads.
+    pub fn forward_batch_par(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
+        self.forward(x, epilogue, rayon::current_num_threads() > 1)
+    }
+
+    fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
         assert_eq!(x.c, self.in_channels, "conv input channels");
         let (oh, ow) = self.out_shape(x.h, x.w);
         let mut out = BatchTensor::zeros(self.out_channels, x.n, oh, ow);
@@ -244,6 +270,7 @@ impl Winograd3x3 {
         }
         let (th, tw) = (oh.div_ceil(M), ow.div_ceil(M));
         let plan = Plan {
+            parallel,
             n: x.n,
             oh,
             ow,
@@ -313,32 +340,49 @@ impl Winograd3x3 {
         }
     }
 
-    /// The 36 GEMMs of one chunk: `M[q] (out × cols) = U[q] (out × in) · V[q] (in × cols)`.
-    /// `v` is laid out (channel, q, column) and `m` (out channel, q, column), rows `pitch`
-    /// floats long, so that the transforms of one channel touch one compact block.
+    /// The 36 GEMMs of one chunk, `M[q] (out × cols) = U[q] (out × in) · V[q] (in × cols)`,
+    /// on this thread or spread over rayon's. V[q] starts at `v[q·v_q]` with element (c, col)
+    /// at `c·v_rs + col·v_cs`; M[q] likewise in `m`.
     #[inline(always)]
-    fn gemms(&self, v: &[f32], m: &mut [f32], cols: usize, pitch: usize) {
+    #[allow(clippy::too_many_arguments)]
+    fn gemms(
+        &self,
+        parallel: bool,
+        cols: usize,
+        v: &[f32],
+        (v_q, v_rs, v_cs): (usize, usize, usize),
+        m: &mut [f32],
+        (m_q, m_rs, m_cs): (usize, usize, usize),
+    ) {
         let (oc, ic) = (self.out_channels, self.in_channels);
-        assert!(v.len() >= A2 * ic * pitch && m.len() >= A2 * oc * pitch && cols <= pitch);
-        let row_stride = (A2 * pitch) as isize;
-        for q in 0..A2 {
-            // SAFETY: the three matrices lie inside `u`, `v` and `m` (checked above): the
-            // last element read of V[q] is ((ic − 1)·36 + q)·pitch + cols − 1 < 36·ic·pitch.
+        let last = |q: usize, rows: usize, rs: usize, cs: usize, stride_q: usize| {
+            q * stride_q + (rows - 1) * rs + (cols - 1) * cs
+        };
+        if cols == 0 || oc == 0 || ic == 0 {
+            return;
+        }
+        assert!(last(A2 - 1, ic, v_rs, v_cs, v_q) < v.len());
+        assert!(last(A2 - 1, oc, m_rs, m_cs, m_q) < m.len());
+        let (v, m) = (SharedPtr(v.as_ptr() as *mut f32), SharedPtr(m.as_mut_ptr()));
+        let one = |q: usize| {
+            // SAFETY: U[q], V[q] and M[q] lie inside `u`, `v` and `m` (the asserts above
+            // check the last element of the last q); GEMMs of different q write disjoint
+            // elements of M.
             unsafe {
                 gemm::gemm(
                     oc,
                     cols,
                     ic,
-                    m.as_mut_ptr().add(q * pitch),
-                    1,
-                    row_stride,
+                    m.get().add(q * m_q),
+                    m_cs as isize,
+                    m_rs as isize,
                     false,
                     self.u.as_ptr().add(q * oc * ic),
                     1,
                     ic as isize,
-                    v.as_ptr().add(q * pitch),
-                    1,
-                    row_stride,
+                    v.get().add(q * v_q),
+                    v_cs as isize,
+                    v_rs as isize,
                     0.0f32,
                     1.0f32,
                     false,
@@ -347,6 +391,11 @@ impl Winograd3x3 {
                     gemm::Parallelism::None,
                 );
             }
+        };
+        if parallel {
+            (0..A2).into_par_iter().for_each(one);
+        } else {
+            (0..A2).for_each(one);
         }
     }
 
@@ -465,35 +514,15 @@ impl Winograd3x3 {
                     });
                 }
             }
-            for q in 0..A2 {
-                assert!(v.len() >= A2 * icp * tc && m.len() >= A2 * ocp * tc);
-                // SAFETY: U[q] is oc × ic inside `u`; V[q] (ic × tc) and M[q] (oc × tc) are
-                // column-major with column stride 36·icp (36·ocp) from q·icp (q·ocp), inside
-                // `v` and `m` (checked above).
-                unsafe {
-                    gemm::gemm(
-                        oc,
-                        tc,
-                        ic,
-                        m.as_mut_ptr().add(q * ocp),
-                        (A2 * ocp) as isize,
-                        1,
-                        false,
-                        self.u.as_ptr().add(q * oc * ic),
-                        1,
-                        ic as isize,
-                        v.as_ptr().add(q * icp),
-                        (A2 * icp) as isize,
-                        1,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            }
+            // Column-major: element (channel, column) at column·36·icp + channel.
+            self.gemms(
+                plan.parallel,
+                tc,
+                v,
+                (icp, 1, A2 * icp),
+                m,
+                (ocp, 1, A2 * ocp),
+            );
             for t in t0..t0 + tc {
                 let (s, y0, x0) = tile_of(t);
                 let col = t - t0;
@@ -606,7 +635,15 @@ impl Winograd3x3 {
                     input_tiles(&d, |q, val| store(v, (c * A2 + q) * pitch + col, val));
                 }
             }
-            self.gemms(v, m, pitch, pitch);
+            // Layout (channel, q, column): element (channel, column) at channel·36·pitch + column.
+            self.gemms(
+                plan.parallel,
+                pitch,
+                v,
+                (pitch, A2 * pitch, 1),
+                m,
+                (pitch, A2 * pitch, 1),
+            );
             for o in 0..oc {
                 for t in t0..t0 + tc {
                     let (kb, y0, x0) = tile_of(t);

@@ -27,24 +27,28 @@ fn descriptor(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("descriptor");
     group.sample_size(30);
-    let one_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("thread pool");
-    group.throughput(Throughput::Elements(1));
-    let mut next = 0;
-    group.bench_function("one_face_1_thread", |b| {
-        b.iter(|| {
-            next = (next + 1) % chips.len();
-            one_thread.install(|| black_box(net.compute(&chips[next]).expect("150x150")))
+    let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]
+        .into_iter()
+        .map(|threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            (threads, pool)
         })
-    });
+        .collect();
+    group.throughput(Throughput::Elements(1));
+    for (threads, pool) in &pools {
+        let mut next = 0;
+        group.bench_function(format!("one_face_{threads}_thread"), |b| {
+            b.iter(|| {
+                next = (next + 1) % chips.len();
+                pool.install(|| black_box(net.compute(&chips[next]).expect("150x150")))
+            })
+        });
+    }
     group.throughput(Throughput::Elements(chips.len() as u64));
-    for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("thread pool");
+    for (threads, pool) in &pools {
         group.bench_function(format!("batch_16_{threads}_thread"), |b| {
             b.iter(|| pool.install(|| black_box(net.compute_batch(&chips).expect("150x150"))))
         });

@@ -10,7 +10,11 @@
 //!
 //! Inference folds each affine layer into the convolution before it and runs whole batches of
 //! chips as single GEMMs per layer (see `facelike_tensor::BatchTensor`); the residual add and
-//! ReLU happen while a layer's output is still in cache.
+//! ReLU happen while a layer's output is still in cache. Stride-1 3×3 layers run as Winograd
+//! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
+//! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
+//! keeps only its centre tap. The results stay within 1e-6 of dlib's (the golden test checks
+//! 1e-4); [`DescriptorNet::without_winograd`] computes every layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
@@ -108,11 +112,14 @@ impl Layer3x3 {
     }
 
     /// The fastest exact-enough form for this batch and input size.
-    fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
-        match (&self.winograd, &self.centre) {
-            (_, Some(c)) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
-            (Some(w), _) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
-            _ => self.conv.forward_batch(x, epilogue),
+    /// `parallel`: spread the work of this one layer over rayon's threads.
+    fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
+        match (&self.winograd, &self.centre, parallel) {
+            (_, Some(c), _) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
+            (Some(w), _, false) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
+            (Some(w), _, true) if w.pays_off(x.n, x.h, x.w) => w.forward_batch_par(x, epilogue),
+            (_, _, false) => self.conv.forward_batch(x, epilogue),
+            (_, _, true) => self.conv.forward_batch_par(x, epilogue),
         }
     }
 }
@@ -459,10 +466,14 @@ impl DescriptorNet {
     }
 
     /// The descriptor of one 150×150 face chip (dlib's `compute_face_descriptor(chip)`),
-    /// not normalised.
+    /// not normalised. Each layer's GEMMs are spread over the current rayon pool's threads;
+    /// for many chips, [`compute_batch`](Self::compute_batch) is faster.
     pub fn compute(&self, chip: &RgbImage) -> Result<Descriptor, ChipSizeError> {
         check_chip(0, chip)?;
-        Ok(self.forward(std::slice::from_ref(chip))[0])
+        // One face: spread each layer over rayon's threads (inside a parallel loop, rayon
+        // runs the pieces on whichever threads are free).
+        let parallel = rayon::current_num_threads() > 1;
+        Ok(self.forward(std::slice::from_ref(chip), parallel)[0])
     }
 
     /// Descriptors of many chips, in order: groups of chips run as batches, spread over
@@ -481,7 +492,7 @@ impl DescriptorNet {
             .clamp(1, MAX_CHIPS_PER_PASS);
         Ok(chips
             .par_chunks(per_pass)
-            .flat_map_iter(|group| self.forward(group))
+            .flat_map_iter(|group| self.forward(group, false))
             .collect())
     }
 
@@ -524,7 +535,7 @@ impl DescriptorNet {
     }
 
     /// Runs a group of (already checked) chips through the network as one batch.
-    fn forward(&self, chips: &[RgbImage]) -> Vec<Descriptor> {
+    fn forward(&self, chips: &[RgbImage], parallel: bool) -> Vec<Descriptor> {
         let n = chips.len();
         let hw = CHIP_SIZE * CHIP_SIZE;
         let mut input = BatchTensor::zeros(3, n, CHIP_SIZE, CHIP_SIZE);
@@ -537,11 +548,15 @@ impl DescriptorNet {
                 }
             }
         }
-        let x = self.stem.forward_batch(&input, Epilogue::RELU);
+        let x = if parallel {
+            self.stem.forward_batch_par(&input, Epilogue::RELU)
+        } else {
+            self.stem.forward_batch(&input, Epilogue::RELU)
+        };
         drop(input);
         let mut x = pool_batch(&x, Pool::Max, 3, 3, 2, 2, 0, 0);
         for block in &self.blocks {
-            let t = block.conv1.forward(&x, Epilogue::RELU);
+            let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
             x = if !block.down {
                 block.conv2.forward(
                     &t,
@@ -549,6 +564,7 @@ impl DescriptorNet {
                         residual: Some(&x.data),
                         relu: true,
                     },
+                    parallel,
                 )
             } else {
                 let shortcut = pool_batch(&x, Pool::Avg, 2, 2, 2, 2, 0, 0);
@@ -561,10 +577,11 @@ impl DescriptorNet {
                             residual: Some(&shortcut.data),
                             relu: true,
                         },
+                        parallel,
                     )
                 } else {
                     // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
-                    let y = block.conv2.forward(&t, Epilogue::default());
+                    let y = block.conv2.forward(&t, Epilogue::default(), parallel);
                     let mut sum = add_zero_padded_batch(&shortcut, &y);
                     for v in &mut sum.data {
                         *v = facelike_tensor::relu(*v);
