@@ -92,9 +92,14 @@ struct Layer3x3 {
 }
 
 impl Layer3x3 {
-    fn new(conv: Conv2d) -> Self {
-        let winograd = Winograd3x3::new(&conv);
-        let centre = ((conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
+    /// `size`: the side of this layer's (square) input. Only the forms that
+    /// [`forward`](Self::forward) can choose at that size are built: Winograd's weights take
+    /// 4× the memory (9.4 MB for a 256-channel layer).
+    fn new(conv: Conv2d, size: usize) -> Self {
+        let winograd = Winograd3x3::new(&conv)
+            .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1);
+        let centre = (size == 1
+            && (conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
             && (conv.pad_y, conv.pad_x) == (1, 1))
             .then(|| Conv2d {
                 kh: 1,
@@ -415,6 +420,8 @@ impl DescriptorNet {
         cur.relu()?;
         cur.pool(true, 3, 2)?;
         let mut channels = STEM_FILTERS;
+        // Side of the blocks' input: after the stem and its max pool.
+        let mut size = Conv2d::out_size(Conv2d::out_size(CHIP_SIZE, 7, 2, 0), 3, 2, 0);
         let mut blocks = Vec::with_capacity(BLOCKS.len());
         for (filters, down) in BLOCKS {
             cur.tag_or_skip()?;
@@ -430,11 +437,16 @@ impl DescriptorNet {
             }
             cur.add_prev()?;
             cur.relu()?;
+            let conv_size = Conv2d::out_size(size, 3, conv1.stride_y, conv1.pad_y);
             blocks.push(ResBlock {
-                conv1: Layer3x3::new(conv1),
-                conv2: Layer3x3::new(conv2),
+                conv1: Layer3x3::new(conv1, size),
+                conv2: Layer3x3::new(conv2, conv_size),
                 down,
             });
+            if down {
+                // The sum takes the larger of the conv path and the pooled shortcut.
+                size = conv_size.max(Conv2d::out_size(size, 2, 2, 0));
+            }
             channels = filters;
         }
         cur.pool(false, 0, 1)?;
