@@ -1,6 +1,6 @@
 //! 2-D convolution: im2col built a few output rows at a time, multiplied with `gemm`.
 
-use crate::{BatchTensor, Tensor};
+use crate::{relu, BatchTensor, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -44,6 +44,9 @@ impl Epilogue<'_> {
 /// Floats of im2col matrix built per GEMM call. Small enough that the column tile stays in the
 /// L2 cache while the GEMM reads it; large enough that each call amortises packing the weights.
 const TILE_FLOATS: usize = 96 * 1024;
+/// ... but at least this many columns per GEMM: each call packs the whole weight matrix
+/// again, which for the small late layers costs more than the column matrix's cache misses.
+const MIN_TILE_COLUMNS: usize = 256;
 
 thread_local! {
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -168,6 +171,15 @@ impl Conv2d {
         out
     }
 
+    /// [`forward_batch`](Self::forward_batch) on all of rayon's threads: tiles of output
+    /// rows in parallel, or, for a layer that is a single tile, the GEMM split across them.
+    pub fn forward_batch_par(&self, x: &BatchTensor, epilogue: Epilogue<'_>) -> BatchTensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = BatchTensor::zeros(self.out_channels, x.n, oh, ow);
+        self.run(&x.data, x.c, x.n, x.h, x.w, &mut out.data, epilogue, true);
+        out
+    }
+
     /// im2col + GEMM over tiles of whole output rows; `x` and `out` are C × N × H × W.
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -212,16 +224,48 @@ impl Conv2d {
         }
         let dst = OutPtr(out.as_mut_ptr());
         // A 1×1 stride-1 unpadded convolution reads its input as the column matrix directly.
-        if self.kh == 1 && self.kw == 1 && self.stride_x == 1 && self.stride_y == 1 {
-            if self.pad_x == 0 && self.pad_y == 0 {
-                unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total) };
-                self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
-                return;
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let gemm_threads = |tiles: usize| {
+            if threads > 1 && tiles < threads {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
             }
+        };
+        let kernel = (self.kh, self.kw, self.stride_y, self.stride_x);
+        if kernel == (1, 1, 1, 1) && (self.pad_y, self.pad_x) == (0, 0) {
+            let par = gemm_threads(1);
+            // SAFETY: `x` is the in × cols_total column matrix; `dst` spans out × cols_total.
+            unsafe { self.gemm_tile(dst, cols_total, 0, cols_total, x.as_ptr(), cols_total, par) };
+            self.finish_tile(dst, cols_total, 0, cols_total, epilogue);
+            return;
         }
+        // For strided convolutions, split each input row into its stride phases once, so
+        // that the column matrix is built from contiguous runs.
+        let (sx, wp) = (self.stride_x, w.div_ceil(self.stride_x));
+        let phased;
+        let src: &[f32] = if sx == 1 {
+            x
+        } else {
+            let mut p = vec![0f32; c * n * h * sx * wp];
+            for (row, prow) in x.chunks_exact(w).zip(p.chunks_exact_mut(sx * wp)) {
+                for (ix, v) in row.iter().enumerate() {
+                    prow[(ix % sx) * wp + ix / sx] = *v;
+                }
+            }
+            phased = p;
+            &phased
+        };
         let rows_total = n * oh;
-        let rows_per_tile = (TILE_FLOATS / (k * ow)).clamp(1, rows_total);
+        let rows_per_tile = (TILE_FLOATS / (k * ow))
+            .max(MIN_TILE_COLUMNS.div_ceil(ow))
+            .clamp(1, rows_total);
         let tiles = rows_total.div_ceil(rows_per_tile);
+        let par = gemm_threads(tiles);
         let do_tile = |t: usize| {
             let r0 = t * rows_per_tile;
             let r1 = (r0 + rows_per_tile).min(rows_total);
@@ -232,14 +276,14 @@ impl Conv2d {
                     buf.resize(k * cols, 0.0);
                 }
                 let col = &mut buf[..k * cols];
-                self.im2col(x, n, h, w, oh, ow, r0, r1, col);
+                self.im2col(src, wp, n, h, w, oh, ow, r0, r1, col);
                 // SAFETY: `dst` spans OC × cols_total floats; this tile writes columns
                 // r0·ow..r1·ow of each row, which no other tile touches.
-                unsafe { self.gemm_tile(dst, cols_total, r0 * ow, cols, col.as_ptr(), cols) };
+                unsafe { self.gemm_tile(dst, cols_total, r0 * ow, cols, col.as_ptr(), cols, par) };
             });
             self.finish_tile(dst, cols_total, r0 * ow, cols, epilogue);
         };
-        if parallel && tiles > 1 {
+        if threads > 1 && tiles > 1 {
             (0..tiles).into_par_iter().for_each(do_tile);
         } else {
             (0..tiles).for_each(do_tile);
@@ -252,6 +296,7 @@ impl Conv2d {
     /// # Safety
     /// `dst` must point to `out_channels × cols_total` floats, `rhs` to a `k × cols` matrix
     /// with row stride `rhs_rs`, and no other thread may write the same columns.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_tile(
         &self,
         dst: OutPtr,
@@ -260,6 +305,7 @@ impl Conv2d {
         cols: usize,
         rhs: *const f32,
         rhs_rs: usize,
+        parallelism: gemm::Parallelism,
     ) {
         let k = self.filter_len();
         gemm::gemm(
@@ -281,7 +327,7 @@ impl Conv2d {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 
@@ -307,7 +353,7 @@ impl Conv2d {
             match (res, epilogue.relu) {
                 (Some(r), true) => {
                     for (v, r) in row.iter_mut().zip(r) {
-                        *v = (*v + b + *r).max(0.0);
+                        *v = relu(*v + b + *r);
                     }
                 }
                 (Some(r), false) => {
@@ -317,7 +363,7 @@ impl Conv2d {
                 }
                 (None, true) => {
                     for v in row.iter_mut() {
-                        *v = (*v + b).max(0.0);
+                        *v = relu(*v + b);
                     }
                 }
                 (None, false) => {
@@ -334,10 +380,15 @@ impl Conv2d {
     /// Builds the `k × cols` column matrix for output rows `r0..r1`, where output row `r`
     /// is row `r % oh` of sample `r / oh`. Row `(c·kh + ky)·kw + kx` of the matrix holds the
     /// input values that filter tap meets; outside the input they are zero.
+    ///
+    /// `src` is the input with each row split into `stride_x` phases of `wp` values (phase
+    /// `p` holds columns `p, p + stride_x, …`; for stride 1 it is the input itself), so that
+    /// every tap reads a contiguous run of each row.
     #[allow(clippy::too_many_arguments)]
     fn im2col(
         &self,
-        x: &[f32],
+        src: &[f32],
+        wp: usize,
         n: usize,
         h: usize,
         w: usize,
@@ -349,39 +400,80 @@ impl Conv2d {
     ) {
         let cols = (r1 - r0) * ow;
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
+        let row_len = sx * wp;
+        // "Same" stride-1 convolution: output rows are as wide as input rows, so a run of
+        // rows of one sample is one shifted block copy plus zeroed edge columns.
+        let same_width = sx == 1 && sy == 1 && ow == w;
         let mut dst_rows = col.chunks_exact_mut(cols);
         for c in 0..self.in_channels {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
                     let dst_row = dst_rows.next().expect("column matrix has k rows");
-                    // Output columns whose tap lands inside the input: ix = ox·sx + kx − px.
+                    let kxp = kx as isize - px as isize;
+                    if same_width {
+                        let mut r = r0;
+                        while r < r1 {
+                            let b = r / oh;
+                            // Rows of this sample in the tile, and those whose tap is inside.
+                            let run_end = r1.min((b + 1) * oh);
+                            let iy_of = |oy: usize| oy as isize + ky as isize - py as isize;
+                            let first = (r..run_end)
+                                .find(|&q| iy_of(q - b * oh) >= 0)
+                                .unwrap_or(run_end);
+                            let last = (first..run_end)
+                                .find(|&q| iy_of(q - b * oh) >= h as isize)
+                                .unwrap_or(run_end);
+                            dst_row[(r - r0) * ow..(first - r0) * ow].fill(0.0);
+                            dst_row[(last - r0) * ow..(run_end - r0) * ow].fill(0.0);
+                            if last > first {
+                                let iy0 = iy_of(first - b * oh) as usize;
+                                let len = (last - first) * w;
+                                let base = ((c * n + b) * h + iy0) * w;
+                                let dst = &mut dst_row[(first - r0) * ow..(last - r0) * ow];
+                                let skip_front = (-kxp).max(0) as usize;
+                                let skip_back = kxp.max(0) as usize;
+                                let from = (base as isize + skip_front as isize + kxp) as usize;
+                                let count = len.saturating_sub(skip_front + skip_back);
+                                dst[skip_front..skip_front + count]
+                                    .copy_from_slice(&src[from..from + count]);
+                                for row in dst.chunks_exact_mut(w) {
+                                    row[..skip_front.min(w)].fill(0.0);
+                                    row[w - skip_back.min(w)..].fill(0.0);
+                                }
+                            }
+                            r = run_end;
+                        }
+                        continue;
+                    }
+                    // Output columns whose tap lands inside the input: ix = ox·sx + kxp.
                     let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
                     let hi = if w + px > kx {
                         ((w + px - kx - 1) / sx + 1).clamp(lo, ow)
                     } else {
                         lo
                     };
-                    for (r, seg) in (r0..r1).zip(dst_row.chunks_exact_mut(ow)) {
-                        let (b, oy) = (r / oh, r % oh);
+                    let phase = kxp.rem_euclid(sx as isize);
+                    // Column ox of this tap is element ox + offset of the phase's run.
+                    let offset = (kxp - phase) / sx as isize;
+                    let run_start = (phase as usize * wp) as isize + lo as isize + offset;
+                    let (mut b, mut oy) = (r0 / oh, r0 % oh);
+                    for seg in dst_row.chunks_exact_mut(ow) {
                         let iy = (oy * sy + ky) as isize - py as isize;
                         if iy < 0 || iy >= h as isize {
                             seg.fill(0.0);
-                            continue;
-                        }
-                        let src = &x[((c * n + b) * h + iy as usize) * w..][..w];
-                        seg[..lo].fill(0.0);
-                        seg[hi..].fill(0.0);
-                        if hi > lo {
-                            let first = lo * sx + kx - px;
-                            if sx == 1 {
-                                seg[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                            } else {
-                                for (d, s) in
-                                    seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sx))
-                                {
-                                    *d = *s;
-                                }
+                        } else {
+                            let row = &src[((c * n + b) * h + iy as usize) * row_len..][..row_len];
+                            seg[..lo].fill(0.0);
+                            seg[hi..].fill(0.0);
+                            if hi > lo {
+                                let at = run_start as usize;
+                                seg[lo..hi].copy_from_slice(&row[at..at + (hi - lo)]);
                             }
+                        }
+                        oy += 1;
+                        if oy == oh {
+                            oy = 0;
+                            b += 1;
                         }
                     }
                 }

@@ -9,18 +9,32 @@
 //! Convolution runs as im2col + GEMM (the `gemm` crate, which picks AVX2/AVX-512/NEON kernels
 //! at run time), building the column matrix a few output rows at a time so that large inputs
 //! (a detector's image pyramid) stay in cache. [`Conv2d::forward_reference`] keeps the direct
-//! loops as the definition the fast path is tested against.
+//! loops as the definition the fast path is tested against. [`Winograd3x3`] computes stride-1
+//! 3×3 convolutions with 4× fewer multiplications (F(4×4, 3×3)), for layers with enough tiles.
 //!
 //! Model code (facelike's ResNet and MMOD detector) lives elsewhere; this crate only computes.
 
 mod conv;
 mod ops;
+mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, relu_inplace, Pool,
 };
+pub use winograd::Winograd3x3;
+
+/// `max(0, v)`, written so that loops of it vectorise (`f32::max` orders NaNs, which keeps
+/// it scalar; for NaN input this returns 0 where dlib's `max` would pass the NaN on).
+#[inline(always)]
+pub fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
 
 /// A C×H×W float tensor, row-major within each channel plane.
 #[derive(Clone, Debug, PartialEq)]

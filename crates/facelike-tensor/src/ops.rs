@@ -10,7 +10,7 @@ pub fn affine_inplace(x: &mut Tensor, gamma: &[f32], beta: &[f32], relu: bool) {
         let (g, b) = (gamma[c], beta[c]);
         for v in &mut x.data[c * hw..(c + 1) * hw] {
             let y = g * *v + b;
-            *v = if relu { y.max(0.0) } else { y };
+            *v = if relu { crate::relu(y) } else { y };
         }
     }
 }
@@ -18,7 +18,18 @@ pub fn affine_inplace(x: &mut Tensor, gamma: &[f32], beta: &[f32], relu: bool) {
 /// `max(0, x)` on every element.
 pub fn relu_inplace(x: &mut Tensor) {
     for v in &mut x.data {
-        *v = v.max(0.0);
+        *v = crate::relu(*v);
+    }
+}
+
+/// The larger of two values, as one `maxps` (`f32::max` also orders NaNs, which keeps it
+/// from vectorising; the networks never produce NaN).
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
     }
 }
 
@@ -57,32 +68,57 @@ fn pool_planes(
     };
     let ys: Vec<(usize, usize)> = (0..oh).map(|o| bounds(o, stride_y, pad_y, kh, h)).collect();
     let xs: Vec<(usize, usize)> = (0..ow).map(|o| bounds(o, stride_x, pad_x, kw, w)).collect();
+    // Per output row: reduce the window's input rows column by column (contiguous, so it
+    // vectorises), then each window's columns.
+    let mut acc = vec![0f32; w];
     for p in 0..planes {
         let src = &x[p * h * w..(p + 1) * h * w];
         let dst = &mut out[p * oh * ow..(p + 1) * oh * ow];
-        for (oy, &(ya, yb)) in ys.iter().enumerate() {
-            for (ox, &(xa, xb)) in xs.iter().enumerate() {
-                let v = match kind {
-                    Pool::Max => {
-                        let mut m = f32::NEG_INFINITY;
-                        for row in src[ya * w..yb * w].chunks_exact(w) {
-                            for &v in &row[xa..xb] {
-                                m = m.max(v);
-                            }
-                        }
-                        m
+        for (&(ya, yb), dst_row) in ys.iter().zip(dst.chunks_exact_mut(ow.max(1))) {
+            match kind {
+                Pool::Max => acc.fill(f32::NEG_INFINITY),
+                Pool::Avg => acc.fill(0.0),
+            }
+            for row in src[ya * w..yb * w].chunks_exact(w) {
+                match kind {
+                    Pool::Max => acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v)),
+                    Pool::Avg => acc.iter_mut().zip(row).for_each(|(a, v)| *a += *v),
+                }
+            }
+            // Windows wholly inside the row, a tap at a time (branch-free, strided reads);
+            // the clipped ones at the edges one by one.
+            let full = |&(xa, xb): &(usize, usize)| xb - xa == kw;
+            let lo = xs.iter().position(full).unwrap_or(ow);
+            let hi = lo + xs[lo..].iter().take_while(|b| full(b)).count();
+            if hi > lo {
+                let inner = &mut dst_row[lo..hi];
+                let first = xs[lo].0;
+                inner.fill(match kind {
+                    Pool::Max => f32::NEG_INFINITY,
+                    Pool::Avg => 0.0,
+                });
+                for kx in 0..kw {
+                    let taps = acc[first + kx..].iter().step_by(stride_x);
+                    match kind {
+                        Pool::Max => inner
+                            .iter_mut()
+                            .zip(taps)
+                            .for_each(|(d, v)| *d = max(*d, *v)),
+                        Pool::Avg => inner.iter_mut().zip(taps).for_each(|(d, v)| *d += *v),
                     }
-                    Pool::Avg => {
-                        let mut s = 0f32;
-                        for row in src[ya * w..yb * w].chunks_exact(w) {
-                            for &v in &row[xa..xb] {
-                                s += v;
-                            }
-                        }
-                        s / ((yb - ya) * (xb - xa)).max(1) as f32
-                    }
+                }
+                if kind == Pool::Avg {
+                    let n = ((yb - ya) * kw).max(1) as f32;
+                    inner.iter_mut().for_each(|d| *d /= n);
+                }
+            }
+            for ox in (0..lo).chain(hi..ow) {
+                let (xa, xb) = xs[ox];
+                let window = &acc[xa..xb];
+                dst_row[ox] = match kind {
+                    Pool::Max => window.iter().fold(f32::NEG_INFINITY, |m, v| max(m, *v)),
+                    Pool::Avg => window.iter().sum::<f32>() / ((yb - ya) * (xb - xa)).max(1) as f32,
                 };
-                dst[oy * ow + ox] = v;
             }
         }
     }

@@ -178,3 +178,68 @@ fn pooling() {
     );
     assert_eq!(global_avg_pool_batch(&b), vec![5.0, 5.0]);
 }
+
+#[test]
+fn winograd_matches_reference() {
+    // Output sizes that are and are not multiples of the 4x4 tile; pads 0, 1, 2; a residual
+    // covering some channels; batches.
+    let cases = [
+        (32, 32, 1, 35, 35, 2),
+        (64, 64, 1, 17, 17, 3),
+        (16, 8, 0, 9, 13, 2),
+        (8, 8, 2, 5, 4, 1),
+        (8, 4, 1, 1, 1, 2),
+        (24, 12, 1, 8, 8, 3),
+        // Batches of 8 and more take the sample-lane layout (plus tile rows for the rest).
+        (16, 16, 1, 17, 17, 8),
+        (12, 8, 1, 4, 4, 9),
+        (8, 8, 0, 10, 7, 16),
+        (256, 256, 1, 4, 4, 8),
+        (32, 32, 1, 35, 35, 1),
+    ];
+    for (i, &(oc, ic, pad, h, w, n)) in cases.iter().enumerate() {
+        let layer = conv(oc, ic, 3, 3, 1, 1, pad, pad, true, 40 + i as u64);
+        let wino = Winograd3x3::new(&layer).expect("3x3 stride 1");
+        let samples: Vec<Tensor> = (0..n)
+            .map(|b| Tensor::from_vec(ic, h, w, noise(ic * h * w, 60 + (i * 10 + b) as u64)))
+            .collect();
+        let batch = BatchTensor::stack(&samples);
+        let (oh, ow) = layer.out_shape(h, w);
+        let residual = noise((oc / 2) * n * oh * ow, 7);
+        let ep = Epilogue {
+            residual: Some(&residual),
+            relu: i % 2 == 0,
+        };
+        let got = wino.forward_batch(&batch, ep);
+        let want = layer.forward_batch(&batch, ep);
+        // Spreading the GEMMs over threads changes no sum's order.
+        assert_eq!(
+            wino.forward_batch_par(&batch, ep).data,
+            got.data,
+            "case {i}"
+        );
+        assert_eq!(
+            layer.forward_batch_par(&batch, ep).data,
+            want.data,
+            "case {i}"
+        );
+        assert_eq!(
+            (got.c, got.n, got.h, got.w),
+            (want.c, want.n, want.h, want.w)
+        );
+        let err = max_abs_diff(&got.data, &want.data);
+        // Inputs and weights are in [-1, 1): sums of ic*9 terms of that size.
+        assert!(err < 2e-5 * (ic * 9) as f32, "case {i}: {err}");
+        if i == 0 {
+            // The direct GEMM path itself against the naive loops.
+            let naive = layer.forward_reference(&samples[0]);
+            let mut naive = add_zero_padded(
+                &naive,
+                &BatchTensor::from_vec(oc / 2, n, oh, ow, residual.clone()).sample(0),
+            );
+            relu_inplace(&mut naive);
+            assert!(max_abs_diff(&got.sample(0).data, &naive.data) < 2e-5 * (ic * 9) as f32);
+        }
+    }
+    assert!(Winograd3x3::new(&conv(4, 4, 3, 3, 2, 2, 0, 0, true, 1)).is_none());
+}

@@ -108,7 +108,7 @@ pub enum ModelError {
         expected: &'static str,
         detail: String,
         #[source]
-        source: facelike_dat::DatError,
+        source: Box<facelike_dat::DatError>,
     },
     #[error("{path}: {message}", path = path.display())]
     Unexpected { path: PathBuf, message: String },

@@ -10,7 +10,11 @@
 //!
 //! Inference folds each affine layer into the convolution before it and runs whole batches of
 //! chips as single GEMMs per layer (see `facelike_tensor::BatchTensor`); the residual add and
-//! ReLU happen while a layer's output is still in cache.
+//! ReLU happen while a layer's output is still in cache. Stride-1 3×3 layers run as Winograd
+//! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
+//! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
+//! keeps only its centre tap. The results stay within 1e-6 of dlib's (the golden test checks
+//! 1e-4); [`DescriptorNet::without_winograd`] computes every layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
@@ -19,6 +23,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, Epilogue, Pool,
+    Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -50,9 +55,10 @@ const BLOCKS: [(usize, bool); 14] = [
 ];
 
 /// Most chips run through the network together on one thread: enough columns for the late
-/// 4×4 and 2×2 layers to fill the GEMM kernels, few enough that the early activations stay
-/// within the last-level cache.
-const MAX_CHIPS_PER_PASS: usize = 8;
+/// 4×4 layers to amortise streaming their weights (2.4 MB per layer, 9.4 MB in Winograd
+/// form) and to fill Winograd's 8-sample vector lanes, few enough that the early activations
+/// (0.66 MB per chip after the stem) stay within the last-level cache.
+const MAX_CHIPS_PER_PASS: usize = 16;
 
 /// A face chip that is not 150×150.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,10 +74,59 @@ pub struct ChipSizeError {
 /// already folded into the convolution before it.
 #[derive(Clone, Debug)]
 struct ResBlock {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    conv1: Layer3x3,
+    conv2: Layer3x3,
     /// Down-sampling block: the shortcut is a 2×2 stride-2 average pool of the input.
     down: bool,
+}
+
+/// A 3×3 convolution with its affine folded in, and faster forms where they pay.
+#[derive(Clone, Debug)]
+struct Layer3x3 {
+    conv: Conv2d,
+    /// Winograd F(4×4, 3×3), for stride 1.
+    winograd: Option<Winograd3x3>,
+    /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
+    /// with padding 1 (the last block's second convolution).
+    centre: Option<Conv2d>,
+}
+
+impl Layer3x3 {
+    /// `size`: the side of this layer's (square) input. Only the forms that
+    /// [`forward`](Self::forward) can choose at that size are built: Winograd's weights take
+    /// 4× the memory (9.4 MB for a 256-channel layer).
+    fn new(conv: Conv2d, size: usize) -> Self {
+        let winograd = Winograd3x3::new(&conv)
+            .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1);
+        let centre = (size == 1
+            && (conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
+            && (conv.pad_y, conv.pad_x) == (1, 1))
+            .then(|| Conv2d {
+                kh: 1,
+                kw: 1,
+                pad_y: 0,
+                pad_x: 0,
+                weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
+                ..conv.clone()
+            });
+        Layer3x3 {
+            conv,
+            winograd,
+            centre,
+        }
+    }
+
+    /// The fastest exact-enough form for this batch and input size.
+    /// `parallel`: spread the work of this one layer over rayon's threads.
+    fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
+        match (&self.winograd, &self.centre, parallel) {
+            (_, Some(c), _) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
+            (Some(w), _, false) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
+            (Some(w), _, true) if w.pays_off(x.n, x.h, x.w) => w.forward_batch_par(x, epilogue),
+            (_, _, false) => self.conv.forward_batch(x, epilogue),
+            (_, _, true) => self.conv.forward_batch_par(x, epilogue),
+        }
+    }
 }
 
 /// dlib's ResNet face descriptor network, ready to run on CPU.
@@ -322,7 +377,7 @@ impl DescriptorNet {
                     .strip_prefix(&prefix)
                     .unwrap_or(&message)
                     .to_string(),
-                source,
+                source: Box::new(source),
             }
         })?;
         Self::from_dnn(&file, path)
@@ -365,6 +420,8 @@ impl DescriptorNet {
         cur.relu()?;
         cur.pool(true, 3, 2)?;
         let mut channels = STEM_FILTERS;
+        // Side of the blocks' input: after the stem and its max pool.
+        let mut size = Conv2d::out_size(Conv2d::out_size(CHIP_SIZE, 7, 2, 0), 3, 2, 0);
         let mut blocks = Vec::with_capacity(BLOCKS.len());
         for (filters, down) in BLOCKS {
             cur.tag_or_skip()?;
@@ -380,7 +437,16 @@ impl DescriptorNet {
             }
             cur.add_prev()?;
             cur.relu()?;
-            blocks.push(ResBlock { conv1, conv2, down });
+            let conv_size = Conv2d::out_size(size, 3, conv1.stride_y, conv1.pad_y);
+            blocks.push(ResBlock {
+                conv1: Layer3x3::new(conv1, size),
+                conv2: Layer3x3::new(conv2, conv_size),
+                down,
+            });
+            if down {
+                // The sum takes the larger of the conv path and the pooled shortcut.
+                size = conv_size.max(Conv2d::out_size(size, 2, 2, 0));
+            }
             channels = filters;
         }
         cur.pool(false, 0, 1)?;
@@ -412,10 +478,14 @@ impl DescriptorNet {
     }
 
     /// The descriptor of one 150×150 face chip (dlib's `compute_face_descriptor(chip)`),
-    /// not normalised.
+    /// not normalised. Each layer's GEMMs are spread over the current rayon pool's threads;
+    /// for many chips, [`compute_batch`](Self::compute_batch) is faster.
     pub fn compute(&self, chip: &RgbImage) -> Result<Descriptor, ChipSizeError> {
         check_chip(0, chip)?;
-        Ok(self.forward(std::slice::from_ref(chip))[0])
+        // One face: spread each layer over rayon's threads (inside a parallel loop, rayon
+        // runs the pieces on whichever threads are free).
+        let parallel = rayon::current_num_threads() > 1;
+        Ok(self.forward(std::slice::from_ref(chip), parallel)[0])
     }
 
     /// Descriptors of many chips, in order: groups of chips run as batches, spread over
@@ -434,8 +504,21 @@ impl DescriptorNet {
             .clamp(1, MAX_CHIPS_PER_PASS);
         Ok(chips
             .par_chunks(per_pass)
-            .flat_map_iter(|group| self.forward(group))
+            .flat_map_iter(|group| self.forward(group, false))
             .collect())
+    }
+
+    /// The same network computing every convolution directly (im2col + GEMM over all nine
+    /// taps), without Winograd's transforms or shortcuts: slower, and the closest to dlib's
+    /// own arithmetic.
+    pub fn without_winograd(mut self) -> Self {
+        for block in &mut self.blocks {
+            for layer in [&mut block.conv1, &mut block.conv2] {
+                layer.winograd = None;
+                layer.centre = None;
+            }
+        }
+        self
     }
 
     /// Floating-point operations (2 per multiply-add) of the convolutions and the linear
@@ -464,7 +547,7 @@ impl DescriptorNet {
     }
 
     /// Runs a group of (already checked) chips through the network as one batch.
-    fn forward(&self, chips: &[RgbImage]) -> Vec<Descriptor> {
+    fn forward(&self, chips: &[RgbImage], parallel: bool) -> Vec<Descriptor> {
         let n = chips.len();
         let hw = CHIP_SIZE * CHIP_SIZE;
         let mut input = BatchTensor::zeros(3, n, CHIP_SIZE, CHIP_SIZE);
@@ -477,37 +560,43 @@ impl DescriptorNet {
                 }
             }
         }
-        let x = self.stem.forward_batch(&input, Epilogue::RELU);
+        let x = if parallel {
+            self.stem.forward_batch_par(&input, Epilogue::RELU)
+        } else {
+            self.stem.forward_batch(&input, Epilogue::RELU)
+        };
         drop(input);
         let mut x = pool_batch(&x, Pool::Max, 3, 3, 2, 2, 0, 0);
         for block in &self.blocks {
-            let t = block.conv1.forward_batch(&x, Epilogue::RELU);
+            let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
             x = if !block.down {
-                block.conv2.forward_batch(
+                block.conv2.forward(
                     &t,
                     Epilogue {
                         residual: Some(&x.data),
                         relu: true,
                     },
+                    parallel,
                 )
             } else {
                 let shortcut = pool_batch(&x, Pool::Avg, 2, 2, 2, 2, 0, 0);
-                let (oh, ow) = block.conv2.out_shape(t.h, t.w);
+                let (oh, ow) = block.conv2.conv.out_shape(t.h, t.w);
                 if (oh, ow) == (shortcut.h, shortcut.w) {
                     // Only the channels differ: the shortcut is a channel prefix of the sum.
-                    block.conv2.forward_batch(
+                    block.conv2.forward(
                         &t,
                         Epilogue {
                             residual: Some(&shortcut.data),
                             relu: true,
                         },
+                        parallel,
                     )
                 } else {
                     // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
-                    let y = block.conv2.forward_batch(&t, Epilogue::default());
+                    let y = block.conv2.forward(&t, Epilogue::default(), parallel);
                     let mut sum = add_zero_padded_batch(&shortcut, &y);
                     for v in &mut sum.data {
-                        *v = v.max(0.0);
+                        *v = facelike_tensor::relu(*v);
                     }
                     sum
                 }

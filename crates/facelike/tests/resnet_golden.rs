@@ -68,6 +68,17 @@ fn descriptors_match_dlib_on_all_golden_chips() {
         "one at a time: {worst_single} on {worst_face}"
     );
     assert!(worst_batch <= 1e-4, "batched: {worst_batch}");
+
+    // The plain im2col path (no Winograd, no shortcuts) on the same chips.
+    let direct = net().clone().without_winograd();
+    let got = direct.compute_batch(&chips).expect("150x150 chips");
+    let worst_direct = faces
+        .iter()
+        .zip(&got)
+        .map(|((_, want, _), d)| max_diff(d.as_slice(), want))
+        .fold(0.0, f64::max);
+    eprintln!("  im2col only: max |diff| {worst_direct:.3e}");
+    assert!(worst_direct <= 1e-4, "im2col only: {worst_direct}");
 }
 
 #[test]
