@@ -70,8 +70,16 @@ fn process(encoder: &Encoder, path: &Path, job: &Job, opts: &LoadOptions) -> Ima
     let result = (|| -> Result<(RgbImage, Vec<FaceRecord>)> {
         let img = load_image(path, opts)?;
         let faces = match job {
-            Job::Encode => encoder.encode(&img)?.iter().map(|f| FaceRecord::from_face(f, &img)).collect(),
-            Job::Rects(r) => encoder.encode_rects(&img, r).with_context(|| format!("{name}"))?.iter().map(|f| FaceRecord::from_face(f, &img)).collect(),
+            Job::Encode => encoder
+                .encode(&img)?
+                .iter()
+                .map(|f| FaceRecord::from_face(f, &img))
+                .collect(),
+            Job::Rects(r) => encoder
+                .encode_rects(&img, r)?
+                .iter()
+                .map(|f| FaceRecord::from_face(f, &img))
+                .collect(),
             Job::Detect => encoder
                 .detect(&img)?
                 .into_iter()
@@ -96,18 +104,32 @@ fn process(encoder: &Encoder, path: &Path, job: &Job, opts: &LoadOptions) -> Ima
             error: None,
         },
         Err(e) => ImageRecord {
+            error: Some(name_in_message(&name, &e)),
             image: name,
             width: None,
             height: None,
             faces: None,
-            error: Some(format!("{e:#}")),
         },
+    }
+}
+
+/// The error text, prefixed with the file name unless it already names it.
+fn name_in_message(name: &str, e: &anyhow::Error) -> String {
+    let msg = format!("{e:#}");
+    if msg.contains(name) {
+        msg
+    } else {
+        format!("{name}: {msg}")
     }
 }
 
 /// Runs `jobs` in parallel and prints one JSON line per image, in input order. Bad files are
 /// reported on stderr and in their line, and the run carries on. Returns the number of failures.
-pub fn run_batch(encoder: &Encoder, jobs: Vec<(PathBuf, Job)>, opts: &LoadOptions) -> Result<usize> {
+pub fn run_batch(
+    encoder: &Encoder,
+    jobs: Vec<(PathBuf, Job)>,
+    opts: &LoadOptions,
+) -> Result<usize> {
     let progress = Progress::new(jobs.len() as u64, "images");
     let stdout = std::io::stdout();
     let mut failures = 0;
@@ -144,15 +166,25 @@ pub fn read_rects_file(path: &Path) -> Result<Vec<(PathBuf, Job)>> {
         image: PathBuf,
         rects: Vec<[i64; 4]>,
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut jobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let l: Line = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: expected {{\"image\": PATH, \"rects\": [[L,T,R,B], ...]}}", path.display(), i + 1))?;
-        let rects = l.rects.iter().map(|r| Rect::new(r[0], r[1], r[2], r[3])).collect();
+        let l: Line = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"image\": PATH, \"rects\": [[L,T,R,B], ...]}}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        let rects = l
+            .rects
+            .iter()
+            .map(|r| Rect::new(r[0], r[1], r[2], r[3]))
+            .collect();
         jobs.push((l.image, Job::Rects(rects)));
     }
     Ok(jobs)
@@ -195,9 +227,19 @@ pub fn embed_chips(encoder: &Encoder, chips: &[PathBuf], opts: &LoadOptions) -> 
             .par_iter()
             .map(|p| {
                 let image = p.display().to_string();
-                match load_image(p, opts).and_then(|img| Ok(encoder.describe_chip(&img).with_context(|| image.clone())?)) {
-                    Ok(d) => ChipRecord { image, embedding: Some(d.0.to_vec()), error: None },
-                    Err(e) => ChipRecord { image, embedding: None, error: Some(format!("{e:#}")) },
+                let described = load_image(p, opts)
+                    .and_then(|img| encoder.describe_chip(&img).with_context(|| image.clone()));
+                match described {
+                    Ok(d) => ChipRecord {
+                        image,
+                        embedding: Some(d.0.to_vec()),
+                        error: None,
+                    },
+                    Err(e) => ChipRecord {
+                        error: Some(name_in_message(&image, &e)),
+                        image,
+                        embedding: None,
+                    },
                 }
             })
             .collect();

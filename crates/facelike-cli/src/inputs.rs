@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 /// Extensions picked up when walking a directory (files named explicitly are always read,
 /// whatever their name: the format is sniffed from the content).
-pub const IMAGE_EXTENSIONS: [&str; 10] = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "pgm", "ppm", "pnm", "pbm"];
+pub const IMAGE_EXTENSIONS: [&str; 10] = [
+    "jpg", "jpeg", "png", "gif", "webp", "bmp", "pgm", "ppm", "pnm", "pbm",
+];
 
 pub fn has_image_extension(p: &Path) -> bool {
     p.extension()
@@ -27,7 +29,9 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {

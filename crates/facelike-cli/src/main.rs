@@ -155,7 +155,12 @@ fn main() {
     }
 }
 
-fn encoder(detector: Option<&DetectorArgs>, landmarks: u32, jitters: u32, normalize: bool) -> Result<Encoder> {
+fn encoder(
+    detector: Option<&DetectorArgs>,
+    landmarks: u32,
+    jitters: u32,
+    normalize: bool,
+) -> Result<Encoder> {
     let options = EncoderOptions {
         detector: detector.map_or(DetectorKind::Hog, |d| d.detector),
         upsample: detector.map_or(1, |d| d.upsample),
@@ -198,26 +203,47 @@ fn run(cli: Cli) -> Result<usize> {
                 encode::read_rects_file(file)?
             } else if !a.rect.is_empty() {
                 if a.inputs.len() != 1 || a.inputs[0].is_dir() {
-                    bail!("--rect needs exactly one image file (use --rects FILE.jsonl for several)");
+                    bail!(
+                        "--rect needs exactly one image file (use --rects FILE.jsonl for several)"
+                    );
                 }
                 vec![(a.inputs[0].clone(), encode::Job::Rects(a.rect.clone()))]
             } else {
                 if a.inputs.is_empty() {
                     bail!("give image files or directories to encode (or --rect/--rects)");
                 }
-                inputs::collect_images(&a.inputs)?.into_iter().map(|p| (p, encode::Job::Encode)).collect()
+                inputs::collect_images(&a.inputs)?
+                    .into_iter()
+                    .map(|p| (p, encode::Job::Encode))
+                    .collect()
             };
             let detecting = jobs.iter().any(|(_, j)| matches!(j, encode::Job::Encode));
-            let enc = encoder(detecting.then_some(&a.detector), a.landmarks, a.jitters, a.normalize)?;
+            let enc = encoder(
+                detecting.then_some(&a.detector),
+                a.landmarks,
+                a.jitters,
+                a.normalize,
+            )?;
             return encode::run_batch(&enc, jobs, &opts);
         }
-        Command::Detect { detector, image, inputs } => {
+        Command::Detect {
+            detector,
+            image,
+            inputs,
+        } => {
             let opts = image.load_options();
-            let jobs = inputs::collect_images(&inputs)?.into_iter().map(|p| (p, encode::Job::Detect)).collect();
+            let jobs = inputs::collect_images(&inputs)?
+                .into_iter()
+                .map(|p| (p, encode::Job::Detect))
+                .collect();
             let enc = encoder(Some(&detector), 5, 1, false)?;
             return encode::run_batch(&enc, jobs, &opts);
         }
-        Command::EmbedChip { normalize, image, chips } => {
+        Command::EmbedChip {
+            normalize,
+            image,
+            chips,
+        } => {
             let enc = encoder(None, 5, 1, normalize)?;
             return encode::embed_chips(&enc, &chips, &image.load_options());
         }

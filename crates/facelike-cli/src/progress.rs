@@ -14,8 +14,10 @@ impl Progress {
         }
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"))
-                .expect("valid template"),
+            ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"
+            ))
+            .expect("valid template"),
         );
         Progress { bar: Some(bar) }
     }

@@ -46,30 +46,84 @@ const TEMPLATE_5: [(f64, f64); 5] = [
 /// Mean positions of 68-point parts 17..=67 in the unit square: published constants of dlib's
 /// `get_face_chip_details` (dlib/image_transforms/interpolation.h, Boost licence).
 const MEAN_FACE_X: [f64; 51] = [
-    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124, 0.904991, 0.98004, 0.490127,
-    0.490127, 0.490127, 0.490127, 0.36688, 0.426036, 0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825,
-    0.334606, 0.260918, 0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149, 0.340985,
-    0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721, 0.490127, 0.423532, 0.338094, 0.290379,
-    0.428096, 0.490127, 0.552157, 0.689874, 0.553364, 0.490127, 0.42689,
+    0.000213256,
+    0.0752622,
+    0.18113,
+    0.29077,
+    0.393397,
+    0.586856,
+    0.689483,
+    0.799124,
+    0.904991,
+    0.98004,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.36688,
+    0.426036,
+    0.490127,
+    0.554217,
+    0.613373,
+    0.121737,
+    0.187122,
+    0.265825,
+    0.334606,
+    0.260918,
+    0.182743,
+    0.645647,
+    0.714428,
+    0.793132,
+    0.858516,
+    0.79751,
+    0.719335,
+    0.254149,
+    0.340985,
+    0.428858,
+    0.490127,
+    0.551395,
+    0.639268,
+    0.726104,
+    0.642159,
+    0.556721,
+    0.490127,
+    0.423532,
+    0.338094,
+    0.290379,
+    0.428096,
+    0.490127,
+    0.552157,
+    0.689874,
+    0.553364,
+    0.490127,
+    0.42689,
 ];
 const MEAN_FACE_Y: [f64; 51] = [
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915, 0.106454,
-    0.203352, 0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758,
-    0.179852, 0.231733, 0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099, 0.780233,
-    0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805,
-    0.784792, 0.778746, 0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915,
+    0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106, 0.609345,
+    0.587326, 0.216423, 0.178758, 0.179852, 0.231733, 0.245099, 0.244077, 0.231733, 0.179852,
+    0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405, 0.727388, 0.742578, 0.727388,
+    0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746,
+    0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
 ];
 
 /// dlib's `get_face_chip_details(shape, size, padding)`.
 ///
 /// With 68 points only 33 are used: the eyebrows (17–26) and the lower lip (55–59, 65–67) are
 /// ignored because they move with expression.
-pub fn face_chip_details(landmarks: &Landmarks, size: usize, padding: f64) -> Result<ChipDetails, ChipError> {
+pub fn face_chip_details(
+    landmarks: &Landmarks,
+    size: usize,
+    padding: f64,
+) -> Result<ChipDetails, ChipError> {
     if size == 0 {
         return Err(ChipError::ZeroSize);
     }
     let scale_template = |x: f64, y: f64| {
-        DPoint::new((padding + x) / (2.0 * padding + 1.0) * size as f64, (padding + y) / (2.0 * padding + 1.0) * size as f64)
+        DPoint::new(
+            (padding + x) / (2.0 * padding + 1.0) * size as f64,
+            (padding + y) / (2.0 * padding + 1.0) * size as f64,
+        )
     };
     let mut from = Vec::new();
     let mut to = Vec::new();
@@ -95,7 +149,12 @@ pub fn face_chip_details(landmarks: &Landmarks, size: usize, padding: f64) -> Re
 }
 
 /// dlib's `chip_details(chip_points, img_points, dims)`.
-pub fn chip_details_from_points(chip_points: &[DPoint], img_points: &[DPoint], rows: usize, cols: usize) -> ChipDetails {
+pub fn chip_details_from_points(
+    chip_points: &[DPoint],
+    img_points: &[DPoint],
+    rows: usize,
+    cols: usize,
+) -> ChipDetails {
     let t = find_similarity_transform(chip_points, img_points);
     let (px, py) = (t.m[0][0], t.m[1][0]);
     let angle = py.atan2(px);
@@ -111,7 +170,12 @@ pub fn chip_details_from_points(chip_points: &[DPoint], img_points: &[DPoint], r
 
 /// dlib's `pyramid_down<2>::rect_down` on a floating rectangle: `p/2 − (1.25, 0.75)`.
 fn rect_down(r: &DRect) -> DRect {
-    DRect::new(r.left / 2.0 - 1.25, r.top / 2.0 - 0.75, r.right / 2.0 - 1.25, r.bottom / 2.0 - 0.75)
+    DRect::new(
+        r.left / 2.0 - 1.25,
+        r.top / 2.0 - 0.75,
+        r.right / 2.0 - 1.25,
+        r.bottom / 2.0 - 0.75,
+    )
 }
 
 fn is_empty(r: &DRect) -> bool {
@@ -152,10 +216,15 @@ pub fn pyramid_down2(img: &RgbImage) -> RgbImage {
     let od = out.as_raw_mut();
     for r in 0..oh {
         let y = 2 * r;
-        let rows: [&[u16]; 5] = std::array::from_fn(|k| &tmp[(y + k) * ow * 3..(y + k + 1) * ow * 3]);
+        let rows: [&[u16]; 5] =
+            std::array::from_fn(|k| &tmp[(y + k) * ow * 3..(y + k + 1) * ow * 3]);
         let o = &mut od[r * ow * 3..(r + 1) * ow * 3];
         for i in 0..ow * 3 {
-            let s = rows[0][i] as u32 + 4 * rows[1][i] as u32 + 6 * rows[2][i] as u32 + 4 * rows[3][i] as u32 + rows[4][i] as u32;
+            let s = rows[0][i] as u32
+                + 4 * rows[1][i] as u32
+                + 6 * rows[2][i] as u32
+                + 4 * rows[3][i] as u32
+                + rows[4][i] as u32;
             o[i] = (s / 256) as u8;
         }
     }
@@ -225,7 +294,12 @@ pub fn extract_chip(img: &RgbImage, details: &ChipDetails) -> RgbImage {
         DPoint::new(rect.right, rect.bottom),
     ]
     .map(|p| rotate_point(center, p, details.angle));
-    let mut bb = DRect::new(f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut bb = DRect::new(
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    );
     for p in corners {
         bb.left = bb.left.min(p.x);
         bb.top = bb.top.min(p.y);
@@ -242,7 +316,12 @@ pub fn extract_chip(img: &RgbImage, details: &ChipDetails) -> RgbImage {
         // The chip lies wholly outside the image: dlib yields an all-black chip.
         return RgbImage::new(details.cols, details.rows);
     }
-    let bbox = Rect::new(lround(grown.left), lround(grown.top), lround(grown.right), lround(grown.bottom));
+    let bbox = Rect::new(
+        lround(grown.left),
+        lround(grown.top),
+        lround(grown.right),
+        lround(grown.bottom),
+    );
     let crop = sub_image(img, &bbox);
 
     let mut level: isize = -1;
@@ -258,7 +337,11 @@ pub fn extract_chip(img: &RgbImage, details: &ChipDetails) -> RgbImage {
     }
     let c = r.center();
     let (cols, rows) = (details.cols as f64, details.rows as f64);
-    let from = [DPoint::new(0.0, 0.0), DPoint::new(cols - 1.0, 0.0), DPoint::new(0.0, rows - 1.0)];
+    let from = [
+        DPoint::new(0.0, 0.0),
+        DPoint::new(cols - 1.0, 0.0),
+        DPoint::new(0.0, rows - 1.0),
+    ];
     let to = [
         rotate_point(c, DPoint::new(r.left, r.top), details.angle),
         rotate_point(c, DPoint::new(r.right, r.top), details.angle),

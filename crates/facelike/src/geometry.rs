@@ -119,6 +119,16 @@ impl Rect {
     }
 }
 
+impl std::fmt::Display for Rect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[{}, {}, {}, {}]",
+            self.left, self.top, self.right, self.bottom
+        )
+    }
+}
+
 /// A floating-point rectangle (dlib's `drectangle`), also inclusive-style.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct DRect {

@@ -18,7 +18,9 @@ impl Mt19937 {
         let mut state = [0u32; 624];
         state[0] = seed;
         for i in 1..624 {
-            state[i] = 1_812_433_253u32.wrapping_mul(state[i - 1] ^ (state[i - 1] >> 30)).wrapping_add(i as u32);
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(state[i - 1] ^ (state[i - 1] >> 30))
+                .wrapping_add(i as u32);
         }
         Mt19937 { state, index: 624 }
     }
@@ -98,7 +100,9 @@ pub struct Jitterer {
 
 impl Jitterer {
     pub fn new() -> Self {
-        Jitterer { rnd: DlibRand::new() }
+        Jitterer {
+            rnd: DlibRand::new(),
+        }
     }
 
     /// dlib's `jitter_image(img, rnd)` for a square chip.
@@ -118,7 +122,12 @@ impl Jitterer {
         let cy = (t + b + 1) / 2 + shift.y;
         let left = cx - box_size / 2;
         let top = cy - box_size / 2;
-        let crop = DRect::new(left as f64, top as f64, (left + box_size - 1) as f64, (top + box_size - 1) as f64);
+        let crop = DRect::new(
+            left as f64,
+            top as f64,
+            (left + box_size - 1) as f64,
+            (top + box_size - 1) as f64,
+        );
         let angle = self.rnd.double_in_range(-3.0, 3.0) * std::f64::consts::PI / 180.0;
         let details = ChipDetails {
             rect: crop,

@@ -21,19 +21,21 @@ mod cxxsort;
 pub mod descriptor;
 pub mod fhog;
 pub mod geometry;
-pub mod jitter;
 pub mod hog;
+pub mod jitter;
 pub mod models;
 pub mod pipeline;
+pub mod resnet;
 pub mod shape_predictor;
 pub mod transform;
-pub mod resnet;
 
 pub use descriptor::{Descriptor, Metric, DEFAULT_TOLERANCE};
 pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
 pub use geometry::{DPoint, DRect, Point, Rect};
 pub use hog::{HogDetection, HogDetector};
 pub use models::{Model, ModelError};
-pub use pipeline::{Detection, DetectorKind, EncodeError, Encoder, EncoderOptions, Face, LandmarkModel};
-pub use shape_predictor::{Landmarks, ShapePredictor};
+pub use pipeline::{
+    Detection, DetectorKind, EncodeError, Encoder, EncoderOptions, Face, LandmarkModel,
+};
 pub use resnet::{ChipSizeError, DescriptorNet};
+pub use shape_predictor::{Landmarks, ShapePredictor};

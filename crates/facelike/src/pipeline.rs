@@ -140,9 +140,13 @@ pub enum EncodeError {
     Model(#[from] ModelError),
     #[error("the {0:?} detector was not loaded (EncoderOptions::load_detector is false)")]
     NoDetector(DetectorKind),
-    #[error("face rectangle {rect:?} does not overlap the {width}x{height} image")]
-    RectOutside { rect: Rect, width: usize, height: usize },
-    #[error("face rectangle {0:?} is empty (right < left or bottom < top)")]
+    #[error("face rectangle {rect} (left, top, right, bottom) does not overlap the {width}x{height} image")]
+    RectOutside {
+        rect: Rect,
+        width: usize,
+        height: usize,
+    },
+    #[error("face rectangle {0} is empty (right < left or bottom < top)")]
     EmptyRect(Rect),
 }
 
@@ -161,7 +165,10 @@ pub struct Encoder {
 impl Encoder {
     /// Loads the models the options need.
     pub fn new(options: EncoderOptions) -> Result<Self, ModelError> {
-        let dir = options.models_dir.clone().unwrap_or_else(crate::models::models_dir);
+        let dir = options
+            .models_dir
+            .clone()
+            .unwrap_or_else(crate::models::models_dir);
         Self::with_dir(&dir, options)
     }
 
@@ -245,13 +252,18 @@ impl Encoder {
 
     /// Landmarks, chips and descriptors for detected faces; chips of all faces in the photo go
     /// through the network as one batch.
-    pub fn describe(&self, image: &RgbImage, detections: Vec<Detection>) -> Result<Vec<Face>, EncodeError> {
+    pub fn describe(
+        &self,
+        image: &RgbImage,
+        detections: Vec<Detection>,
+    ) -> Result<Vec<Face>, EncodeError> {
         let mut shapes = Vec::with_capacity(detections.len());
         let mut chips = Vec::new();
         let jitters = self.options.jitters.max(1) as usize;
         for d in &detections {
             let shape = self.landmarks.predict(image, d.rect);
-            let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).expect("5- or 68-point shapes always have chip details");
+            let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING)
+                .expect("5- or 68-point shapes always have chip details");
             let chip = extract_chip(image, &details);
             if jitters > 1 {
                 // Each face is jittered as dlib does on a freshly loaded model: reproducible, and
@@ -265,11 +277,18 @@ impl Encoder {
             }
             shapes.push(shape);
         }
-        let descriptors = self.net.compute_batch(&chips).expect("chips are always CHIP_SIZE");
+        let descriptors = self
+            .net
+            .compute_batch(&chips)
+            .expect("chips are always CHIP_SIZE");
         let mut faces = Vec::with_capacity(detections.len());
         for (i, (d, shape)) in detections.into_iter().zip(shapes).enumerate() {
             let descs = &descriptors[i * jitters..(i + 1) * jitters];
-            let mut descriptor = if jitters > 1 { mean_f32(descs) } else { descs[0] };
+            let mut descriptor = if jitters > 1 {
+                mean_f32(descs)
+            } else {
+                descs[0]
+            };
             if self.options.normalize {
                 descriptor = descriptor.normalized();
             }
@@ -286,9 +305,16 @@ impl Encoder {
     }
 
     /// The descriptor of an already aligned 150×150 chip.
-    pub fn describe_chip(&self, chip: &RgbImage) -> Result<Descriptor, crate::resnet::ChipSizeError> {
+    pub fn describe_chip(
+        &self,
+        chip: &RgbImage,
+    ) -> Result<Descriptor, crate::resnet::ChipSizeError> {
         let d = self.net.compute(chip)?;
-        Ok(if self.options.normalize { d.normalized() } else { d })
+        Ok(if self.options.normalize {
+            d.normalized()
+        } else {
+            d
+        })
     }
 }
 

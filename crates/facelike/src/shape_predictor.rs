@@ -42,7 +42,12 @@ pub struct ShapePredictor {
 
 impl std::fmt::Debug for ShapePredictor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ShapePredictor({} parts, {} cascades)", self.num_parts(), self.cascades.len())
+        write!(
+            f,
+            "ShapePredictor({} parts, {} cascades)",
+            self.num_parts(),
+            self.cascades.len()
+        )
     }
 }
 
@@ -99,10 +104,18 @@ impl ShapePredictor {
         let parts = self.num_parts();
         let mut shape = self.initial_shape.clone();
         let reference: Vec<DPoint> = (0..parts)
-            .map(|i| DPoint::new(self.initial_shape[2 * i] as f64, self.initial_shape[2 * i + 1] as f64))
+            .map(|i| {
+                DPoint::new(
+                    self.initial_shape[2 * i] as f64,
+                    self.initial_shape[2 * i + 1] as f64,
+                )
+            })
             .collect();
         // The rect's corners (0,0), (1,0), (1,1) in normalised shape space.
-        let (sx, sy) = ((rect.right - rect.left) as f64, (rect.bottom - rect.top) as f64);
+        let (sx, sy) = (
+            (rect.right - rect.left) as f64,
+            (rect.bottom - rect.top) as f64,
+        );
         let (ox, oy) = (rect.left as f64, rect.top as f64);
         let to_image = |x: f32, y: f32| DPoint::new(sx * x as f64 + ox, sy * y as f64 + oy).round();
         let (w, h) = (img.width() as i64, img.height() as i64);
@@ -111,7 +124,9 @@ impl ShapePredictor {
         let mut values: Vec<f32> = Vec::new();
         for cascade in &self.cascades {
             current.clear();
-            current.extend((0..parts).map(|i| DPoint::new(shape[2 * i] as f64, shape[2 * i + 1] as f64)));
+            current.extend(
+                (0..parts).map(|i| DPoint::new(shape[2 * i] as f64, shape[2 * i + 1] as f64)),
+            );
             let t = find_similarity_transform(&reference, &current);
             let a = [
                 [t.m[0][0] as f32, t.m[0][1] as f32],
@@ -139,7 +154,11 @@ impl ShapePredictor {
                 let mut node = 0usize;
                 while node < n_split {
                     let (i1, i2, th) = splits[node];
-                    node = if values[i1 as usize] - values[i2 as usize] > th { 2 * node + 1 } else { 2 * node + 2 };
+                    node = if values[i1 as usize] - values[i2 as usize] > th {
+                        2 * node + 1
+                    } else {
+                        2 * node + 2
+                    };
                 }
                 let leaf = tree * (n_split + 1) + (node - n_split);
                 let delta = &cascade.leaves[leaf * dims..(leaf + 1) * dims];
@@ -148,7 +167,9 @@ impl ShapePredictor {
                 }
             }
         }
-        let points = (0..parts).map(|i| to_image(shape[2 * i], shape[2 * i + 1])).collect();
+        let points = (0..parts)
+            .map(|i| to_image(shape[2 * i], shape[2 * i + 1]))
+            .collect();
         Landmarks { rect, points }
     }
 }

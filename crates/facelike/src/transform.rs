@@ -23,7 +23,8 @@ impl AffineTransform {
     /// (`find_affine_transform`); with three points the fit is exact, so it is solved directly.
     pub fn from_three_points(from: [DPoint; 3], to: [DPoint; 3]) -> Option<Self> {
         // Solve [fx fy 1] * [m | b]^T = to for three points: a 3x3 linear system per output row.
-        let det = (from[1].x - from[0].x) * (from[2].y - from[0].y) - (from[2].x - from[0].x) * (from[1].y - from[0].y);
+        let det = (from[1].x - from[0].x) * (from[2].y - from[0].y)
+            - (from[2].x - from[0].x) * (from[1].y - from[0].y);
         if det == 0.0 {
             return None;
         }
@@ -82,8 +83,16 @@ pub fn find_similarity_transform(from: &[DPoint], to: &[DPoint]) -> AffineTransf
     s /= n;
     let (sin_num, cos_num) = (r - q, p + s);
     let norm = sin_num.hypot(cos_num);
-    let (cos_a, sin_a) = if norm == 0.0 { (1.0, 0.0) } else { (cos_num / norm, sin_num / norm) };
-    let c = if sigma_from != 0.0 { 1.0 / sigma_from * norm } else { 1.0 };
+    let (cos_a, sin_a) = if norm == 0.0 {
+        (1.0, 0.0)
+    } else {
+        (cos_num / norm, sin_num / norm)
+    };
+    let c = if sigma_from != 0.0 {
+        1.0 / sigma_from * norm
+    } else {
+        1.0
+    };
     let m = [[c * cos_a, -c * sin_a], [c * sin_a, c * cos_a]];
     let b = [
         mtx - (m[0][0] * mfx + m[0][1] * mfy),
@@ -107,10 +116,18 @@ mod tests {
     #[test]
     fn similarity_recovers_a_known_transform() {
         let (sc, ang, tx, ty) = (2.5f64, 0.3f64, 10.0, -4.0);
-        let from: Vec<DPoint> = [(0.0, 0.0), (1.0, 0.0), (0.3, 2.0), (5.0, 1.0)].iter().map(|&(x, y)| DPoint::new(x, y)).collect();
+        let from: Vec<DPoint> = [(0.0, 0.0), (1.0, 0.0), (0.3, 2.0), (5.0, 1.0)]
+            .iter()
+            .map(|&(x, y)| DPoint::new(x, y))
+            .collect();
         let to: Vec<DPoint> = from
             .iter()
-            .map(|p| DPoint::new(sc * (ang.cos() * p.x - ang.sin() * p.y) + tx, sc * (ang.sin() * p.x + ang.cos() * p.y) + ty))
+            .map(|p| {
+                DPoint::new(
+                    sc * (ang.cos() * p.x - ang.sin() * p.y) + tx,
+                    sc * (ang.sin() * p.x + ang.cos() * p.y) + ty,
+                )
+            })
             .collect();
         let t = find_similarity_transform(&from, &to);
         for (f, g) in from.iter().zip(&to) {
@@ -122,7 +139,10 @@ mod tests {
     #[test]
     fn reflections_are_fitted_by_a_rotation() {
         // A mirrored point set: the best similarity is still a proper rotation (det > 0).
-        let from: Vec<DPoint> = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)].iter().map(|&(x, y)| DPoint::new(x, y)).collect();
+        let from: Vec<DPoint> = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]
+            .iter()
+            .map(|&(x, y)| DPoint::new(x, y))
+            .collect();
         let to: Vec<DPoint> = from.iter().map(|p| DPoint::new(-p.x, p.y)).collect();
         let t = find_similarity_transform(&from, &to);
         let det = t.m[0][0] * t.m[1][1] - t.m[0][1] * t.m[1][0];
@@ -131,8 +151,16 @@ mod tests {
 
     #[test]
     fn three_point_affine_is_exact() {
-        let from = [DPoint::new(0.0, 0.0), DPoint::new(149.0, 0.0), DPoint::new(0.0, 149.0)];
-        let to = [DPoint::new(10.0, 20.0), DPoint::new(310.0, 25.0), DPoint::new(5.0, 320.0)];
+        let from = [
+            DPoint::new(0.0, 0.0),
+            DPoint::new(149.0, 0.0),
+            DPoint::new(0.0, 149.0),
+        ];
+        let to = [
+            DPoint::new(10.0, 20.0),
+            DPoint::new(310.0, 25.0),
+            DPoint::new(5.0, 320.0),
+        ];
         let t = AffineTransform::from_three_points(from, to).unwrap();
         for (f, g) in from.iter().zip(&to) {
             let h = t.apply(*f);

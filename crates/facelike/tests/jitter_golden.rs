@@ -25,12 +25,26 @@ fn jittered_descriptors_equal_dlib() {
     let net = DescriptorNet::load(&td::models_dir()).unwrap();
     let mut worst = 0f64;
     for f in &golden.faces {
-        let img = facelike_image::load_with(td::data_path(&f.image), &LoadOptions { exif_orientation: false, ..Default::default() }).unwrap();
+        let img = facelike_image::load_with(
+            td::data_path(&f.image),
+            &LoadOptions {
+                exif_orientation: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let shape = Landmarks {
             rect: Rect::new(f.rect[0], f.rect[1], f.rect[2], f.rect[3]),
-            points: f.landmarks5.iter().map(|p| Point::new(p[0], p[1])).collect(),
+            points: f
+                .landmarks5
+                .iter()
+                .map(|p| Point::new(p[0], p[1]))
+                .collect(),
         };
-        let chip = extract_chip(&img, &face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).unwrap());
+        let chip = extract_chip(
+            &img,
+            &face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).unwrap(),
+        );
         for (n, want) in [(5usize, &f.jitters_5), (10, &f.jitters_10)] {
             let mut j = Jitterer::new();
             let crops: Vec<_> = (0..n).map(|_| j.jitter(&chip)).collect();
@@ -42,11 +56,19 @@ fn jittered_descriptors_equal_dlib() {
                 }
             }
             let mean = Descriptor(acc.map(|v| v / n as f32));
-            let err = mean.0.iter().zip(want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+            let err = mean
+                .0
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (*a as f64 - b).abs())
+                .fold(0.0, f64::max);
             eprintln!("{} jitters {n}: max |diff| {err:.2e}", f.image);
             worst = worst.max(err);
         }
     }
     // Without the exact random stream and geometry the error would be ~1e-2 (dlib-spec §10).
-    assert!(worst <= 1e-4, "jittered descriptor differs from dlib by {worst}");
+    assert!(
+        worst <= 1e-4,
+        "jittered descriptor differs from dlib by {worst}"
+    );
 }

@@ -5,7 +5,14 @@ use facelike::{Landmarks, LoadOptions, Model, Point, Rect, ShapePredictor};
 use facelike_testdata as td;
 
 fn load(path: &std::path::Path) -> facelike::RgbImage {
-    facelike_image::load_with(path, &LoadOptions { exif_orientation: false, ..Default::default() }).unwrap()
+    facelike_image::load_with(
+        path,
+        &LoadOptions {
+            exif_orientation: false,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn rect(r: [i64; 4]) -> Rect {
@@ -42,7 +49,10 @@ fn landmarks_equal_dlib_on_every_golden_face() {
     eprintln!("landmarks: {faces} faces, {exact}/{total} points exact, max error {max_err} px");
     assert_eq!(faces, 193);
     assert!(max_err <= 1, "a landmark is {max_err} px off");
-    assert!(exact as f64 >= 0.99 * total as f64, "only {exact}/{total} exact");
+    assert!(
+        exact as f64 >= 0.99 * total as f64,
+        "only {exact}/{total} exact"
+    );
 }
 
 #[test]
@@ -51,7 +61,10 @@ fn chips_equal_dlib_on_every_golden_face() {
     for g in td::all_images() {
         let img = load(&g.path());
         for f in &g.faces {
-            let shape = Landmarks { rect: rect(f.rect), points: points(&f.landmarks5) };
+            let shape = Landmarks {
+                rect: rect(f.rect),
+                points: points(&f.landmarks5),
+            };
             let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).unwrap();
             let chip = extract_chip(&img, &details);
             let want = load(&f.chip_path());
@@ -79,15 +92,35 @@ fn chips_equal_dlib_on_every_golden_face() {
 fn face_recognition_test_pins() {
     // tests/test_face_recognition.py: obama.jpg 68-point chin and 5-point nose tip on the HOG rect.
     let dir = td::models_dir();
-    let img = load(&td::data_path("face_recognition/tests/test_images/obama.jpg"));
+    let img = load(&td::data_path(
+        "face_recognition/tests/test_images/obama.jpg",
+    ));
     let r = Rect::new(349, 142, 617, 409);
     let sp68 = ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap();
-    let chin: Vec<(i64, i64)> = sp68.predict(&img, r).points[..17].iter().map(|p| (p.x, p.y)).collect();
+    let chin: Vec<(i64, i64)> = sp68.predict(&img, r).points[..17]
+        .iter()
+        .map(|p| (p.x, p.y))
+        .collect();
     assert_eq!(
         chin,
         vec![
-            (369, 220), (372, 254), (378, 289), (384, 322), (395, 353), (414, 382), (437, 407), (464, 424),
-            (495, 428), (527, 420), (552, 399), (576, 372), (594, 344), (604, 314), (610, 282), (613, 250), (615, 219)
+            (369, 220),
+            (372, 254),
+            (378, 289),
+            (384, 322),
+            (395, 353),
+            (414, 382),
+            (437, 407),
+            (464, 424),
+            (495, 428),
+            (527, 420),
+            (552, 399),
+            (576, 372),
+            (594, 344),
+            (604, 314),
+            (610, 282),
+            (613, 250),
+            (615, 219)
         ]
     );
     let sp5 = ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap();
@@ -96,7 +129,10 @@ fn face_recognition_test_pins() {
     assert_eq!(five[0], Point::new(570, 216));
     // Chip details of obama.jpg (dlib-spec.md §5.1): rect (350.596, 123.067)-(646.072, 418.543), angle -0.00444128.
     let d = face_chip_details(&sp5.predict(&img, r), CHIP_SIZE, CHIP_PADDING).unwrap();
-    assert!((d.rect.left - 350.596).abs() < 1e-3 && (d.rect.bottom - 418.543).abs() < 1e-3, "{d:?}");
+    assert!(
+        (d.rect.left - 350.596).abs() < 1e-3 && (d.rect.bottom - 418.543).abs() < 1e-3,
+        "{d:?}"
+    );
     assert!((d.angle + 0.00444128).abs() < 1e-7, "{d:?}");
 }
 
@@ -104,14 +140,22 @@ fn face_recognition_test_pins() {
 fn rects_outside_the_image_and_bad_part_counts() {
     let dir = td::models_dir();
     let sp5 = ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap();
-    let img = load(&td::data_path("face_recognition/tests/test_images/obama.jpg"));
+    let img = load(&td::data_path(
+        "face_recognition/tests/test_images/obama.jpg",
+    ));
     // A rect hanging off the top-left corner: feature pixels outside read as 0, no panic.
     let l = sp5.predict(&img, Rect::new(-300, -300, 50, 50));
     assert_eq!(l.points.len(), 5);
     let chip = extract_chip(&img, &face_chip_details(&l, 150, 0.25).unwrap());
     assert_eq!(chip.width(), 150);
-    let bad = Landmarks { rect: Rect::new(0, 0, 10, 10), points: vec![Point::new(1, 1); 7] };
-    assert_eq!(face_chip_details(&bad, 150, 0.25), Err(facelike::chip::ChipError::PartCount(7)));
+    let bad = Landmarks {
+        rect: Rect::new(0, 0, 10, 10),
+        points: vec![Point::new(1, 1); 7],
+    };
+    assert_eq!(
+        face_chip_details(&bad, 150, 0.25),
+        Err(facelike::chip::ChipError::PartCount(7))
+    );
 }
 
 #[test]
@@ -122,10 +166,14 @@ fn bad_shape_predictor_files_are_reported() {
     std::fs::create_dir_all(&tmp).unwrap();
     let p = tmp.join("truncated.dat");
     std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
-    let e = ShapePredictor::from_bytes(&bytes[..bytes.len() / 3], &p).unwrap_err().to_string();
+    let e = ShapePredictor::from_bytes(&bytes[..bytes.len() / 3], &p)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("truncated.dat") && e.contains("byte"), "{e}");
     let other = std::fs::read(dir.join("mmod_human_face_detector.dat")).unwrap();
-    let e = ShapePredictor::from_bytes(&other, &tmp.join("mmod.dat")).unwrap_err().to_string();
+    let e = ShapePredictor::from_bytes(&other, &tmp.join("mmod.dat"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("mmod.dat"), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }

@@ -5,18 +5,30 @@ use facelike::{Encoder, EncoderOptions, LandmarkModel, LoadOptions, Rect};
 use facelike_testdata as td;
 
 fn l2(a: &[f32], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn encoder(landmarks: LandmarkModel) -> Encoder {
-    Encoder::new(EncoderOptions { models_dir: Some(td::models_dir()), landmarks, ..Default::default() }).unwrap()
+    Encoder::new(EncoderOptions {
+        models_dir: Some(td::models_dir()),
+        landmarks,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[test]
 fn detected_faces_and_descriptors_equal_dlib() {
     let enc5 = encoder(LandmarkModel::Five);
     let enc68 = encoder(LandmarkModel::SixtyEight);
-    let opts = LoadOptions { exif_orientation: false, ..Default::default() };
+    let opts = LoadOptions {
+        exif_orientation: false,
+        ..Default::default()
+    };
     let (mut worst5, mut worst68, mut faces) = (0f64, 0f64, 0usize);
     let (mut worst_png, mut worst_jpeg) = (0f64, 0f64);
     for g in td::all_images() {
@@ -45,17 +57,32 @@ fn detected_faces_and_descriptors_equal_dlib() {
         "pipeline: {faces} faces; max L2 to dlib: 5-point {worst5:.2e} (PNG {worst_png:.2e}, JPEG {worst_jpeg:.2e}), 68-point {worst68:.2e}"
     );
     assert_eq!(faces, 193);
-    assert!(worst_png <= 1e-3 && worst5 <= 1e-3 && worst68 <= 1e-3, "descriptor drift: {worst5} / {worst68}");
+    assert!(
+        worst_png <= 1e-3 && worst5 <= 1e-3 && worst68 <= 1e-3,
+        "descriptor drift: {worst5} / {worst68}"
+    );
 }
 
 #[test]
 fn encode_at_given_rects_equals_dlib() {
-    let enc = Encoder::new(EncoderOptions { models_dir: Some(td::models_dir()), load_detector: false, ..Default::default() }).unwrap();
-    let opts = LoadOptions { exif_orientation: false, ..Default::default() };
+    let enc = Encoder::new(EncoderOptions {
+        models_dir: Some(td::models_dir()),
+        load_detector: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let opts = LoadOptions {
+        exif_orientation: false,
+        ..Default::default()
+    };
     let mut worst = 0f64;
     for g in td::face_recognition().images {
         let img = facelike_image::load_with(g.path(), &opts).unwrap();
-        let rects: Vec<Rect> = g.faces.iter().map(|f| Rect::new(f.rect[0], f.rect[1], f.rect[2], f.rect[3])).collect();
+        let rects: Vec<Rect> = g
+            .faces
+            .iter()
+            .map(|f| Rect::new(f.rect[0], f.rect[1], f.rect[2], f.rect[3]))
+            .collect();
         for (f, w) in enc.encode_rects(&img, &rects).unwrap().iter().zip(&g.faces) {
             let lm: Vec<[i64; 2]> = f.landmarks.iter().map(|p| [p.x, p.y]).collect();
             assert_eq!(lm, w.landmarks5, "{}", g.image);
@@ -65,18 +92,36 @@ fn encode_at_given_rects_equals_dlib() {
     eprintln!("encode_rects: max L2 to dlib {worst:.2e}");
     assert!(worst <= 1e-3);
     // Rects that miss the image, or are inverted, are errors, not garbage.
-    let img = facelike_image::load_with(td::data_path("face_recognition/tests/test_images/obama.jpg"), &opts).unwrap();
-    assert!(enc.encode_rects(&img, &[Rect::new(5000, 5000, 5100, 5100)]).is_err());
+    let img = facelike_image::load_with(
+        td::data_path("face_recognition/tests/test_images/obama.jpg"),
+        &opts,
+    )
+    .unwrap();
+    assert!(enc
+        .encode_rects(&img, &[Rect::new(5000, 5000, 5100, 5100)])
+        .is_err());
     assert!(enc.encode_rects(&img, &[Rect::new(10, 10, 5, 5)]).is_err());
 }
 
 #[test]
 fn normalized_descriptors_have_unit_length() {
-    let enc = Encoder::new(EncoderOptions { models_dir: Some(td::models_dir()), normalize: true, ..Default::default() }).unwrap();
-    let img = facelike_image::load(td::data_path("face_recognition/tests/test_images/obama.jpg")).unwrap();
+    let enc = Encoder::new(EncoderOptions {
+        models_dir: Some(td::models_dir()),
+        normalize: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let img = facelike_image::load(td::data_path(
+        "face_recognition/tests/test_images/obama.jpg",
+    ))
+    .unwrap();
     let f = &enc.encode(&img).unwrap()[0];
     assert!((f.descriptor.norm() - 1.0).abs() < 1e-6);
     // Raw dlib descriptor norm for this face is 1.387167 (dlib-spec.md §9).
-    let raw = Encoder::new(EncoderOptions { models_dir: Some(td::models_dir()), ..Default::default() }).unwrap();
+    let raw = Encoder::new(EncoderOptions {
+        models_dir: Some(td::models_dir()),
+        ..Default::default()
+    })
+    .unwrap();
     assert!((raw.encode(&img).unwrap()[0].descriptor.norm() - 1.387167).abs() < 1e-5);
 }
