@@ -433,12 +433,18 @@ impl Conv2d {
                                 let skip_front = (-kxp).max(0) as usize;
                                 let skip_back = kxp.max(0) as usize;
                                 let from = (base as isize + skip_front as isize + kxp) as usize;
-                                let count = len.saturating_sub(skip_front + skip_back);
-                                dst[skip_front..skip_front + count]
-                                    .copy_from_slice(&src[from..from + count]);
-                                for row in dst.chunks_exact_mut(w) {
-                                    row[..skip_front.min(w)].fill(0.0);
-                                    row[w - skip_back.min(w)..].fill(0.0);
+                                if skip_front >= w || skip_back >= w {
+                                    // The tap falls outside every row (input narrower than
+                                    // the padding): the whole block is padding.
+                                    dst.fill(0.0);
+                                } else {
+                                    let count = len.saturating_sub(skip_front + skip_back);
+                                    dst[skip_front..skip_front + count]
+                                        .copy_from_slice(&src[from..from + count]);
+                                    for row in dst.chunks_exact_mut(w) {
+                                        row[..skip_front].fill(0.0);
+                                        row[w - skip_back..].fill(0.0);
+                                    }
                                 }
                             }
                             r = run_end;

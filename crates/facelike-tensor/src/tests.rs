@@ -243,3 +243,35 @@ fn winograd_matches_reference() {
     }
     assert!(Winograd3x3::new(&conv(4, 4, 3, 3, 2, 2, 0, 0, true, 1)).is_none());
 }
+
+#[test]
+fn padding_wider_than_the_input_matches_the_reference() {
+    // A 9x9 "same" convolution (pad 4) over inputs narrower or shorter than the padding.
+    for (h, w) in [(1, 1), (3, 2), (2, 7), (5, 3)] {
+        let conv = Conv2d {
+            out_channels: 2,
+            in_channels: 3,
+            kh: 9,
+            kw: 9,
+            stride_y: 1,
+            stride_x: 1,
+            pad_y: 4,
+            pad_x: 4,
+            weights: (0..2 * 3 * 81)
+                .map(|i| ((i * 37 % 17) as f32 - 8.0) / 10.0)
+                .collect(),
+            bias: Some(vec![0.5, -0.25]),
+        };
+        let x = Tensor::from_vec(
+            3,
+            h,
+            w,
+            (0..3 * h * w).map(|i| (i as f32 * 0.3).sin()).collect(),
+        );
+        let (a, b) = (conv.forward(&x), conv.forward_reference(&x));
+        assert_eq!((a.h, a.w), (h, w));
+        for (p, q) in a.data.iter().zip(&b.data) {
+            assert!((p - q).abs() < 1e-5, "{h}x{w}: {p} vs {q}");
+        }
+    }
+}

@@ -12,6 +12,7 @@
 //! * [`pipeline`] — the whole job: [`Encoder`] turns a photo into [`Face`]s;
 //! * [`hog`] — dlib's HOG frontal face detector (face_recognition's `model="hog"`), on
 //!   [`fhog`] features;
+//! * [`mmod`] — dlib's MMOD CNN face detector (`model="cnn"`);
 //!
 //! Numbers equal dlib 20.0.1's (what Python's `face_recognition` uses); the tests check them
 //! against golden outputs recorded from dlib.
@@ -23,6 +24,7 @@ pub mod fhog;
 pub mod geometry;
 pub mod hog;
 pub mod jitter;
+pub mod mmod;
 pub mod models;
 pub mod pipeline;
 pub mod resnet;
@@ -33,6 +35,7 @@ pub use descriptor::{Descriptor, Metric, DEFAULT_TOLERANCE};
 pub use facelike_image::{load as load_image, ImageError, LoadOptions, RgbImage};
 pub use geometry::{DPoint, DRect, Point, Rect};
 pub use hog::{HogDetection, HogDetector};
+pub use mmod::{CnnDetection, CnnDetector};
 pub use models::{Model, ModelError};
 pub use pipeline::{
     Detection, DetectorKind, EncodeError, Encoder, EncoderOptions, Face, LandmarkModel,

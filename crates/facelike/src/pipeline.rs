@@ -17,6 +17,7 @@ use crate::descriptor::Descriptor;
 use crate::geometry::{Point, Rect};
 use crate::hog::HogDetector;
 use crate::jitter::Jitterer;
+use crate::mmod::CnnDetector;
 use crate::models::{Model, ModelError};
 use crate::resnet::DescriptorNet;
 use crate::shape_predictor::ShapePredictor;
@@ -152,6 +153,7 @@ pub enum EncodeError {
 
 enum Detector {
     Hog(HogDetector),
+    Cnn(CnnDetector),
 }
 
 /// Loaded models plus settings: photo → faces with descriptors.
@@ -176,12 +178,7 @@ impl Encoder {
         let detector = if options.load_detector {
             Some(match options.detector {
                 DetectorKind::Hog => Detector::Hog(HogDetector::load(dir)?),
-                DetectorKind::Cnn => {
-                    return Err(ModelError::Unexpected {
-                        path: dir.join(Model::MmodDetector.file_name()),
-                        message: "the CNN detector is not available yet".into(),
-                    })
-                }
+                DetectorKind::Cnn => Detector::Cnn(CnnDetector::load(dir)?),
             })
         } else {
             None
@@ -212,6 +209,16 @@ impl Encoder {
                     score: Some(h.score),
                     hog_filter: Some(h.detector),
                     confidence: None,
+                })
+                .collect()),
+            Some(Detector::Cnn(d)) => Ok(d
+                .detect(image, self.options.upsample)
+                .into_iter()
+                .map(|c| Detection {
+                    rect: c.rect,
+                    score: None,
+                    hog_filter: None,
+                    confidence: Some(c.confidence),
                 })
                 .collect()),
         }
