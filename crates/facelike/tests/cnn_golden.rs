@@ -31,7 +31,6 @@ fn boxes_and_confidences_equal_dlib_on_golden_images() {
         for (d, w) in got.iter().zip(&cnn.faces) {
             let want = Rect::new(w.rect[0], w.rect[1], w.rect[2], w.rect[3]);
             exact += (d.rect == want) as usize;
-            let i = d.rect.intersect(&want).area() as f64;
             worst_iou = worst_iou.min(iou(&d.rect, &want));
             worst_conf = worst_conf.max((d.confidence - w.confidence).abs());
             faces += 1;
