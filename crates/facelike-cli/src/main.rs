@@ -1,5 +1,6 @@
 //! `facelike`: the command-line shell over the facelike library.
 
+mod bench;
 mod encode;
 mod fetch;
 mod inputs;
@@ -41,6 +42,22 @@ enum Command {
         /// Image files or directories (walked recursively).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+    },
+    /// Time each stage in-process and print one JSON object (used by bench/compare.py).
+    #[command(hide = true)]
+    Bench {
+        /// Repetitions per measurement (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Aligned 150x150 chips for the descriptor timing.
+        #[arg(long)]
+        chip: Vec<PathBuf>,
+        /// Photos for the detector, landmark and chip timings.
+        #[arg(long)]
+        detect: Vec<PathBuf>,
+        /// A folder to encode end to end (images per second).
+        #[arg(long)]
+        folder: Option<PathBuf>,
     },
     /// Aligned 150x150 face chips to embeddings, one JSON line per chip.
     EmbedChip {
@@ -238,6 +255,19 @@ fn run(cli: Cli) -> Result<usize> {
                 .collect();
             let enc = encoder(Some(&detector), 5, 1, false)?;
             return encode::run_batch(&enc, jobs, &opts);
+        }
+        Command::Bench {
+            runs,
+            chip,
+            detect,
+            folder,
+        } => {
+            bench::run(&bench::BenchArgs {
+                runs,
+                chips: chip,
+                detect_images: detect,
+                folder,
+            })?;
         }
         Command::EmbedChip {
             normalize,

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of facelike and the Python reference (dlib-bin + face_recognition).
+# Creates bench/.venv with the reference if it is missing, builds facelike, fetches the models,
+# then runs bench/compare.py. Extra arguments go to compare.py (e.g. --runs 9 --markdown).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x bench/.venv/bin/python ]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install -q --disable-pip-version-check dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 numpy pillow
+  # face_recognition's own dependency on "dlib" would build dlib from source; dlib-bin provides it.
+  bench/.venv/bin/pip install -q --disable-pip-version-check --no-deps face_recognition==1.3.0 Click
+fi
+cargo build --release --bin facelike
+target/release/facelike models fetch >/dev/null
+exec bench/.venv/bin/python bench/compare.py "$@"

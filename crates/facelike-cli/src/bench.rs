@@ -1,0 +1,153 @@
+//! `facelike bench`: times each stage in-process and prints one JSON object, for
+//! `bench/compare.py` to set beside the Python reference's times in one table.
+
+use anyhow::{Context, Result};
+use facelike::chip::{extract_chip, face_chip_details, CHIP_PADDING, CHIP_SIZE};
+use facelike::{
+    CnnDetector, DescriptorNet, Encoder, EncoderOptions, HogDetector, LoadOptions, Model, Rect,
+    RgbImage, ShapePredictor,
+};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Median seconds of `runs` calls after one warm-up call.
+fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[t.len() / 2]
+}
+
+fn load(p: &Path) -> Result<RgbImage> {
+    Ok(facelike_image::load_with(
+        p,
+        &LoadOptions {
+            exif_orientation: false,
+            ..Default::default()
+        },
+    )?)
+}
+
+pub struct BenchArgs {
+    pub runs: usize,
+    pub chips: Vec<PathBuf>,
+    pub detect_images: Vec<PathBuf>,
+    pub folder: Option<PathBuf>,
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let dir = facelike::models::models_dir();
+    let threads = rayon::current_num_threads();
+    let mut out = serde_json::Map::new();
+    out.insert("threads".into(), json!(threads));
+
+    // Model loading: every model, as `facelike encode --detector cnn` plus HOG would.
+    let t = Instant::now();
+    let net = DescriptorNet::load(&dir)?;
+    let sp5 = ShapePredictor::load(&dir, Model::ShapePredictor5)?;
+    let _sp68 = ShapePredictor::load(&dir, Model::ShapePredictor68)?;
+    let hog = HogDetector::load(&dir)?;
+    let cnn = CnnDetector::load(&dir)?;
+    out.insert("load_all_models_s".into(), json!(t.elapsed().as_secs_f64()));
+
+    if !a.chips.is_empty() {
+        let chips: Vec<RgbImage> = a.chips.iter().map(|p| load(p)).collect::<Result<_>>()?;
+        // One face at a time, each chip in turn, on the calling thread's pool.
+        let mut i = 0;
+        let single = median_secs(a.runs * chips.len(), || {
+            net.compute(&chips[i % chips.len()]).unwrap();
+            i += 1;
+        });
+        out.insert("descriptor_single_s".into(), json!(single));
+        let batch: Vec<RgbImage> = chips.iter().cycle().take(32).cloned().collect();
+        let b = median_secs(a.runs, || {
+            net.compute_batch(&batch).unwrap();
+        });
+        out.insert("descriptor_batch32_faces_per_s".into(), json!(32.0 / b));
+        out.insert(
+            "descriptor_flops_per_face".into(),
+            json!(DescriptorNet::flops_per_face()),
+        );
+    }
+
+    let mut detect = Vec::new();
+    for p in &a.detect_images {
+        let img = load(p)?;
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let hog1 = median_secs(a.runs, || {
+            hog.detect(&img, 1, 0.0);
+        });
+        let cnn0 = median_secs(a.runs, || {
+            cnn.detect(&img, 0);
+        });
+        let cnn1 = median_secs(a.runs.min(3), || {
+            cnn.detect(&img, 1);
+        });
+        let faces = hog.detect(&img, 1, 0.0);
+        let rect = faces
+            .first()
+            .map(|f| f.rect)
+            .unwrap_or(Rect::new(0, 0, 99, 99));
+        let lm = median_secs(a.runs * 10, || {
+            sp5.predict(&img, rect);
+        });
+        let shape = sp5.predict(&img, rect);
+        let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING)?;
+        let chip_t = median_secs(a.runs * 10, || {
+            extract_chip(&img, &details);
+        });
+        detect.push(json!({"image": name, "hog_up1_s": hog1, "cnn_up0_s": cnn0, "cnn_up1_s": cnn1, "landmarks5_s": lm, "chip_s": chip_t}));
+    }
+    out.insert("detect".into(), json!(detect));
+
+    if let Some(folder) = &a.folder {
+        let files = crate::inputs::collect_images(std::slice::from_ref(folder))?;
+        let enc = Encoder::new(EncoderOptions::default())?;
+        let t = Instant::now();
+        let opts = LoadOptions {
+            exif_orientation: false,
+            ..Default::default()
+        };
+        let faces: usize = {
+            use rayon::prelude::*;
+            files
+                .par_iter()
+                .map(|p| {
+                    facelike_image::load_with(p, &opts)
+                        .ok()
+                        .and_then(|img| enc.encode(&img).ok())
+                        .map_or(0, |f| f.len())
+                })
+                .sum()
+        };
+        let secs = t.elapsed().as_secs_f64();
+        out.insert(
+            "encode_folder".into(),
+            json!({"folder": folder.display().to_string(), "images": files.len(), "faces": faces, "seconds": secs, "images_per_s": files.len() as f64 / secs}),
+        );
+    }
+    out.insert(
+        "peak_rss_kb".into(),
+        json!(peak_rss_kb().context("reading /proc/self/status")?),
+    );
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
+
+/// VmHWM from /proc (Linux); 0 elsewhere.
+fn peak_rss_kb() -> Result<u64> {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return Ok(0);
+    };
+    Ok(s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0))
+}
