@@ -1,25 +1,12 @@
 //! PNG pictures: ROC curves and training-loss curves.
 //!
-//! Text is drawn by plotters' pure-Rust `ab_glyph` backend from a font compiled into the
-//! binary (DejaVu Sans cut to ASCII and a few symbols, 11 kB; licence in
-//! `fonts/LICENSE-DejaVu.txt`, made by `scripts/subset_plot_font.sh`), so no system font or
-//! fontconfig is needed.
+//! Text uses the font embedded by `facelike-plot`, so no system font or fontconfig is needed.
 
 use crate::error::{EvalError, Result};
 use crate::verify::Roc;
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::Once;
-
-static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-plot.ttf");
-static REGISTER: Once = Once::new();
-
-fn ensure_font() {
-    REGISTER.call_once(|| {
-        // The font is compiled in and known to parse (tested); failure is impossible at run time.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
+use facelike_plot::ensure_font;
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
     EvalError::Plot {
