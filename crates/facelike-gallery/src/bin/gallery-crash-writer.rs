@@ -70,6 +70,6 @@ fn main() {
 fn fake_encode(p: &Path) -> Result<Vec<NewFace>, String> {
     let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
     // Spread the work so that kills land both while encoding and while committing.
-    std::thread::sleep(std::time::Duration::from_micros(300));
+    std::thread::sleep(std::time::Duration::from_millis(1));
     facelike_gallery::testing::fake_faces(&bytes)
 }
