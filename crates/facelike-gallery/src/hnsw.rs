@@ -415,16 +415,24 @@ impl Hnsw {
                 }
             }
             let mut buf = [0u32; 256];
+            let mut fresh = [0u32; 256];
             while let Some(Reverse(c)) = cands.pop() {
                 if best.len() >= ef && c.0 > best.peek().unwrap().0 {
                     break;
                 }
                 let n = self.read_links(c.1, layer, &mut buf, locked);
+                // Collect the unvisited neighbours and start fetching their rows before
+                // scoring any: the loads are random and dominate the cost.
+                let mut nf = 0;
                 for &r in &buf[..n] {
-                    if v.marks[r as usize] == gen {
-                        continue;
+                    if v.marks[r as usize] != gen {
+                        v.marks[r as usize] = gen;
+                        prefetch_row(matrix, r);
+                        fresh[nf] = r;
+                        nf += 1;
                     }
-                    v.marks[r as usize] = gen;
+                }
+                for &r in &fresh[..nf] {
                     let s = self.score(matrix, q, qn, r);
                     if best.len() < ef || s < best.peek().unwrap().0 {
                         cands.push(Reverse(Cand(s, r)));
@@ -579,6 +587,24 @@ impl Hnsw {
             tag,
         ))
     }
+}
+
+#[inline(always)]
+fn prefetch_row(matrix: &FaceMatrix, row: u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = matrix.row(row as usize).as_ptr() as *const i8;
+        // SAFETY: prefetching is a hint; the addresses lie inside the row's slice.
+        #[allow(unused_unsafe)]
+        unsafe {
+            for line in 0..(D * 4 / 64) {
+                _mm_prefetch(p.add(line * 64), _MM_HINT_T0);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (matrix, row);
 }
 
 fn write_u32s(w: &mut impl Write, v: impl Iterator<Item = u32>) -> std::io::Result<()> {

@@ -131,6 +131,162 @@ unsafe fn score_one_avx2(metric: Metric, q: &[f32; D], qn: f32, r: &[f32; D], rn
     score_one_body(metric, q, qn, r, rn)
 }
 
+/// Cosine against a row of 8-bit codes: the plain dot product `Σ q·c` (the caller turns it
+/// into a distance).
+#[inline(always)]
+fn code_row<const M: u8>(q: &[f32; D], c: &[u8; D]) -> f32 {
+    let mut acc = [0f32; LANES];
+    for k in 0..D / LANES {
+        for l in 0..LANES {
+            acc[l] += q[k * LANES + l] * c[k * LANES + l] as f32;
+        }
+    }
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] += acc[l + w];
+        }
+    }
+    acc[0]
+}
+
+/// Integer form for L2 and L1 with the query quantised too: widening u8 arithmetic that
+/// compiles to packed multiply-adds.
+#[inline(always)]
+fn code_row_int<const M: u8>(q: &[u8; D], c: &[u8; D]) -> f32 {
+    const W: usize = 32;
+    let mut acc = [0i32; W];
+    for k in 0..D / W {
+        for l in 0..W {
+            let d = q[k * W + l] as i32 - c[k * W + l] as i32;
+            if M == L2 {
+                acc[l] += d * d;
+            } else {
+                acc[l] += d.abs();
+            }
+        }
+    }
+    acc.iter().sum::<i32>() as f32
+}
+
+#[inline(always)]
+fn code_block_body(metric: Metric, q: &[f32; D], codes: &[u8], out: &mut [f32]) {
+    #[inline(always)]
+    fn go<const M: u8>(q: &[f32; D], codes: &[u8], out: &mut [f32]) {
+        if M == COS {
+            for (c, o) in codes.chunks_exact(D).zip(out.iter_mut()) {
+                *o = code_row::<M>(q, c.try_into().unwrap());
+            }
+        } else {
+            let qc: [u8; D] = std::array::from_fn(|j| q[j].round().clamp(0.0, 255.0) as u8);
+            for (c, o) in codes.chunks_exact(D).zip(out.iter_mut()) {
+                *o = code_row_int::<M>(&qc, c.try_into().unwrap());
+            }
+        }
+    }
+    match metric {
+        Metric::L2 => go::<L2>(q, codes, out),
+        Metric::L1 => go::<L1>(q, codes, out),
+        Metric::Cosine => go::<COS>(q, codes, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn code_block_avx512(metric: Metric, q: &[f32; D], codes: &[u8], out: &mut [f32]) {
+    code_block_body(metric, q, codes, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn code_block_avx2(metric: Metric, q: &[f32; D], codes: &[u8], out: &mut [f32]) {
+    code_block_body(metric, q, codes, out)
+}
+
+/// Scores of rows of 8-bit codes (row-major, 128 per row) against a query already mapped
+/// to code units (see [`crate::ivf`]): L2 `Σ(q−c)²` and L1 `Σ|q−c|` with the query rounded
+/// to codes as well; cosine the dot product `Σ q·c` with the query as given.
+pub fn score_codes(metric: Metric, q: &[f32; D], codes: &[u8], out: &mut [f32]) {
+    debug_assert_eq!(codes.len(), out.len() * D);
+    match level() {
+        // SAFETY: the variant was chosen because the CPU reports these features.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { code_block_avx512(metric, q, codes, out) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { code_block_avx2(metric, q, codes, out) },
+        Level::Baseline => code_block_body(metric, q, codes, out),
+    }
+}
+
+const BLOCK: usize = 8;
+
+/// For 8 rows at once, the index of the nearest centre by L2 (`|c|² − 2 x·c`, the `|x|²`
+/// term being common): each centre is loaded once per 8 rows, which is what makes k-means
+/// assignment fast when the centres do not fit in L1.
+#[inline(always)]
+fn dot_row(a: &[f32; D], b: &[f32; D]) -> f32 {
+    let mut acc = [0f32; LANES];
+    for c in 0..D / LANES {
+        for l in 0..LANES {
+            acc[l] += a[c * LANES + l] * b[c * LANES + l];
+        }
+    }
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] += acc[l + w];
+        }
+    }
+    acc[0]
+}
+
+#[inline(always)]
+fn nearest8_body(rows: &[f32], centres: &[f32], centre_sq: &[f32], out: &mut [u32]) {
+    let n = rows.len() / D;
+    let mut best = [(f32::INFINITY, 0u32); BLOCK];
+    for (ci, c) in centres.chunks_exact(D).enumerate() {
+        let c: &[f32; D] = c.try_into().unwrap();
+        for (r, x) in rows.chunks_exact(D).enumerate() {
+            let s = centre_sq[ci] - 2.0 * dot_row(x.try_into().unwrap(), c);
+            if s < best[r].0 {
+                best[r] = (s, ci as u32);
+            }
+        }
+    }
+    for r in 0..n {
+        out[r] = best[r].1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn nearest8_avx512(rows: &[f32], centres: &[f32], sq: &[f32], out: &mut [u32]) {
+    nearest8_body(rows, centres, sq, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn nearest8_avx2(rows: &[f32], centres: &[f32], sq: &[f32], out: &mut [u32]) {
+    nearest8_body(rows, centres, sq, out)
+}
+
+/// Index of the nearest centre (L2) for each row of `rows` (row-major, 128 wide); `centre_sq`
+/// holds `|c|²` per centre.
+pub fn nearest_centres_l2(rows: &[f32], centres: &[f32], centre_sq: &[f32], out: &mut [u32]) {
+    for (rb, ob) in rows.chunks(D * BLOCK).zip(out.chunks_mut(BLOCK)) {
+        match level() {
+            // SAFETY: the variant was chosen because the CPU reports these features.
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { nearest8_avx512(rb, centres, centre_sq, ob) },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => unsafe { nearest8_avx2(rb, centres, centre_sq, ob) },
+            Level::Baseline => nearest8_body(rb, centres, centre_sq, ob),
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Level {
     Baseline,
@@ -148,6 +304,7 @@ fn level() -> Level {
         {
             if std::env::var_os("FACELIKE_NO_SIMD").is_none() {
                 if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx2")
                     && is_x86_feature_detected!("fma")
                 {

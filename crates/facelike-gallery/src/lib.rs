@@ -68,6 +68,7 @@
 pub mod error;
 pub mod hnsw;
 pub mod index;
+pub mod ivf;
 pub mod kernels;
 pub mod kind;
 pub mod matrix;

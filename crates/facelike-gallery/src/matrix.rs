@@ -65,20 +65,20 @@ impl Ord for Cand {
 }
 
 /// The `k` smallest (score, row) pairs seen, as a bounded max-heap.
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Cand>,
 }
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         TopK {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
         }
     }
     #[inline]
-    fn bound(&self) -> f32 {
+    pub(crate) fn bound(&self) -> f32 {
         if self.heap.len() < self.k {
             f32::INFINITY
         } else {
@@ -86,7 +86,7 @@ impl TopK {
         }
     }
     #[inline]
-    fn push(&mut self, s: f32, row: u32) {
+    pub(crate) fn push(&mut self, s: f32, row: u32) {
         if self.heap.len() < self.k {
             self.heap.push(Cand(s, row));
         } else if let Some(mut top) = self.heap.peek_mut() {
@@ -95,11 +95,15 @@ impl TopK {
             }
         }
     }
-    fn merge(mut self, o: TopK) -> TopK {
+    pub(crate) fn merge(mut self, o: TopK) -> TopK {
         for c in o.heap {
             self.push(c.0, c.1);
         }
         self
+    }
+    /// `(score, row)` pairs, smallest first.
+    pub(crate) fn into_sorted(self) -> Vec<(f32, u32)> {
+        self.heap.into_sorted_vec().into_iter().map(|c| (c.0, c.1)).collect()
     }
 }
 

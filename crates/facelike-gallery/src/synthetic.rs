@@ -6,7 +6,12 @@
 //! covariance of identity means, less the share `E[1/n]·Σw` that within-identity noise adds to
 //! a mean of `n` faces, clipped to be positive semi-definite), plus the distribution of faces
 //! per identity. [`SpreadModel::generate`] then draws identity centres `μ + Σb^½ z` and faces
-//! `centre + Σw^½ z'`, with identity sizes drawn from the measured distribution.
+//! `centre + κ·s·Σw^½ z'`, with identity sizes drawn from the measured distribution. The
+//! per-face scale `s = exp(σz − σ²)` (so `E[s²] = 1`) gives faces the uneven spread real photos
+//! have (sharp frontal shots near the centre, blurred or profile ones far out): a plain
+//! Gaussian puts every same-identity distance within a narrow band around `√(2 tr Σw)`.
+//! `σ` and `κ` are fitted so that same-identity L2 distances have the mean and the coefficient
+//! of variation measured on the real set.
 //! [`pair_distance_stats`] compares real and synthetic sets on same- and different-identity
 //! L2 distances.
 
@@ -27,6 +32,9 @@ pub struct SpreadModel {
     /// Trace of Σb and Σw (total variance between and within identities).
     pub between_trace: f64,
     pub within_trace: f64,
+    /// Log-normal spread of the per-face noise scale, and the noise gain (see the module doc).
+    pub scale_sigma: f64,
+    pub noise_gain: f64,
 }
 
 /// Small deterministic generator (xoshiro256**), with Gaussian draws by Box–Muller.
@@ -136,19 +144,34 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// `V·diag(√max(λ,0))` of a symmetric PSD-ish matrix: a square root with negatives clipped.
-fn psd_sqrt(a: &[f64]) -> (Vec<f64>, f64) {
+/// Also returns the trace and the sum of squared eigenvalues.
+fn psd_sqrt(a: &[f64]) -> (Vec<f64>, f64, f64) {
     let (vals, vecs) = symmetric_eigen(a, D);
     let mut out = vec![0.0; D * D];
-    let mut trace = 0.0;
+    let (mut trace, mut sq) = (0.0, 0.0);
     for j in 0..D {
         let l = vals[j].max(0.0);
         trace += l;
+        sq += l * l;
         let s = l.sqrt();
         for i in 0..D {
             out[i * D + j] = vecs[i * D + j] * s;
         }
     }
-    (out, trace)
+    (out, trace, sq)
+}
+
+/// `E[√((s1² + s2²)/2)]` for independent scales `s = exp(σz − σ²)` (Monte Carlo, fixed seed).
+fn mean_sqrt_scale(sigma: f64) -> f64 {
+    let mut rng = Rng::new(99);
+    let n = 40_000;
+    let mut acc = 0.0;
+    for _ in 0..n {
+        let s1 = (sigma * rng.gaussian() - sigma * sigma).exp();
+        let s2 = (sigma * rng.gaussian() - sigma * sigma).exp();
+        acc += ((s1 * s1 + s2 * s2) / 2.0).sqrt();
+    }
+    acc / n as f64
 }
 
 impl SpreadModel {
@@ -213,8 +236,46 @@ impl SpreadModel {
         for (b, w) in between.iter_mut().zip(&within) {
             *b = *b / (k - 1.0).max(1.0) - inv_n * w;
         }
-        let (between_sqrt, between_trace) = psd_sqrt(&between);
-        let (within_sqrt, within_trace) = psd_sqrt(&within);
+        let (between_sqrt, between_trace, _) = psd_sqrt(&between);
+        let (within_sqrt, within_trace, within_sq) = psd_sqrt(&within);
+
+        // Same-identity L2 distances of the real set: mean and coefficient of variation.
+        let mut dists = Vec::new();
+        for name in &names {
+            let rows = &groups[name];
+            for a in 0..rows.len() {
+                for b in a + 1..rows.len() {
+                    let d = facelike::descriptor::l2(&descriptors[rows[a]], &descriptors[rows[b]]);
+                    dists.push(d as f64);
+                }
+            }
+        }
+        let (real_mean, real_cv) = if dists.is_empty() {
+            ((2.0 * within_trace).sqrt(), 0.0)
+        } else {
+            let m = dists.iter().sum::<f64>() / dists.len() as f64;
+            let v = dists.iter().map(|d| (d - m) * (d - m)).sum::<f64>() / dists.len() as f64;
+            (m, v.sqrt() / m)
+        };
+        // Plain Gaussian noise: d² = Σ 2λ χ²₁, so CV(d) ≈ CV(d²)/2 = √(2Σλ²) / (2 tr).
+        let base_cv = (2.0 * within_sq).sqrt() / (2.0 * within_trace).max(1e-300);
+        let base_mean = (2.0 * within_trace).sqrt() * (1.0 - base_cv * base_cv / 2.0);
+        // With scales, d = √S·b (S = (s1²+s2²)/2, E[S] = 1): CV²(d) = (1 + c0²)/E[√S]² − 1.
+        let target = ((1.0 + base_cv * base_cv) / (1.0 + real_cv * real_cv)).sqrt();
+        let (mut lo, mut hi) = (0.0f64, 1.5f64);
+        if mean_sqrt_scale(0.0) <= target {
+            hi = 0.0;
+        }
+        for _ in 0..30 {
+            let mid = 0.5 * (lo + hi);
+            if mean_sqrt_scale(mid) > target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let scale_sigma = 0.5 * (lo + hi);
+        let noise_gain = real_mean / (mean_sqrt_scale(scale_sigma) * base_mean).max(1e-300);
         SpreadModel {
             mean,
             between_sqrt,
@@ -222,6 +283,8 @@ impl SpreadModel {
             sizes,
             between_trace,
             within_trace,
+            scale_sigma,
+            noise_gain,
         }
     }
 
@@ -269,10 +332,12 @@ impl SpreadModel {
             let mut centre = vec![0.0; D];
             Self::draw(&self.between_sqrt, &mut rng, &mut centre);
             let mut noise = vec![0.0; D];
+            let sigma = self.scale_sigma;
             for face in out.chunks_exact_mut(D) {
                 Self::draw(&self.within_sqrt, &mut rng, &mut noise);
+                let s = self.noise_gain * (sigma * rng.gaussian() - sigma * sigma).exp();
                 for j in 0..D {
-                    face[j] = (self.mean[j] + centre[j] + noise[j]) as f32;
+                    face[j] = (self.mean[j] + centre[j] + s * noise[j]) as f32;
                 }
             }
         });
