@@ -104,6 +104,28 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
+/// p50 and p99 latency (ms) and recall@10 against `truth` of approximate searches.
+fn measure(
+    idx: &SearchIndex,
+    queries: &[[f32; 128]],
+    truth: &[HashSet<u64>],
+    o: &SearchOptions,
+) -> (f64, f64, f64) {
+    for q in queries.iter().take(3) {
+        idx.search(&Descriptor(*q), o).unwrap();
+    }
+    let mut lat = Vec::new();
+    let mut found = 0usize;
+    for (q, want) in queries.iter().zip(truth) {
+        let t = Instant::now();
+        let r = idx.search(&Descriptor(*q), o).unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        found += r.iter().filter(|m| want.contains(&m.face_id)).count();
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99), recall)
+}
+
 fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &Args) {
     println!("\n## {label}: {} faces, {} queries, {} threads", idx.len(), queries.len(), args.threads);
     println!(
@@ -133,37 +155,32 @@ fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &
 
     if !args.ivf.is_empty() {
         let t = Instant::now();
-        let ivf = facelike_gallery::ivf::Ivf::build(
-            idx.matrix(),
+        idx.build_ivf(
             Metric::L2,
-            facelike_gallery::ivf::IvfParams {
+            facelike_gallery::IvfParams {
                 lists: args.lists,
                 ..Default::default()
             },
         );
+        let build = t.elapsed().as_secs_f64();
+        let cells = match idx.ann() {
+            Some(facelike_gallery::Ann::Ivf(i)) => i.lists(),
+            _ => unreachable!(),
+        };
         println!(
-            "IVF build ({} cells): {:.1} s; index {:.1} MiB",
-            ivf.lists(),
-            t.elapsed().as_secs_f64(),
-            ivf.memory_bytes() as f64 / (1 << 20) as f64
+            "IVF build ({cells} cells, 8-bit codes): {build:.1} s; index {:.1} MiB; auto nprobe {}",
+            idx.ann().unwrap().memory_bytes() as f64 / (1 << 20) as f64,
+            facelike_gallery::auto_nprobe(cells)
         );
         println!("| nprobe | p50 ms | p99 ms | recall@10 |\n|---|---|---|---|");
         for &np in &args.ivf {
-            let mut lat = Vec::new();
-            let mut found = 0usize;
-            for (q, want) in queries.iter().zip(&truth) {
-                let t = Instant::now();
-                let c = ivf.candidates(q, 10, np);
-                let r = idx.matrix().rerank(q, Metric::L2, c.into_iter(), 10);
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-                found += r
-                    .iter()
-                    .filter(|h| want.contains(&idx.matrix().ids[h.row as usize]))
-                    .count();
-            }
-            let recall = found as f64 / (10 * queries.len()) as f64;
-            let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
-            println!("| {np} | {p50:.3} | {p99:.3} | {recall:.4} |");
+            let o = SearchOptions {
+                mode: SearchMode::Ann,
+                nprobe: np,
+                ..exact.clone()
+            };
+            let (p50, p99, recall) = measure(idx, queries, &truth, &o);
+            println!("| {} | {p50:.3} | {p99:.3} | {recall:.4} |", if np == 0 { "auto".to_string() } else { np.to_string() });
         }
     }
     if !args.ann {
@@ -171,7 +188,7 @@ fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &
     }
     let (rss0, _) = rss_mib();
     let t = Instant::now();
-    idx.build_ann(
+    idx.build_hnsw(
         Metric::L2,
         HnswParams {
             m: args.m,
@@ -195,19 +212,7 @@ fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &
             ef,
             ..exact.clone()
         };
-        for q in queries.iter().take(3) {
-            idx.search(&Descriptor(*q), &o).unwrap();
-        }
-        let mut lat = Vec::new();
-        let mut found = 0usize;
-        for (q, want) in queries.iter().zip(&truth) {
-            let t = Instant::now();
-            let r = idx.search(&Descriptor(*q), &o).unwrap();
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-            found += r.iter().filter(|m| want.contains(&m.face_id)).count();
-        }
-        let recall = found as f64 / (10 * queries.len()) as f64;
-        let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+        let (p50, p99, recall) = measure(idx, queries, &truth, &o);
         println!("| {ef} | {p50:.3} | {p99:.3} | {recall:.4} |");
     }
 }

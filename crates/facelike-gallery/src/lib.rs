@@ -82,9 +82,11 @@ pub use hnsw::{Hnsw, HnswParams};
 pub use index::{index_images, FailedImage, IndexOptions, IndexProgress, IndexSummary};
 pub use kind::DescriptorKind;
 pub use scan::{scan_directory, sha256_file, ImageSource};
+pub use ivf::{Ivf, IvfParams};
 pub use search::{
-    compare, AnnPolicy, AnnState, Comparison, LoadOptions, LoadReport, Match, MatchRecord,
-    QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions, ANN_THRESHOLD, DEFAULT_EF,
+    auto_nprobe, compare, Ann, AnnKind, AnnPolicy, AnnState, Comparison, LoadOptions, LoadReport,
+    Match, MatchRecord, QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions,
+    ANN_THRESHOLD, DEFAULT_EF,
 };
 pub use store::{
     canonical_key, BatchReport, EncodedImage, FaceMeta, FaceRecord, Gallery, GalleryStats,

@@ -201,14 +201,24 @@ fn exact_search_equals_brute_force_reference() {
     }
 }
 
-/// HNSW over the 7,701 LFW faces: recall@10 against exact search, for L2 and cosine.
+/// HNSW and IVF over the 7,701 LFW faces: recall@10 against exact search, for L2 and cosine
+/// (and L1 for IVF).
 #[test]
-fn hnsw_recall_on_lfw() {
+fn ann_recall_on_lfw() {
     let l = lfw();
     let rows: Vec<usize> = (0..l.desc.len()).collect();
-    for metric in [Metric::L2, Metric::Cosine] {
+    for (kind, metric) in [
+        (AnnKind::Hnsw, Metric::L2),
+        (AnnKind::Hnsw, Metric::Cosine),
+        (AnnKind::Ivf, Metric::L2),
+        (AnnKind::Ivf, Metric::Cosine),
+        (AnnKind::Ivf, Metric::L1),
+    ] {
         let mut idx = index_of(&l, &rows);
-        idx.build_ann(metric, HnswParams::default());
+        match kind {
+            AnnKind::Hnsw => idx.build_hnsw(metric, HnswParams::default()),
+            AnnKind::Ivf => idx.build_ivf(metric, IvfParams::default()),
+        }
         let (mut found, mut total) = (0usize, 0usize);
         let mut ident_agree = 0usize;
         let queries: Vec<usize> = (0..l.desc.len()).step_by(25).collect();
@@ -245,8 +255,8 @@ fn hnsw_recall_on_lfw() {
         }
         let recall = found as f64 / total as f64;
         let ident = ident_agree as f64 / queries.len() as f64;
-        eprintln!("{metric:?}: HNSW recall@10 {recall:.4}, top identity agrees {ident:.4}");
-        assert!(recall >= 0.99, "{metric:?} recall@10 {recall}");
-        assert!(ident >= 0.99, "{metric:?} identity agreement {ident}");
+        eprintln!("{kind:?} {metric:?}: recall@10 {recall:.4}, top identity agrees {ident:.4}");
+        assert!(recall >= 0.99, "{kind:?} {metric:?} recall@10 {recall}");
+        assert!(ident >= 0.99, "{kind:?} {metric:?} identity agreement {ident}");
     }
 }

@@ -228,7 +228,13 @@ fn a_second_writer_is_refused_clearly() {
 }
 
 #[test]
-fn hnsw_cache_follows_the_store() {
+fn ann_caches_follow_the_store() {
+    for kind in [AnnKind::Hnsw, AnnKind::Ivf] {
+        ann_cache_follows_the_store(kind);
+    }
+}
+
+fn ann_cache_follows_the_store(kind: AnnKind) {
     let tmp = tempfile::tempdir().unwrap();
     let mut g = Gallery::open_or_create(tmp.path()).unwrap();
     let batch = |lo: usize, hi: usize| -> Vec<EncodedImage> {
@@ -244,11 +250,16 @@ fn hnsw_cache_follows_the_store() {
     g.commit_batch(&DescriptorKind::dlib_raw(), &batch(0, 600)).unwrap();
     let opts = LoadOptions {
         ann: AnnPolicy::Always,
+        kind,
         ..Default::default()
     };
     let idx = SearchIndex::load(&g, &opts).unwrap();
     assert!(matches!(idx.report().ann, AnnState::Built { .. }), "{:?}", idx.report());
-    let cache = g.cache_dir().join("hnsw-l2.bin");
+    let name = match kind {
+        AnnKind::Hnsw => "hnsw-l2.bin",
+        AnnKind::Ivf => "ivf-l2.bin",
+    };
+    let cache = g.cache_dir().join(name);
     assert!(cache.is_file());
     let idx = SearchIndex::load(&g, &opts).unwrap();
     assert_eq!(idx.report().ann, AnnState::Loaded);
@@ -280,7 +291,7 @@ fn hnsw_cache_follows_the_store() {
     std::fs::write(&cache, &bytes).unwrap();
     let idx = SearchIndex::load(&g, &opts).unwrap();
     match &idx.report().ann {
-        AnnState::Built { reason } => assert!(reason.contains("hnsw-l2.bin"), "{reason}"),
+        AnnState::Built { reason } => assert!(reason.contains(name), "{reason}"),
         s => panic!("{s:?}"),
     }
     std::fs::write(&cache, b"short").unwrap();
