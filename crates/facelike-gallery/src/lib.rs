@@ -84,7 +84,7 @@ pub use kind::DescriptorKind;
 pub use scan::{scan_directory, sha256_file, ImageSource};
 pub use ivf::{Ivf, IvfParams};
 pub use search::{
-    auto_nprobe, compare, Ann, AnnKind, AnnPolicy, AnnState, Comparison, LoadOptions, LoadReport,
+    auto_nprobe, compare, default_tolerance, Ann, AnnKind, AnnPolicy, AnnState, Comparison, LoadOptions, LoadReport,
     Match, MatchRecord, QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions,
     ANN_THRESHOLD, DEFAULT_EF,
 };

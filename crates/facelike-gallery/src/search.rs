@@ -23,6 +23,27 @@ pub const ANN_THRESHOLD: usize = 100_000;
 /// documentation.
 pub const DEFAULT_EF: usize = 128;
 
+/// The same-person tolerance for a descriptor space and metric, where one is known.
+///
+/// Raw dlib descriptors with L2: face_recognition's 0.6. Other pairs: the threshold that
+/// accepts as many of the 29,648,850 pairs of the 7,701 LFW View-2 descriptors as raw L2 ≤ 0.6
+/// does (179,096 pairs, 0.604%), computed in float64; the decisions then agree with raw L2 ≤
+/// 0.6 on 99.6–99.8% of pairs. `None` for other models and for adapters (no calibration yet):
+/// the caller must pass a tolerance.
+pub fn default_tolerance(kind: &DescriptorKind, metric: Metric) -> Option<f32> {
+    if kind.model != crate::kind::DLIB_RESNET_V1 || kind.adapter.is_some() {
+        return None;
+    }
+    Some(match (kind.normalized, metric) {
+        (false, Metric::L2) => DEFAULT_TOLERANCE,
+        (false, Metric::L1) => 5.3933,
+        (true, Metric::L2) => 0.41927,
+        (true, Metric::L1) => 3.7692,
+        // Cosine ignores length: the same for raw and unit-length descriptors.
+        (_, Metric::Cosine) => 0.087895,
+    })
+}
+
 /// The approximate index kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

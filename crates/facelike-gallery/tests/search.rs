@@ -260,3 +260,45 @@ fn ann_recall_on_lfw() {
         assert!(ident >= 0.99, "{kind:?} {metric:?} identity agreement {ident}");
     }
 }
+
+/// The calibrated tolerances accept about as many LFW pairs as raw L2 ≤ 0.6, with nearly the
+/// same decisions (checked on all pairs among the first 2,500 descriptors).
+#[test]
+fn default_tolerances_match_raw_l2_decisions_on_lfw() {
+    let l = lfw();
+    let n = 2500;
+    let raw: Vec<[f32; 128]> = l.desc[..n].to_vec();
+    let unit: Vec<[f32; 128]> = raw.iter().map(|d| Descriptor(*d).normalized().0).collect();
+    let reference: Vec<bool> = (0..n)
+        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+        .map(|(a, b)| Metric::L2.distance(&raw[a], &raw[b]) <= 0.6)
+        .collect();
+    let accepted = reference.iter().filter(|x| **x).count();
+    assert!(accepted > 1000);
+    for (kind, set) in [
+        (DescriptorKind::dlib_raw(), &raw),
+        (DescriptorKind::dlib_normalized(), &unit),
+    ] {
+        for metric in [Metric::L2, Metric::L1, Metric::Cosine] {
+            let t = default_tolerance(&kind, metric).unwrap();
+            let decisions: Vec<bool> = (0..n)
+                .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+                .map(|(a, b)| metric.distance(&set[a], &set[b]) <= t)
+                .collect();
+            let acc = decisions.iter().filter(|x| **x).count();
+            let agree = decisions
+                .iter()
+                .zip(&reference)
+                .filter(|(a, b)| a == b)
+                .count() as f64
+                / reference.len() as f64;
+            eprintln!("{kind} {metric:?} ≤ {t}: {acc} accepted (raw L2: {accepted}), agreement {agree:.5}");
+            let ratio = acc as f64 / accepted as f64;
+            assert!((0.9..1.1).contains(&ratio), "{kind} {metric:?}: {acc} vs {accepted}");
+            assert!(agree >= 0.995, "{kind} {metric:?}: agreement {agree}");
+        }
+    }
+    let mut adapted = DescriptorKind::dlib_raw();
+    adapted.adapter = Some("head-v1".into());
+    assert_eq!(default_tolerance(&adapted, Metric::L2), None);
+}
