@@ -123,11 +123,20 @@ fn measure(
         found += r.iter().filter(|m| want.contains(&m.face_id)).count();
     }
     let recall = found as f64 / (10 * queries.len()) as f64;
-    (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99), recall)
+    (
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        recall,
+    )
 }
 
 fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &Args) {
-    println!("\n## {label}: {} faces, {} queries, {} threads", idx.len(), queries.len(), args.threads);
+    println!(
+        "\n## {label}: {} faces, {} queries, {} threads",
+        idx.len(),
+        queries.len(),
+        args.threads
+    );
     println!(
         "matrix memory {:.1} MiB; kernel {}",
         idx.matrix().memory_bytes() as f64 / (1 << 20) as f64,
@@ -180,7 +189,14 @@ fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &
                 ..exact.clone()
             };
             let (p50, p99, recall) = measure(idx, queries, &truth, &o);
-            println!("| {} | {p50:.3} | {p99:.3} | {recall:.4} |", if np == 0 { "auto".to_string() } else { np.to_string() });
+            println!(
+                "| {} | {p50:.3} | {p99:.3} | {recall:.4} |",
+                if np == 0 {
+                    "auto".to_string()
+                } else {
+                    np.to_string()
+                }
+            );
         }
     }
     if !args.ann {
@@ -338,7 +354,9 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let synth = pair_distance_stats(&s_ident, &s_data, 20_000, 2);
-    println!("| pairs (L2) | same mean | same std | diff mean | diff std | same ≤ 0.6 | diff ≤ 0.6 |");
+    println!(
+        "| pairs (L2) | same mean | same std | diff mean | diff std | same ≤ 0.6 | diff ≤ 0.6 |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (l, s) in [("LFW", real), ("synthetic", synth)] {
         println!(

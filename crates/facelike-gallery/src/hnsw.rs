@@ -267,15 +267,7 @@ impl Hnsw {
         let mut eps = vec![ep];
         let mut lc = level.min(top);
         loop {
-            let w = self.search_layer(
-                matrix,
-                q,
-                qn,
-                &eps,
-                self.params.ef_construction,
-                lc,
-                true,
-            );
+            let w = self.search_layer(matrix, q, qn, &eps, self.params.ef_construction, lc, true);
             let chosen = self.select(matrix, &w, self.params.m);
             {
                 let _g = self.locks[node as usize].lock().unwrap();
@@ -342,9 +334,7 @@ impl Hnsw {
             }
             let row = matrix.row(c.1 as usize);
             let rn = matrix.inv_norms[c.1 as usize];
-            let good = out
-                .iter()
-                .all(|o| self.score(matrix, row, rn, o.1) >= c.0);
+            let good = out.iter().all(|o| self.score(matrix, row, rn, o.1) >= c.0);
             if good {
                 out.push(c);
             }
@@ -450,7 +440,13 @@ impl Hnsw {
     /// Approximate `k` nearest rows to `q`: `(ranking score, row)`, nearest first. `ef` (at
     /// least `k`) trades speed for recall. `matrix` must be the one the graph was built over
     /// (possibly grown since).
-    pub fn search(&self, matrix: &FaceMatrix, q: &[f32; D], k: usize, ef: usize) -> Vec<(f32, u32)> {
+    pub fn search(
+        &self,
+        matrix: &FaceMatrix,
+        q: &[f32; D],
+        k: usize,
+        ef: usize,
+    ) -> Vec<(f32, u32)> {
         let (entry, top) = *self.entry.lock().unwrap();
         if entry == NONE || k == 0 {
             return Vec::new();
@@ -520,12 +516,20 @@ impl Hnsw {
         r.read_exact(&mut h).map_err(|e| bad(e.to_string()))?;
         let header: serde_json::Value =
             serde_json::from_slice(&h).map_err(|e| bad(format!("header: {e}")))?;
-        let get = |k: &str| header.get(k).cloned().ok_or_else(|| bad(format!("header lacks {k}")));
-        let metric: Metric = serde_json::from_value(get("metric")?).map_err(|e| bad(e.to_string()))?;
+        let get = |k: &str| {
+            header
+                .get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("header lacks {k}")))
+        };
+        let metric: Metric =
+            serde_json::from_value(get("metric")?).map_err(|e| bad(e.to_string()))?;
         let params: HnswParams =
             serde_json::from_value(get("params")?).map_err(|e| bad(e.to_string()))?;
         let as_u64 = |k: &str| -> Result<u64> {
-            get(k)?.as_u64().ok_or_else(|| bad(format!("header field {k} not a number")))
+            get(k)?
+                .as_u64()
+                .ok_or_else(|| bad(format!("header field {k} not a number")))
         };
         let nodes = as_u64("nodes")? as usize;
         let entry = as_u64("entry")? as u32;
@@ -567,12 +571,19 @@ impl Hnsw {
             }
             for s in links_up[o as usize..end].chunks_exact(w) {
                 let c = s[0] as usize;
-                if c > params.m || s[1..=c].iter().any(|&x| x >= n32 || levels[x as usize] == 0) {
+                if c > params.m
+                    || s[1..=c]
+                        .iter()
+                        .any(|&x| x >= n32 || levels[x as usize] == 0)
+                {
                     return Err(bad(format!("bad upper links at node {i}")));
                 }
             }
         }
-        let tag = header.get("tag").cloned().unwrap_or(serde_json::Value::Null);
+        let tag = header
+            .get("tag")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         Ok((
             Hnsw {
                 metric,

@@ -199,13 +199,19 @@ impl Ivf {
             .par_chunks(1 << 16)
             .map(|c| {
                 c.iter()
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)))
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                        (a.min(x), b.max(x))
+                    })
             })
             .reduce(
                 || (f32::INFINITY, f32::NEG_INFINITY),
                 |(a, b), (c, d)| (a.min(c), b.max(d)),
             );
-        let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (-1.0, 1.0)
+        };
         self.lo = lo;
         self.step = (hi - lo) / 255.0;
     }
@@ -264,11 +270,19 @@ impl Ivf {
         }
         let qn = inv_norm(q);
         let mut cs = vec![0f32; lists];
-        score_block(self.metric, q, qn, &self.centroids, &self.centroid_inv_norms, &mut cs);
+        score_block(
+            self.metric,
+            q,
+            qn,
+            &self.centroids,
+            &self.centroid_inv_norms,
+            &mut cs,
+        );
         let mut order: Vec<u32> = (0..lists as u32).collect();
         let nprobe = nprobe.clamp(1, lists);
         if nprobe < lists {
-            order.select_nth_unstable_by(nprobe, |a, b| cs[*a as usize].total_cmp(&cs[*b as usize]));
+            order
+                .select_nth_unstable_by(nprobe, |a, b| cs[*a as usize].total_cmp(&cs[*b as usize]));
             order.truncate(nprobe);
         }
         // The query in code units (L2, L1); cosine takes the raw query and a dot product.
@@ -313,7 +327,11 @@ impl Ivf {
         // Two halves in parallel: enough for two cores, little overhead for small probes.
         let half = order.len() / 2;
         let (a, b) = rayon::join(|| scan(&order[..half]), || scan(&order[half..]));
-        a.merge(b).into_sorted().into_iter().map(|(_, r)| r).collect()
+        a.merge(b)
+            .into_sorted()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
     }
 
     /// Writes centres and assignments (the cell copies are rebuilt from the matrix on load).
@@ -334,8 +352,12 @@ impl Ivf {
         w.write_all(&(h.len() as u64).to_le_bytes()).map_err(io)?;
         w.write_all(&h).map_err(io)?;
         let mut buf = Vec::with_capacity(self.centroids.len() * 4 + self.assignment.len() * 4);
-        self.centroids.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
-        self.assignment.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
+        self.centroids
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
+        self.assignment
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
         w.write_all(&buf).map_err(io)?;
         let f = w.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
@@ -363,8 +385,14 @@ impl Ivf {
         }
         let header: serde_json::Value =
             serde_json::from_slice(&bytes[16..16 + hl]).map_err(|e| bad(format!("header: {e}")))?;
-        let get = |k: &str| header.get(k).cloned().ok_or_else(|| bad(format!("header lacks {k}")));
-        let metric: Metric = serde_json::from_value(get("metric")?).map_err(|e| bad(e.to_string()))?;
+        let get = |k: &str| {
+            header
+                .get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("header lacks {k}")))
+        };
+        let metric: Metric =
+            serde_json::from_value(get("metric")?).map_err(|e| bad(e.to_string()))?;
         let params: IvfParams =
             serde_json::from_value(get("params")?).map_err(|e| bad(e.to_string()))?;
         let lists = get("lists")?.as_u64().ok_or_else(|| bad("lists".into()))? as usize;
@@ -374,14 +402,18 @@ impl Ivf {
             return Err(bad("size does not match its header or the gallery".into()));
         }
         let f32s = |b: &[u8]| -> Vec<f32> {
-            b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
         };
         let centroids = f32s(&body[..lists * D * 4]);
         let assignment: Vec<u32> = body[lists * D * 4..]
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        if assignment.iter().any(|&c| c as usize >= lists) || centroids.iter().any(|x| !x.is_finite()) {
+        if assignment.iter().any(|&c| c as usize >= lists)
+            || centroids.iter().any(|x| !x.is_finite())
+        {
             return Err(bad("cell ids or centres out of range".into()));
         }
         let centroid_inv_norms = centroids.chunks_exact(D).map(inv_norm).collect();
@@ -400,7 +432,10 @@ impl Ivf {
         };
         ivf.set_quantiser(matrix);
         ivf.lay_out(matrix);
-        let tag = header.get("tag").cloned().unwrap_or(serde_json::Value::Null);
+        let tag = header
+            .get("tag")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         Ok((ivf, tag))
     }
 }

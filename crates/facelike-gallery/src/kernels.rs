@@ -60,7 +60,13 @@ fn score_row<const M: u8>(q: &[f32; D], q_inv_norm: f32, r: &[f32; D], r_inv_nor
 }
 
 #[inline(always)]
-fn score_block_m<const M: u8>(q: &[f32; D], qn: f32, rows: &[f32], inv_norms: &[f32], out: &mut [f32]) {
+fn score_block_m<const M: u8>(
+    q: &[f32; D],
+    qn: f32,
+    rows: &[f32],
+    inv_norms: &[f32],
+    out: &mut [f32],
+) {
     for (i, (r, o)) in rows.chunks_exact(D).zip(out.iter_mut()).enumerate() {
         let r: &[f32; D] = r.try_into().unwrap();
         let inv = if M == COS { inv_norms[i] } else { 0.0 };
@@ -353,7 +359,13 @@ pub fn score_block(
 
 /// Ranking score of one row.
 #[inline]
-pub fn score_one(metric: Metric, q: &[f32; D], q_inv_norm: f32, r: &[f32; D], r_inv_norm: f32) -> f32 {
+pub fn score_one(
+    metric: Metric,
+    q: &[f32; D],
+    q_inv_norm: f32,
+    r: &[f32; D],
+    r_inv_norm: f32,
+) -> f32 {
     match level() {
         // SAFETY: as in `score_block`.
         #[cfg(target_arch = "x86_64")]
@@ -375,7 +387,11 @@ pub fn score_to_distance(metric: Metric, s: f32) -> f32 {
 
 /// `1/|v|` (0 for a zero vector, which makes its cosine distance 1 as in facelike).
 pub fn inv_norm(v: &[f32]) -> f32 {
-    let n = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    let n = v
+        .iter()
+        .map(|x| (*x as f64) * (*x as f64))
+        .sum::<f64>()
+        .sqrt();
     if n == 0.0 {
         0.0
     } else {
@@ -405,7 +421,10 @@ mod tests {
             for (i, r) in rows.chunks_exact(D).enumerate() {
                 let want = metric.distance(&q, r);
                 let got = score_to_distance(metric, out[i]);
-                assert!((got - want).abs() < 1e-5, "{metric:?} row {i}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{metric:?} row {i}: {got} vs {want}"
+                );
                 let one = score_one(metric, &q, inv_norm(&q), r.try_into().unwrap(), inv[i]);
                 assert_eq!(one, out[i]);
             }

@@ -80,13 +80,13 @@ pub mod synthetic;
 pub use error::{GalleryError, Result};
 pub use hnsw::{Hnsw, HnswParams};
 pub use index::{index_images, FailedImage, IndexOptions, IndexProgress, IndexSummary};
+pub use ivf::{Ivf, IvfParams};
 pub use kind::DescriptorKind;
 pub use scan::{scan_directory, sha256_file, ImageSource};
-pub use ivf::{Ivf, IvfParams};
 pub use search::{
-    auto_nprobe, compare, default_tolerance, Ann, AnnKind, AnnPolicy, AnnState, Comparison, LoadOptions, LoadReport,
-    Match, MatchRecord, QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions,
-    ANN_THRESHOLD, DEFAULT_EF,
+    auto_nprobe, compare, default_tolerance, Ann, AnnKind, AnnPolicy, AnnState, Comparison,
+    LoadOptions, LoadReport, Match, MatchRecord, QueryFaceRecord, SearchBy, SearchIndex,
+    SearchMode, SearchOptions, ANN_THRESHOLD, DEFAULT_EF,
 };
 pub use store::{
     canonical_key, BatchReport, EncodedImage, FaceMeta, FaceRecord, Gallery, GalleryStats,

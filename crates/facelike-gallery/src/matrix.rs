@@ -103,7 +103,11 @@ impl TopK {
     }
     /// `(score, row)` pairs, smallest first.
     pub(crate) fn into_sorted(self) -> Vec<(f32, u32)> {
-        self.heap.into_sorted_vec().into_iter().map(|c| (c.0, c.1)).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| (c.0, c.1))
+            .collect()
     }
 }
 
@@ -137,7 +141,12 @@ impl FaceMatrix {
     }
 
     fn rebuild_identity_rows(&mut self) {
-        let n_ident = self.identities.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
+        let n_ident = self
+            .identities
+            .iter()
+            .map(|&i| i as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut start = vec![0u32; n_ident + 1];
         for &i in &self.identities {
             start[i as usize + 1] += 1;
@@ -337,7 +346,10 @@ impl FaceMatrix {
                     let d = self.exact_distance(metric, q, r);
                     sum += d as f64;
                     if d < best.distance || (d == best.distance && r < best.row) {
-                        best = RowHit { row: r, distance: d };
+                        best = RowHit {
+                            row: r,
+                            distance: d,
+                        };
                     }
                 }
                 (!rows.is_empty()).then(|| IdentityHit {

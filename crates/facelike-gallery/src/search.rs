@@ -475,7 +475,12 @@ impl SearchIndex {
     }
 
     /// Candidate rows from the approximate index, `want` or more, best first.
-    fn ann_candidates(&self, q: &[f32; DESCRIPTOR_LEN], want: usize, o: &SearchOptions) -> Vec<u32> {
+    fn ann_candidates(
+        &self,
+        q: &[f32; DESCRIPTOR_LEN],
+        want: usize,
+        o: &SearchOptions,
+    ) -> Vec<u32> {
         match self.ann.as_ref().expect("checked by uses_ann") {
             Ann::Hnsw(h) => h
                 .search(&self.matrix, q, want, o.ef.max(want))
@@ -541,7 +546,11 @@ impl SearchIndex {
     }
 }
 
-fn load_or_build_ann(g: &Gallery, matrix: &FaceMatrix, o: &LoadOptions) -> (Ann, AnnState, Option<String>) {
+fn load_or_build_ann(
+    g: &Gallery,
+    matrix: &FaceMatrix,
+    o: &LoadOptions,
+) -> (Ann, AnnState, Option<String>) {
     let path = ann_cache_path(g, o.kind, o.metric);
     let meta = g.meta();
     let mut state = AnnState::Built {
@@ -730,7 +739,11 @@ impl QueryFaceRecord {
                     m.same_person.to_string(),
                 ];
                 if by == SearchBy::Identity {
-                    f.push(m.mean_distance.map(|d| format!("{d:.6}")).unwrap_or_default());
+                    f.push(
+                        m.mean_distance
+                            .map(|d| format!("{d:.6}"))
+                            .unwrap_or_default(),
+                    );
                     f.push(m.faces.map(|n| n.to_string()).unwrap_or_default());
                 }
                 f.join(",")

@@ -248,8 +248,7 @@ impl Gallery {
             None => {
                 return Err(GalleryError::Corrupt {
                     path: g.store_path.clone(),
-                    detail: "a redb file without gallery metadata (not a facelike gallery?)"
-                        .into(),
+                    detail: "a redb file without gallery metadata (not a facelike gallery?)".into(),
                 })
             }
         }
@@ -597,7 +596,9 @@ impl Gallery {
     /// before with the same content, unless `retry_failed`.
     pub fn plan(&self, sources: &[ImageSource], retry_failed: bool) -> Result<Vec<PlannedImage>> {
         use rayon::prelude::*;
-        let hashed: Vec<(ImageSource, std::result::Result<(String, String), String>)> = sources
+        // (source, Ok((store key, sha256)) or Err(why it could not be read))
+        type Hashed = (ImageSource, std::result::Result<(String, String), String>);
+        let hashed: Vec<Hashed> = sources
             .par_iter()
             .map(|s| {
                 let r = canonical_key(&s.path)
@@ -715,8 +716,7 @@ impl Gallery {
                         let identity_id = if new_faces.is_empty() {
                             0
                         } else {
-                            let existing =
-                                ident_ids.get(img.identity.as_str()).map_err(se)?;
+                            let existing = ident_ids.get(img.identity.as_str()).map_err(se)?;
                             match existing.map(|v| v.value()) {
                                 Some(id) => id,
                                 None => {

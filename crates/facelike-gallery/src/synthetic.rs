@@ -359,7 +359,12 @@ pub struct PairStats {
 }
 
 /// Same/different-identity L2 distance statistics over random pairs.
-pub fn pair_distance_stats(identities: &[u32], data: &[f32], samples: usize, seed: u64) -> PairStats {
+pub fn pair_distance_stats(
+    identities: &[u32],
+    data: &[f32],
+    samples: usize,
+    seed: u64,
+) -> PairStats {
     let n = identities.len();
     let mut by_ident: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, &id) in identities.iter().enumerate() {

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 const FILES: usize = 1200;
 
 fn content(i: usize) -> String {
-    if i % 37 == 0 {
+    if i.is_multiple_of(37) {
         format!("fail {i}")
-    } else if i % 23 == 0 {
+    } else if i.is_multiple_of(23) {
         format!("none {i}")
-    } else if i % 11 == 0 {
+    } else if i.is_multiple_of(11) {
         format!("two {i}")
     } else {
         format!("photo {i}")
@@ -90,7 +90,9 @@ fn run_child(gallery: &Path, photos: &Path, kill_after: Option<Duration>) -> Run
 
 fn check(gallery: &Path, photos: &Path, committed: &HashSet<String>) {
     let mut g = Gallery::open(gallery).unwrap_or_else(|e| panic!("reopen after kill: {e}"));
-    let report = g.verify().unwrap_or_else(|e| panic!("integrity after kill: {e}"));
+    let report = g
+        .verify()
+        .unwrap_or_else(|e| panic!("integrity after kill: {e}"));
     assert!(report.checksums_verified);
     let stored: HashSet<String> = g.images().unwrap().into_iter().map(|r| r.path).collect();
     for key in committed {

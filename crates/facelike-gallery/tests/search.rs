@@ -225,7 +225,9 @@ fn ann_recall_on_lfw() {
         for &q in &queries {
             // Perturb the query so it is not itself a gallery point.
             let mut v = l.desc[q];
-            v.iter_mut().enumerate().for_each(|(j, x)| *x += if j % 2 == 0 { 0.01 } else { -0.01 });
+            v.iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x += if j % 2 == 0 { 0.01 } else { -0.01 });
             let qd = Descriptor(v);
             let exact = SearchOptions {
                 k: 10,
@@ -257,7 +259,10 @@ fn ann_recall_on_lfw() {
         let ident = ident_agree as f64 / queries.len() as f64;
         eprintln!("{kind:?} {metric:?}: recall@10 {recall:.4}, top identity agrees {ident:.4}");
         assert!(recall >= 0.99, "{kind:?} {metric:?} recall@10 {recall}");
-        assert!(ident >= 0.99, "{kind:?} {metric:?} identity agreement {ident}");
+        assert!(
+            ident >= 0.99,
+            "{kind:?} {metric:?} identity agreement {ident}"
+        );
     }
 }
 
@@ -294,7 +299,10 @@ fn default_tolerances_match_raw_l2_decisions_on_lfw() {
                 / reference.len() as f64;
             eprintln!("{kind} {metric:?} ≤ {t}: {acc} accepted (raw L2: {accepted}), agreement {agree:.5}");
             let ratio = acc as f64 / accepted as f64;
-            assert!((0.9..1.1).contains(&ratio), "{kind} {metric:?}: {acc} vs {accepted}");
+            assert!(
+                (0.9..1.1).contains(&ratio),
+                "{kind} {metric:?}: {acc} vs {accepted}"
+            );
             assert!(agree >= 0.995, "{kind} {metric:?}: agreement {agree}");
         }
     }

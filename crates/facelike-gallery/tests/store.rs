@@ -85,7 +85,10 @@ fn incremental_index_skips_unchanged_files_by_hash() {
     let s = index(&mut g, &photos, false);
     assert_eq!((s.indexed, s.reindexed, s.skipped, s.faces), (1, 1, 5, 2));
     let rec = g.image(&key).unwrap().unwrap();
-    assert_eq!(rec.sha256, sha256_file(&photos.join("alice/1.jpg")).unwrap());
+    assert_eq!(
+        rec.sha256,
+        sha256_file(&photos.join("alice/1.jpg")).unwrap()
+    );
     let new_ids = match rec.status {
         ImageStatus::Indexed { faces } => faces,
         s => panic!("{s:?}"),
@@ -93,10 +96,16 @@ fn incremental_index_skips_unchanged_files_by_hash() {
     assert_eq!(new_ids.len(), 2);
     assert!(g.faces(&old_ids).unwrap().is_empty(), "old faces removed");
     let faces = g.faces(&new_ids).unwrap();
-    assert_eq!(faces[1].descriptor, fake_face(b"two faces now", 1).descriptor);
+    assert_eq!(
+        faces[1].descriptor,
+        fake_face(b"two faces now", 1).descriptor
+    );
     assert_eq!(faces[1].meta.identity, "alice");
     assert_eq!(faces[1].meta.index, 1);
-    assert_eq!(g.thumbnail(new_ids[0]).unwrap(), fake_face(b"two faces now", 0).thumbnail_png);
+    assert_eq!(
+        g.thumbnail(new_ids[0]).unwrap(),
+        fake_face(b"two faces now", 0).thumbnail_png
+    );
     let v = g.verify().unwrap();
     assert_eq!((v.images, v.faces), (6, 6));
 
@@ -183,7 +192,11 @@ fn damaged_or_foreign_store_file_is_reported_by_name() {
     std::fs::create_dir_all(&gdir).unwrap();
     let store = gdir.join("gallery.redb");
     std::fs::write(&store, vec![0x5au8; 10_000]).unwrap();
-    for r in [Gallery::open(&gdir), Gallery::open_or_create(&gdir), Gallery::open_read_only(&gdir)] {
+    for r in [
+        Gallery::open(&gdir),
+        Gallery::open_or_create(&gdir),
+        Gallery::open_read_only(&gdir),
+    ] {
         let err = r.unwrap_err();
         assert!(matches!(err, GalleryError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains(&*store.to_string_lossy()), "{err}");
@@ -247,14 +260,19 @@ fn ann_cache_follows_the_store(kind: AnnKind) {
             })
             .collect()
     };
-    g.commit_batch(&DescriptorKind::dlib_raw(), &batch(0, 600)).unwrap();
+    g.commit_batch(&DescriptorKind::dlib_raw(), &batch(0, 600))
+        .unwrap();
     let opts = LoadOptions {
         ann: AnnPolicy::Always,
         kind,
         ..Default::default()
     };
     let idx = SearchIndex::load(&g, &opts).unwrap();
-    assert!(matches!(idx.report().ann, AnnState::Built { .. }), "{:?}", idx.report());
+    assert!(
+        matches!(idx.report().ann, AnnState::Built { .. }),
+        "{:?}",
+        idx.report()
+    );
     let name = match kind {
         AnnKind::Hnsw => "hnsw-l2.bin",
         AnnKind::Ivf => "ivf-l2.bin",
@@ -265,7 +283,8 @@ fn ann_cache_follows_the_store(kind: AnnKind) {
     assert_eq!(idx.report().ann, AnnState::Loaded);
 
     // The store grows: the graph is extended, and finds the new faces.
-    g.commit_batch(&DescriptorKind::dlib_raw(), &batch(600, 700)).unwrap();
+    g.commit_batch(&DescriptorKind::dlib_raw(), &batch(600, 700))
+        .unwrap();
     let idx = SearchIndex::load(&g, &opts).unwrap();
     assert_eq!(idx.report().ann, AnnState::Extended { added: 100 });
     let q = fake_face(b"650", 0).descriptor;
@@ -276,7 +295,10 @@ fn ann_cache_follows_the_store(kind: AnnKind) {
     };
     let hit = &idx.search(&q, &o).unwrap()[0];
     assert_eq!((hit.identity.as_str(), hit.distance), ("p0", 0.0));
-    assert_eq!(SearchIndex::load(&g, &opts).unwrap().report().ann, AnnState::Loaded);
+    assert_eq!(
+        SearchIndex::load(&g, &opts).unwrap().report().ann,
+        AnnState::Loaded
+    );
 
     // Faces removed: rebuilt.
     g.remove_images(&["/x/3.jpg".to_string()]).unwrap();

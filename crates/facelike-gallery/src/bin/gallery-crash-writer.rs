@@ -5,9 +5,7 @@
 //!
 //! Usage: `gallery-crash-writer GALLERY_DIR PHOTOS_DIR BATCH_SIZE`
 
-use facelike_gallery::{
-    index_images, scan_directory, DescriptorKind, IndexOptions, NewFace,
-};
+use facelike_gallery::{index_images, scan_directory, DescriptorKind, IndexOptions, NewFace};
 use std::io::Write;
 use std::path::Path;
 
@@ -38,7 +36,7 @@ fn main() {
         &sources,
         &DescriptorKind::dlib_raw(),
         &opts,
-        |p| fake_encode(p),
+        fake_encode,
         |prog| {
             if !prog.committed.is_empty() {
                 let mut out = stdout.lock();
