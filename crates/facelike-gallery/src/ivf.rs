@@ -59,6 +59,9 @@ pub struct Ivf {
     list_inv_norms: Vec<f32>,
     lo: f32,
     step: f32,
+    /// Rows the cells were trained on: an index whose gallery has grown far past this is
+    /// rebuilt rather than extended (see [`Ivf::needs_retraining`]).
+    trained_rows: usize,
 }
 
 /// Candidates kept from the 8-bit scan and re-ranked with the exact distance: quantisation
@@ -123,6 +126,25 @@ impl Ivf {
         }
         .min(n.max(1));
         let params = IvfParams { lists, ..params };
+        if n == 0 {
+            // One empty cell, so that searches and later extensions work unchanged.
+            let mut ivf = Ivf {
+                metric,
+                params,
+                centroids: vec![0.0; D],
+                centroid_inv_norms: vec![0.0],
+                assignment: Vec::new(),
+                list_start: Vec::new(),
+                list_rows: Vec::new(),
+                list_codes: Vec::new(),
+                list_inv_norms: Vec::new(),
+                lo: -1.0,
+                step: 2.0 / 255.0,
+                trained_rows: 0,
+            };
+            ivf.lay_out(matrix);
+            return ivf;
+        }
         let mut rng = Rng::new(params.seed);
         // Training sample: a random subset (all rows when small).
         let want = (lists * params.train_per_list.max(1)).min(n);
@@ -185,10 +207,17 @@ impl Ivf {
             list_inv_norms: Vec::new(),
             lo: 0.0,
             step: 1.0,
+            trained_rows: n,
         };
         ivf.set_quantiser(matrix);
         ivf.lay_out(matrix);
         ivf
+    }
+
+    /// Whether the gallery (now `rows` faces) has doubled since the cells were trained: the
+    /// cells would then be too big and no longer follow the data, so rebuild.
+    pub fn needs_retraining(&self, rows: usize) -> bool {
+        rows > 2 * self.trained_rows.max(1)
     }
 
     /// One code range for all dimensions (dlib descriptor values share one scale), from the
@@ -342,6 +371,7 @@ impl Ivf {
             "params": self.params,
             "lists": self.lists(),
             "rows": self.len(),
+            "trained_rows": self.trained_rows,
         });
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let io = |e| GalleryError::io(&tmp, e);
@@ -397,6 +427,10 @@ impl Ivf {
             serde_json::from_value(get("params")?).map_err(|e| bad(e.to_string()))?;
         let lists = get("lists")?.as_u64().ok_or_else(|| bad("lists".into()))? as usize;
         let rows = get("rows")?.as_u64().ok_or_else(|| bad("rows".into()))? as usize;
+        let trained_rows = header
+            .get("trained_rows")
+            .and_then(|v| v.as_u64())
+            .map_or(rows, |v| v as usize);
         let body = &bytes[16 + hl..];
         if lists == 0 || body.len() != (lists * D + rows) * 4 || rows > matrix.len() {
             return Err(bad("size does not match its header or the gallery".into()));
@@ -429,6 +463,7 @@ impl Ivf {
             list_inv_norms: Vec::new(),
             lo: 0.0,
             step: 1.0,
+            trained_rows,
         };
         ivf.set_quantiser(matrix);
         ivf.lay_out(matrix);

@@ -257,6 +257,8 @@ pub struct Match {
 
 /// A loaded gallery, ready to search: the descriptor matrix and, for big galleries, the graph.
 pub struct SearchIndex {
+    /// The gallery folder (empty for [`SearchIndex::from_parts`]), for error messages.
+    source: PathBuf,
     matrix: FaceMatrix,
     names: Vec<String>,
     kind: Option<DescriptorKind>,
@@ -325,6 +327,7 @@ impl SearchIndex {
             ann = Some(h);
         }
         Ok(SearchIndex {
+            source: gallery.dir().to_path_buf(),
             matrix,
             names,
             kind: gallery.kind().cloned(),
@@ -352,6 +355,7 @@ impl SearchIndex {
         }
         let matrix = FaceMatrix::new(ids, identities, data);
         Ok(SearchIndex {
+            source: PathBuf::new(),
             report: LoadReport {
                 faces: matrix.len(),
                 identities: names.len(),
@@ -411,7 +415,7 @@ impl SearchIndex {
     fn check_kind(&self, kind: &DescriptorKind) -> Result<()> {
         match &self.kind {
             Some(k) if k != kind => Err(GalleryError::KindMismatch {
-                path: PathBuf::from("(gallery)"),
+                path: self.source.clone(),
                 stored: k.label(),
                 given: kind.label(),
             }),
@@ -582,8 +586,13 @@ fn load_or_build_ann(
                     || tag.get("last_face_id").and_then(|v| v.as_u64()) == Some(matrix.ids[n - 1]))
                 && a.metric() == o.metric
                 && same_shape;
-            if fits {
+            let outgrown = matches!(&a, Ann::Ivf(i) if i.needs_retraining(matrix.len()));
+            if fits && !outgrown {
                 index = Some(a);
+            } else if fits {
+                state = AnnState::Built {
+                    reason: "the gallery has doubled since the IVF cells were trained".into(),
+                };
             } else {
                 state = AnnState::Built {
                     reason: "cache is stale (faces removed, or another store)".into(),

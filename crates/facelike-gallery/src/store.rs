@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `meta` | `"meta"` | JSON [`StoreMeta`]: format version, store id, descriptor kind, counters |
 //! | `images` | canonical path | JSON [`ImageRecord`]: sha256, identity, indexed face ids or failure reason |
-//! | `faces` | face id (u64) | JSON [`FaceMeta`]: image path, face index, identity, rect, landmarks |
+//! | `faces` | face id (u64) | JSON [`FaceMeta`]: image path and SHA-256, face index, identity, rect, landmarks |
 //! | `vectors` | face id | identity id (u32 LE) + 128 × f32 LE: what search loads |
 //! | `thumbs` | face id | PNG bytes from the caller |
 //! | `identity_ids` / `identity_names` | name / id | id / name |
@@ -91,6 +91,9 @@ pub enum ImageStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaceMeta {
     pub image: String,
+    /// SHA-256 of the source file (as in its [`ImageRecord`]).
+    #[serde(default)]
+    pub sha256: String,
     /// Index of the face within its image, in the encoder's order.
     pub index: u32,
     pub identity: String,
@@ -734,6 +737,7 @@ impl Gallery {
                             meta.next_face_id += 1;
                             let fm = FaceMeta {
                                 image: img.path.clone(),
+                                sha256: img.sha256.clone(),
                                 index: i as u32,
                                 identity: img.identity.clone(),
                                 rect: f.rect,

@@ -102,6 +102,7 @@ fn incremental_index_skips_unchanged_files_by_hash() {
     );
     assert_eq!(faces[1].meta.identity, "alice");
     assert_eq!(faces[1].meta.index, 1);
+    assert_eq!(faces[1].meta.sha256, rec.sha256);
     assert_eq!(
         g.thumbnail(new_ids[0]).unwrap(),
         fake_face(b"two faces now", 0).thumbnail_png
@@ -319,6 +320,16 @@ fn ann_cache_follows_the_store(kind: AnnKind) {
     std::fs::write(&cache, b"short").unwrap();
     let idx = SearchIndex::load(&g, &opts).unwrap();
     assert!(matches!(idx.report().ann, AnnState::Built { .. }));
+
+    // The gallery more than doubles: IVF cells are retrained, the graph just grows.
+    g.commit_batch(&DescriptorKind::dlib_raw(), &batch(700, 1500))
+        .unwrap();
+    let idx = SearchIndex::load(&g, &opts).unwrap();
+    match (kind, &idx.report().ann) {
+        (AnnKind::Ivf, AnnState::Built { reason }) => assert!(reason.contains("doubled")),
+        (AnnKind::Hnsw, AnnState::Extended { added }) => assert_eq!(*added, 800),
+        (k, s) => panic!("{k:?}: {s:?}"),
+    }
 }
 
 #[test]
@@ -366,4 +377,34 @@ fn json_and_csv_records_have_the_cli_shape() {
     assert_eq!(v["matches"][0]["faces"], 1);
     assert_eq!(v["matches"][0]["mean_distance"].as_f64().unwrap() as f32, d);
     assert!(QueryFaceRecord::csv_header(SearchBy::Identity).ends_with("mean_distance,faces"));
+}
+
+#[test]
+fn an_empty_gallery_searches_to_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Gallery::open_or_create(tmp.path()).unwrap();
+    for kind in [AnnKind::Ivf, AnnKind::Hnsw] {
+        let idx = SearchIndex::load(
+            &g,
+            &LoadOptions {
+                ann: AnnPolicy::Always,
+                kind,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(idx.is_empty());
+        let q = Descriptor([0.1; 128]);
+        for by in [SearchBy::Face, SearchBy::Identity] {
+            for mode in [SearchMode::Exact, SearchMode::Ann] {
+                let o = SearchOptions {
+                    by,
+                    mode,
+                    ..Default::default()
+                };
+                assert!(idx.search(&q, &o).unwrap().is_empty());
+            }
+        }
+        assert_eq!(idx.recognize(&q, &SearchOptions::default()).unwrap(), None);
+    }
 }
