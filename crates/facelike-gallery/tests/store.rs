@@ -199,6 +199,7 @@ fn damaged_or_foreign_store_file_is_reported_by_name() {
         Gallery::open_read_only(&gdir),
     ] {
         let err = r.unwrap_err();
+        eprintln!("garbage store: {err}");
         assert!(matches!(err, GalleryError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains(&*store.to_string_lossy()), "{err}");
     }
@@ -221,10 +222,39 @@ fn damaged_or_foreign_store_file_is_reported_by_name() {
     let bytes = std::fs::read(&store).unwrap();
     std::fs::write(&store, &bytes[..4096]).unwrap();
     let err = Gallery::open(&gdir).unwrap_err();
+    eprintln!("truncated store: {err}");
     assert!(
         matches!(err, GalleryError::Corrupt { .. } | GalleryError::Io { .. }),
         "{err}"
     );
+    assert!(err.to_string().contains(&*store.to_string_lossy()), "{err}");
+
+    // Bytes overwritten in the middle of a real gallery: opening, loading for search or
+    // verifying reports the file; nothing panics, nothing is silently trusted by `verify`.
+    let gdir = tmp.path().join("scribbled");
+    {
+        let mut g = Gallery::open_or_create(&gdir).unwrap();
+        let batch: Vec<EncodedImage> = (0..300)
+            .map(|i| EncodedImage {
+                path: format!("/x/{i}.jpg"),
+                identity: format!("p{}", i % 7),
+                sha256: "00".into(),
+                outcome: Ok(vec![fake_face(&[i as u8, 2], 0)]),
+            })
+            .collect();
+        g.commit_batch(&DescriptorKind::dlib_raw(), &batch).unwrap();
+    }
+    let store = gdir.join("gallery.redb");
+    let mut bytes = std::fs::read(&store).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 8192].iter_mut().for_each(|b| *b = 0xa5);
+    std::fs::write(&store, &bytes).unwrap();
+    let outcome = Gallery::open(&gdir).and_then(|mut g| {
+        SearchIndex::load(&g, &LoadOptions::default())?;
+        g.verify()
+    });
+    let err = outcome.expect_err("damage must be detected");
+    eprintln!("scribbled store: {err}");
     assert!(err.to_string().contains(&*store.to_string_lossy()), "{err}");
 
     // Not a gallery at all.
