@@ -4,9 +4,9 @@
 
 use crate::error::{EvalError, Result};
 use crate::verify::Roc;
+use facelike_plot::ensure_font;
 use plotters::prelude::*;
 use std::path::Path;
-use facelike_plot::ensure_font;
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
     EvalError::Plot {

@@ -22,7 +22,10 @@ pub fn html_string(map: &FaceMap, opts: &MapOptions) -> String {
     let mut thumb_of = |png: &Option<Vec<u8>>| -> i64 {
         match png {
             Some(b) => {
-                thumbs.push(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(b)));
+                thumbs.push(format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(b)
+                ));
                 thumbs.len() as i64 - 1
             }
             None => -1,
@@ -34,7 +37,13 @@ pub fn html_string(map: &FaceMap, opts: &MapOptions) -> String {
             identities.push(p.identity.clone());
             identities.len() - 1
         });
-        points.push(json!([p.xy[0], p.xy[1], id, p.source, thumb_of(&p.thumbnail)]));
+        points.push(json!([
+            p.xy[0],
+            p.xy[1],
+            id,
+            p.source,
+            thumb_of(&p.thumbnail)
+        ]));
     }
     let ids: Vec<serde_json::Value> = identities
         .iter()
@@ -65,9 +74,20 @@ pub fn html_string(map: &FaceMap, opts: &MapOptions) -> String {
     });
     // `</` cannot appear inside the inline script.
     let data = data.to_string().replace("</", "<\\/");
-    TEMPLATE.replace("__TITLE__", &html_escape(if opts.title.is_empty() { "facelike map" } else { &opts.title })).replace("__DATA__", &data)
+    TEMPLATE
+        .replace(
+            "__TITLE__",
+            &html_escape(if opts.title.is_empty() {
+                "facelike map"
+            } else {
+                &opts.title
+            }),
+        )
+        .replace("__DATA__", &data)
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -27,13 +27,28 @@ pub use tsne::{TsneOptions, TsneResult};
 use std::path::Path;
 
 /// Writes the map to `path`, choosing PNG, SVG or HTML by its extension.
-pub fn write_map(map: &FaceMap, opts: &MapOptions, path: &Path) -> Result<(), picture::PictureError> {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+pub fn write_map(
+    map: &FaceMap,
+    opts: &MapOptions,
+    path: &Path,
+) -> Result<(), picture::PictureError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("png") => picture::write_png(&picture::scene(map, opts), path),
         Some("svg") => picture::write_svg(&picture::scene(map, opts), path),
-        Some("html") | Some("htm") => std::fs::write(path, html::html_string(map, opts))
-            .map_err(|e| picture::PictureError::Write { path: path.to_path_buf(), message: e.to_string() }),
-        _ => Err(picture::PictureError::Format { path: path.to_path_buf() }),
+        Some("html") | Some("htm") => {
+            std::fs::write(path, html::html_string(map, opts)).map_err(|e| {
+                picture::PictureError::Write {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                }
+            })
+        }
+        _ => Err(picture::PictureError::Format {
+            path: path.to_path_buf(),
+        }),
     }
 }

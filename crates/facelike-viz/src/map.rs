@@ -104,8 +104,17 @@ pub enum MapError {
 
 impl FaceMap {
     /// Places gallery faces and queries together with `method`.
-    pub fn build(items: Vec<FaceItem>, queries: Vec<QueryItem>, method: &Method, progress: impl FnMut(TsneProgress)) -> Result<FaceMap, MapError> {
-        let data: Vec<&[f32]> = items.iter().map(|i| i.descriptor.as_slice()).chain(queries.iter().map(|q| q.descriptor.as_slice())).collect();
+    pub fn build(
+        items: Vec<FaceItem>,
+        queries: Vec<QueryItem>,
+        method: &Method,
+        progress: impl FnMut(TsneProgress),
+    ) -> Result<FaceMap, MapError> {
+        let data: Vec<&[f32]> = items
+            .iter()
+            .map(|i| i.descriptor.as_slice())
+            .chain(queries.iter().map(|q| q.descriptor.as_slice()))
+            .collect();
         let (xy, note, kl) = match method {
             Method::Pca => {
                 // The axes come from the gallery alone; queries are projected onto them.
@@ -119,31 +128,66 @@ impl FaceMap {
                     })
                     .collect();
                 let r = &pca.explained_variance_ratio;
-                (xy, format!("PCA: components 1 and 2 explain {:.1}% and {:.1}% of the variance", 100.0 * r[0], 100.0 * r.get(1).unwrap_or(&0.0)), None)
+                (
+                    xy,
+                    format!(
+                        "PCA: components 1 and 2 explain {:.1}% and {:.1}% of the variance",
+                        100.0 * r[0],
+                        100.0 * r.get(1).unwrap_or(&0.0)
+                    ),
+                    None,
+                )
             }
             Method::Tsne(o) => {
                 let res = tsne(&data, o, progress)?;
-                (res.embedding, format!("t-SNE: perplexity {}, final KL divergence {:.3}", o.perplexity, res.kl_divergence), Some(res.kl_divergence))
+                (
+                    res.embedding,
+                    format!(
+                        "t-SNE: perplexity {}, final KL divergence {:.3}",
+                        o.perplexity, res.kl_divergence
+                    ),
+                    Some(res.kl_divergence),
+                )
             }
         };
         let n = items.len();
         let points = items
             .into_iter()
             .zip(&xy)
-            .map(|(i, p)| MapPoint { identity: i.identity, source: i.source, xy: *p, thumbnail: i.thumbnail })
+            .map(|(i, p)| MapPoint {
+                identity: i.identity,
+                source: i.source,
+                xy: *p,
+                thumbnail: i.thumbnail,
+            })
             .collect();
         let queries = queries
             .into_iter()
             .zip(&xy[n..])
-            .map(|(q, p)| MapQuery { label: q.label, xy: *p, thumbnail: q.thumbnail, nearest: q.nearest })
+            .map(|(q, p)| MapQuery {
+                label: q.label,
+                xy: *p,
+                thumbnail: q.thumbnail,
+                nearest: q.nearest,
+            })
             .collect();
-        Ok(FaceMap { points, queries, method_note: note, kl_divergence: kl })
+        Ok(FaceMap {
+            points,
+            queries,
+            method_note: note,
+            kl_divergence: kl,
+        })
     }
 
     /// (min x, min y, max x, max y) over points and queries.
     pub fn bounds(&self) -> (f64, f64, f64, f64) {
         let mut b = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-        for p in self.points.iter().map(|p| p.xy).chain(self.queries.iter().map(|q| q.xy)) {
+        for p in self
+            .points
+            .iter()
+            .map(|p| p.xy)
+            .chain(self.queries.iter().map(|q| q.xy))
+        {
             b = (b.0.min(p[0]), b.1.min(p[1]), b.2.max(p[0]), b.3.max(p[1]));
         }
         if b.0 > b.2 {
@@ -160,7 +204,11 @@ impl FaceMap {
         }
         let mut v: Vec<(&str, usize)> = counts.into_iter().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        v.into_iter().take(max).enumerate().map(|(r, (name, _))| (name.to_string(), r)).collect()
+        v.into_iter()
+            .take(max)
+            .enumerate()
+            .map(|(r, (name, _))| (name.to_string(), r))
+            .collect()
     }
 
     /// The coordinate-wise median of an identity's points.
@@ -186,7 +234,11 @@ impl MapPoint {
         let bytes = self.thumbnail.as_ref()?;
         let img = facelike_image::decode(bytes, &facelike_image::LoadOptions::default()).ok()?;
         let s = size as usize;
-        let scaled = if img.width() == s && img.height() == s { img } else { facelike_image::resample::resize_bilinear_rgb(&img, s, s) };
+        let scaled = if img.width() == s && img.height() == s {
+            img
+        } else {
+            facelike_image::resample::resize_bilinear_rgb(&img, s, s)
+        };
         let png = scaled.to_png_bytes();
         Some((size, size, scaled.into_raw(), png))
     }

@@ -20,7 +20,10 @@ pub const MAX_SPRITE: u32 = 8192;
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
     #[error("{path}: {source}", path = path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("nothing to export: the gallery has no faces")]
     Empty,
 }
@@ -47,16 +50,27 @@ fn clean(s: &str) -> String {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ProjectorError> {
-    std::fs::write(path, bytes).map_err(|source| ProjectorError::Io { path: path.to_path_buf(), source })
+    std::fs::write(path, bytes).map_err(|source| ProjectorError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes the projector files for `items` into `dir` (created if needed). `tile` is the
 /// preferred thumbnail size in the sprite; it shrinks if the sprite would exceed 8192 pixels.
-pub fn export(items: &[FaceItem], dir: &Path, tile: u32, name: &str) -> Result<ProjectorExport, ProjectorError> {
+pub fn export(
+    items: &[FaceItem],
+    dir: &Path,
+    tile: u32,
+    name: &str,
+) -> Result<ProjectorExport, ProjectorError> {
     if items.is_empty() {
         return Err(ProjectorError::Empty);
     }
-    std::fs::create_dir_all(dir).map_err(|source| ProjectorError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ProjectorError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let dims = items[0].descriptor.len();
     let mut tensors = String::with_capacity(items.len() * dims * 12);
     let mut meta = String::from("identity\tsource\n");
@@ -86,7 +100,9 @@ pub fn export(items: &[FaceItem], dir: &Path, tile: u32, name: &str) -> Result<P
         img.as_raw_mut().fill(255);
         for (n, it) in items.iter().enumerate() {
             let Some(png) = &it.thumbnail else { continue };
-            let Ok(t) = facelike_image::decode(png, &facelike_image::LoadOptions::default()) else { continue };
+            let Ok(t) = facelike_image::decode(png, &facelike_image::LoadOptions::default()) else {
+                continue;
+            };
             let t = facelike_image::resample::resize_bilinear_rgb(&t, tile as usize, tile as usize);
             let (cx, cy) = ((n as u32 % columns) * tile, (n as u32 / columns) * tile);
             for y in 0..tile as usize {
@@ -96,9 +112,17 @@ pub fn export(items: &[FaceItem], dir: &Path, tile: u32, name: &str) -> Result<P
             }
         }
         let p = dir.join("sprite.png");
-        img.save_png(&p).map_err(|e| ProjectorError::Io { path: p.clone(), source: std::io::Error::other(e.to_string()) })?;
+        img.save_png(&p).map_err(|e| ProjectorError::Io {
+            path: p.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         files.push(p);
-        Some(SpriteInfo { tile, columns, width: side, height: rows_used * tile })
+        Some(SpriteInfo {
+            tile,
+            columns,
+            width: side,
+            height: rows_used * tile,
+        })
     } else {
         None
     };
@@ -110,15 +134,25 @@ pub fn export(items: &[FaceItem], dir: &Path, tile: u32, name: &str) -> Result<P
     });
     let mut pbtxt = format!("embeddings {{\n  tensor_name: {name:?}\n  tensor_path: \"tensors.tsv\"\n  metadata_path: \"metadata.tsv\"\n");
     if let Some(s) = &sprite {
-        emb["sprite"] = serde_json::json!({"imagePath": "sprite.png", "singleImageDim": [s.tile, s.tile]});
+        emb["sprite"] =
+            serde_json::json!({"imagePath": "sprite.png", "singleImageDim": [s.tile, s.tile]});
         let _ = write!(pbtxt, "  sprite {{\n    image_path: \"sprite.png\"\n    single_image_dim: {t}\n    single_image_dim: {t}\n  }}\n", t = s.tile);
     }
     pbtxt.push_str("}\n");
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "embeddings": [emb] })).expect("serialisable");
-    for (f, body) in [("projector_config.json", json), ("projector_config.pbtxt", pbtxt)] {
+    let json = serde_json::to_string_pretty(&serde_json::json!({ "embeddings": [emb] }))
+        .expect("serialisable");
+    for (f, body) in [
+        ("projector_config.json", json),
+        ("projector_config.pbtxt", pbtxt),
+    ] {
         let p = dir.join(f);
         write(&p, body.as_bytes())?;
         files.push(p);
     }
-    Ok(ProjectorExport { rows: items.len(), dims, sprite, files })
+    Ok(ProjectorExport {
+        rows: items.len(),
+        dims,
+        sprite,
+        files,
+    })
 }

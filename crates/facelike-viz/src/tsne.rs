@@ -141,7 +141,11 @@ fn conditional_row(dists: &[(u32, f32)], perplexity: f64) -> Vec<f64> {
         }
         if h > target {
             lo = beta;
-            beta = if hi.is_finite() { (beta + hi) / 2.0 } else { beta * 2.0 };
+            beta = if hi.is_finite() {
+                (beta + hi) / 2.0
+            } else {
+                beta * 2.0
+            };
         } else {
             hi = beta;
             beta = (beta + lo) / 2.0;
@@ -156,7 +160,10 @@ fn affinities<R: AsRef<[f32]> + Sync>(data: &[R], perplexity: f64) -> (Affinitie
     let k = k.min(n - 1);
     let perplexity = perplexity.min(k as f64 / 3.0).max(1.0);
     let nn = knn(data, k);
-    let rows: Vec<Vec<f64>> = nn.par_iter().map(|d| conditional_row(d, perplexity)).collect();
+    let rows: Vec<Vec<f64>> = nn
+        .par_iter()
+        .map(|d| conditional_row(d, perplexity))
+        .collect();
     // Symmetrise: P + Pᵀ, then normalise to sum 1.
     let mut entries: Vec<Vec<(u32, f64)>> = vec![Vec::new(); n];
     for (i, (d, p)) in nn.iter().zip(&rows).enumerate() {
@@ -188,7 +195,14 @@ fn affinities<R: AsRef<[f32]> + Sync>(data: &[R], perplexity: f64) -> (Affinitie
     for v in &mut val {
         *v /= total;
     }
-    (Affinities { row_start, col, val }, k)
+    (
+        Affinities {
+            row_start,
+            col,
+            val,
+        },
+        k,
+    )
 }
 
 /// A quadtree cell for Barnes-Hut.
@@ -228,7 +242,9 @@ impl QuadTree {
             child: 0,
             point: u32::MAX,
         };
-        let mut t = QuadTree { cells: Vec::with_capacity(4 * y.len() + 1) };
+        let mut t = QuadTree {
+            cells: Vec::with_capacity(4 * y.len() + 1),
+        };
         t.cells.push(root);
         for (i, p) in y.iter().enumerate() {
             t.insert(0, i as u32, *p, y, 0);
@@ -244,7 +260,10 @@ impl QuadTree {
         {
             let c = &mut self.cells[cell];
             let m = c.mass;
-            c.com = [(c.com[0] * m + p[0]) / (m + 1.0), (c.com[1] * m + p[1]) / (m + 1.0)];
+            c.com = [
+                (c.com[0] * m + p[0]) / (m + 1.0),
+                (c.com[1] * m + p[1]) / (m + 1.0),
+            ];
             c.mass = m + 1.0;
         }
         let c = self.cells[cell];
@@ -301,7 +320,11 @@ impl QuadTree {
             let width = 2.0 * c.half;
             if is_leaf || width * width < theta2 * d2 {
                 // For a leaf holding duplicates of this point, exclude the point itself.
-                let mass = if is_leaf && d2 == 0.0 { c.mass - 1.0 } else { c.mass };
+                let mass = if is_leaf && d2 == 0.0 {
+                    c.mass - 1.0
+                } else {
+                    c.mass
+                };
                 let q = 1.0 / (1.0 + d2);
                 z += mass * q;
                 let w = mass * q * q;
@@ -361,10 +384,17 @@ pub fn tsne<R: AsRef<[f32]> + Sync>(
     let mut gains = vec![[1f64; 2]; n];
     let theta2 = opts.theta * opts.theta;
     for it in 0..total {
-        let exag = if it < opts.early_exaggeration_iter { opts.early_exaggeration } else { 1.0 };
+        let exag = if it < opts.early_exaggeration_iter {
+            opts.early_exaggeration
+        } else {
+            1.0
+        };
         let lr = opts.learning_rate.unwrap_or(n as f64 / exag);
         let tree = QuadTree::build(&y);
-        let rep: Vec<([f64; 2], f64)> = (0..n).into_par_iter().map(|i| tree.repulsion(i, y[i], theta2)).collect();
+        let rep: Vec<([f64; 2], f64)> = (0..n)
+            .into_par_iter()
+            .map(|i| tree.repulsion(i, y[i], theta2))
+            .collect();
         let z: f64 = rep.iter().map(|r| r.1).sum();
         let grad: Vec<[f64; 2]> = (0..n)
             .into_par_iter()
@@ -398,13 +428,19 @@ pub fn tsne<R: AsRef<[f32]> + Sync>(
             y[i][0] += update[i][0];
             y[i][1] += update[i][1];
         }
-        let (mx, my) = (y.iter().map(|v| v[0]).sum::<f64>() / n as f64, y.iter().map(|v| v[1]).sum::<f64>() / n as f64);
+        let (mx, my) = (
+            y.iter().map(|v| v[0]).sum::<f64>() / n as f64,
+            y.iter().map(|v| v[1]).sum::<f64>() / n as f64,
+        );
         for v in y.iter_mut() {
             v[0] -= mx;
             v[1] -= my;
         }
         if (it + 1) % 50 == 0 || it + 1 == total {
-            progress(TsneProgress { iteration: it + 1, total });
+            progress(TsneProgress {
+                iteration: it + 1,
+                total,
+            });
         }
     }
     let kl = kl_divergence(&p, &y);
@@ -451,16 +487,27 @@ fn kl_divergence(p: &Affinities, y: &[[f64; 2]]) -> f64 {
 
 /// Exact KL(P‖Q) of any 2-D embedding of `data`, with this module's affinities: for comparing
 /// embeddings made by other tools on the same footing.
-pub fn kl_of_embedding<R: AsRef<[f32]> + Sync>(data: &[R], embedding: &[[f64; 2]], perplexity: f64) -> f64 {
+pub fn kl_of_embedding<R: AsRef<[f32]> + Sync>(
+    data: &[R],
+    embedding: &[[f64; 2]],
+    perplexity: f64,
+) -> f64 {
     let (p, _) = affinities(data, perplexity);
     kl_divergence(&p, embedding)
 }
 
 /// Fraction of each point's `k` nearest neighbours in the input space that are also among its
 /// `k` nearest in the embedding, averaged over points.
-pub fn knn_preservation<R: AsRef<[f32]> + Sync>(data: &[R], embedding: &[[f64; 2]], k: usize) -> f64 {
+pub fn knn_preservation<R: AsRef<[f32]> + Sync>(
+    data: &[R],
+    embedding: &[[f64; 2]],
+    k: usize,
+) -> f64 {
     let hi = knn(data, k);
-    let low: Vec<[f32; 2]> = embedding.iter().map(|v| [v[0] as f32, v[1] as f32]).collect();
+    let low: Vec<[f32; 2]> = embedding
+        .iter()
+        .map(|v| [v[0] as f32, v[1] as f32])
+        .collect();
     let lo = knn(&low, k);
     let kept: usize = hi
         .par_iter()
@@ -481,7 +528,12 @@ mod tests {
         for c in 0..centres {
             let centre: Vec<f32> = (0..dim).map(|_| (splitmix(&mut s) * 20.0) as f32).collect();
             for _ in 0..per {
-                data.push(centre.iter().map(|v| v + (splitmix(&mut s) - 0.5) as f32).collect());
+                data.push(
+                    centre
+                        .iter()
+                        .map(|v| v + (splitmix(&mut s) - 0.5) as f32)
+                        .collect(),
+                );
                 labels.push(c);
             }
         }
@@ -490,9 +542,15 @@ mod tests {
 
     #[test]
     fn perplexity_is_matched() {
-        let d: Vec<(u32, f32)> = (0..90).map(|j| (j as u32, (j as f32 * 0.37).powi(2) * 0.01 + 0.5)).collect();
+        let d: Vec<(u32, f32)> = (0..90)
+            .map(|j| (j as u32, (j as f32 * 0.37).powi(2) * 0.01 + 0.5))
+            .collect();
         let p = conditional_row(&d, 30.0);
-        let h: f64 = -p.iter().filter(|v| **v > 0.0).map(|v| v * v.ln()).sum::<f64>();
+        let h: f64 = -p
+            .iter()
+            .filter(|v| **v > 0.0)
+            .map(|v| v * v.ln())
+            .sum::<f64>();
         assert!((h.exp() - 30.0).abs() < 1e-4, "perplexity {}", h.exp());
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
@@ -500,7 +558,11 @@ mod tests {
     #[test]
     fn separates_clusters_and_is_reproducible() {
         let (data, labels) = clusters(40, 5, 16, 7);
-        let opts = TsneOptions { perplexity: 10.0, n_iter: 300, ..Default::default() };
+        let opts = TsneOptions {
+            perplexity: 10.0,
+            n_iter: 300,
+            ..Default::default()
+        };
         let a = tsne(&data, &opts, |_| {}).unwrap();
         let b = tsne(&data, &opts, |_| {}).unwrap();
         assert_eq!(a.embedding, b.embedding, "same seed, same result");
@@ -511,26 +573,57 @@ mod tests {
             let j = (0..n)
                 .filter(|&j| j != i)
                 .min_by(|&x, &y| {
-                    let dx = |k: usize| (a.embedding[i][0] - a.embedding[k][0]).powi(2) + (a.embedding[i][1] - a.embedding[k][1]).powi(2);
+                    let dx = |k: usize| {
+                        (a.embedding[i][0] - a.embedding[k][0]).powi(2)
+                            + (a.embedding[i][1] - a.embedding[k][1]).powi(2)
+                    };
                     dx(x).partial_cmp(&dx(y)).unwrap()
                 })
                 .unwrap();
             right += (labels[i] == labels[j]) as usize;
         }
         assert_eq!(right, n);
-        assert!(a.kl_divergence > 0.0 && a.kl_divergence < 1.0, "KL {}", a.kl_divergence);
+        assert!(
+            a.kl_divergence > 0.0 && a.kl_divergence < 1.0,
+            "KL {}",
+            a.kl_divergence
+        );
         assert!(knn_preservation(&data, &a.embedding, 10) > 0.5);
     }
 
     #[test]
     fn bad_inputs() {
         let d = vec![vec![0f32; 3]; 3];
-        assert_eq!(tsne(&d, &TsneOptions::default(), |_| {}).unwrap_err(), TsneError::TooFew(3));
+        assert_eq!(
+            tsne(&d, &TsneOptions::default(), |_| {}).unwrap_err(),
+            TsneError::TooFew(3)
+        );
         let d = vec![vec![0f32; 3]; 10];
-        let e = tsne(&d, &TsneOptions { perplexity: -1.0, ..Default::default() }, |_| {}).unwrap_err();
+        let e = tsne(
+            &d,
+            &TsneOptions {
+                perplexity: -1.0,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap_err();
         assert_eq!(e, TsneError::Perplexity(-1.0));
         // Identical points do not hang or produce NaN.
-        let r = tsne(&d, &TsneOptions { perplexity: 2.0, n_iter: 50, early_exaggeration_iter: 20, ..Default::default() }, |_| {}).unwrap();
-        assert!(r.embedding.iter().all(|v| v[0].is_finite() && v[1].is_finite()));
+        let r = tsne(
+            &d,
+            &TsneOptions {
+                perplexity: 2.0,
+                n_iter: 50,
+                early_exaggeration_iter: 20,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert!(r
+            .embedding
+            .iter()
+            .all(|v| v[0].is_finite() && v[1].is_finite()));
     }
 }
