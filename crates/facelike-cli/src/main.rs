@@ -2,9 +2,13 @@
 
 mod bench;
 mod encode;
+mod eval_cmd;
 mod fetch;
+mod gallery_cmd;
 mod inputs;
 mod progress;
+mod space;
+mod viz_cmd;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +47,27 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Index a folder of photos into a gallery (incremental: unchanged files are skipped).
+    Index(gallery_cmd::IndexArgs),
+    /// Who do these faces look like? The nearest faces or identities in a gallery.
+    Search(gallery_cmd::SearchArgs),
+    /// Distances and same-person verdicts between the faces of two photos.
+    Compare(gallery_cmd::CompareArgs),
+    /// face_recognition's CLI: `recognize KNOWN_DIR UNKNOWN` prints `path,name[,distance]`.
+    Recognize(gallery_cmd::RecognizeArgs),
+    /// Explained variance of a gallery's principal components.
+    Pca(viz_cmd::PcaArgs),
+    /// A picture of a gallery's face space (PCA or t-SNE) as PNG, SVG or interactive HTML.
+    Map(viz_cmd::MapArgs),
+    /// Export a gallery for TensorFlow's Embedding Projector / TensorBoard.
+    Projector(viz_cmd::ProjectorArgs),
+    /// Verification benchmark (LFW View 2 protocol).
+    Eval {
+        #[command(subcommand)]
+        command: eval_cmd::EvalCommand,
+    },
+    /// Train a triplet-loss adapter on a gallery.
+    Train(eval_cmd::TrainArgs),
     /// Time each stage in-process and print one JSON object (used by bench/compare.py).
     #[command(hide = true)]
     Bench {
@@ -146,7 +171,7 @@ enum SamplesAction {
     Path,
 }
 
-fn parse_landmarks(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_landmarks(s: &str) -> Result<u32, String> {
     match s {
         "5" => Ok(5),
         "68" => Ok(68),
@@ -256,6 +281,15 @@ fn run(cli: Cli) -> Result<usize> {
             let enc = encoder(Some(&detector), 5, 1, false)?;
             return encode::run_batch(&enc, jobs, &opts);
         }
+        Command::Index(a) => return gallery_cmd::index(&a),
+        Command::Search(a) => return gallery_cmd::search(&a),
+        Command::Compare(a) => return gallery_cmd::compare(&a),
+        Command::Recognize(a) => return gallery_cmd::recognize(&a),
+        Command::Pca(a) => return viz_cmd::pca(&a),
+        Command::Map(a) => return viz_cmd::map(&a),
+        Command::Projector(a) => return viz_cmd::projector(&a),
+        Command::Eval { command } => return eval_cmd::eval(&command),
+        Command::Train(a) => return eval_cmd::train(&a),
         Command::Bench {
             runs,
             chip,

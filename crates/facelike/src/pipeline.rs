@@ -88,6 +88,8 @@ pub struct EncoderOptions {
     pub normalize: bool,
     /// Load the detector even if only `encode_rects` will be used (false saves load time).
     pub load_detector: bool,
+    /// Keep each face's aligned 150×150 chip in [`Face::chip`] (for thumbnails).
+    pub keep_chips: bool,
 }
 
 impl Default for EncoderOptions {
@@ -100,6 +102,7 @@ impl Default for EncoderOptions {
             jitters: 1,
             normalize: false,
             load_detector: true,
+            keep_chips: false,
         }
     }
 }
@@ -117,6 +120,8 @@ pub struct Face {
     pub confidence: Option<f64>,
     pub landmarks: Vec<Point>,
     pub descriptor: Descriptor,
+    /// The aligned chip, when [`EncoderOptions::keep_chips`] is set.
+    pub chip: Option<RgbImage>,
 }
 
 impl Face {
@@ -266,12 +271,16 @@ impl Encoder {
     ) -> Result<Vec<Face>, EncodeError> {
         let mut shapes = Vec::with_capacity(detections.len());
         let mut chips = Vec::new();
+        let mut kept = Vec::new();
         let jitters = self.options.jitters.max(1) as usize;
         for d in &detections {
             let shape = self.landmarks.predict(image, d.rect);
             let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING)
                 .expect("5- or 68-point shapes always have chip details");
             let chip = extract_chip(image, &details);
+            if self.options.keep_chips {
+                kept.push(chip.clone());
+            }
             if jitters > 1 {
                 // Each face is jittered as dlib does on a freshly loaded model: reproducible, and
                 // independent of the order in which faces are processed.
@@ -289,6 +298,7 @@ impl Encoder {
             .compute_batch(&chips)
             .expect("chips are always CHIP_SIZE");
         let mut faces = Vec::with_capacity(detections.len());
+        let mut kept = kept.into_iter();
         for (i, (d, shape)) in detections.into_iter().zip(shapes).enumerate() {
             let descs = &descriptors[i * jitters..(i + 1) * jitters];
             let mut descriptor = if jitters > 1 {
@@ -306,6 +316,7 @@ impl Encoder {
                 confidence: d.confidence,
                 landmarks: shape.points,
                 descriptor,
+                chip: kept.next(),
             });
         }
         Ok(faces)

@@ -1,0 +1,306 @@
+//! `facelike eval pairs|folder` and `facelike train`: verification benchmark and triplet-loss
+//! adapter training, over facelike-eval.
+
+use crate::progress::Progress;
+use crate::space::{EncodeOpts, Space};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use facelike::{Descriptor, DetectorKind, Encoder, EncoderOptions, Metric};
+use facelike_eval::triplet::Mining;
+use facelike_eval::{
+    evaluate_pairs, sample_pairs, scan_labelled_folder, Adapter, AdapterKind, EvalOptions,
+    PairList, SampleConfig, ThresholdRule, TrainConfig, UndetectedPolicy,
+};
+use facelike_gallery::Gallery;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// LFW View 2 style verification on a pairs file (LFW pairs.txt, or a TSV from `eval folder`).
+    Pairs(PairsArgs),
+    /// The same protocol on a labelled folder (DIR/<identity>/*), pairs sampled with a seed.
+    Folder(FolderArgs),
+}
+
+#[derive(Args)]
+pub struct ProtocolArgs {
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Pairs with a face that was not detected: reject (distance +inf, the default), worst, or
+    /// exclude.
+    #[arg(long, default_value = "reject")]
+    pub undetected: UndetectedPolicy,
+    /// Threshold choice on the nine training folds: range-midpoint (default) or widest-interval.
+    #[arg(long, default_value = "range-midpoint")]
+    pub threshold_rule: ThresholdRule,
+    /// Where HOG finds no face, try the CNN detector (upsample 1) before giving up.
+    #[arg(long)]
+    pub cnn_fallback: bool,
+    /// Write the ROC curve picture here (PNG).
+    #[arg(long)]
+    pub roc: Option<PathBuf>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub encode: EncodeOpts,
+}
+
+#[derive(Args)]
+pub struct PairsArgs {
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// Folder the pair paths are relative to (LFW: the folder of person folders).
+    #[arg(long)]
+    pub root: PathBuf,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+#[derive(Args)]
+pub struct FolderArgs {
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    pub folds: usize,
+    #[arg(long, default_value_t = 300)]
+    pub matched: usize,
+    #[arg(long, default_value_t = 300)]
+    pub mismatched: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Save the sampled pairs (TSV) to rerun them with `eval pairs`.
+    #[arg(long)]
+    pub save_pairs: Option<PathBuf>,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+}
+
+pub fn eval(cmd: &EvalCommand) -> Result<usize> {
+    match cmd {
+        EvalCommand::Pairs(a) => {
+            let pairs = PairList::read(&a.pairs)?;
+            run_protocol(&pairs, &a.root, &a.protocol)
+        }
+        EvalCommand::Folder(a) => {
+            let ids = scan_labelled_folder(&a.dir)?;
+            let pairs = sample_pairs(
+                &ids,
+                &SampleConfig {
+                    folds: a.folds,
+                    matched_per_fold: a.matched,
+                    mismatched_per_fold: a.mismatched,
+                    seed: a.seed,
+                },
+            )?;
+            if let Some(p) = &a.save_pairs {
+                pairs.write_tsv(p)?;
+            }
+            run_protocol(&pairs, &a.dir, &a.protocol)
+        }
+    }
+}
+
+/// The face nearest the image centre, as the LFW descriptors in ../shared were made.
+fn central_face(faces: &[facelike::Face], w: usize, h: usize) -> Option<Descriptor> {
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    faces
+        .iter()
+        .min_by(|a, b| {
+            let d = |f: &facelike::Face| {
+                let (x, y) = (
+                    (f.rect.left + f.rect.right) as f64 / 2.0,
+                    (f.rect.top + f.rect.bottom) as f64 / 2.0,
+                );
+                (x - cx).powi(2) + (y - cy).powi(2)
+            };
+            d(a).total_cmp(&d(b))
+        })
+        .map(|f| f.descriptor)
+}
+
+fn run_protocol(pairs: &PairList, root: &Path, a: &ProtocolArgs) -> Result<usize> {
+    let space = Space::new(&a.encode, false)?;
+    let fallback = if a.cnn_fallback {
+        Some(Encoder::new(EncoderOptions {
+            detector: DetectorKind::Cnn,
+            upsample: 1,
+            landmarks: facelike::LandmarkModel::from_points(a.encode.landmarks).expect("5 or 68"),
+            jitters: a.encode.jitters,
+            ..Default::default()
+        })?)
+    } else {
+        None
+    };
+    let images: Vec<String> = pairs
+        .unique_images()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let progress = Progress::new(images.len() as u64, "images");
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    let encoded: HashMap<String, Option<Descriptor>> = images
+        .par_iter()
+        .map(|rel| {
+            let path = facelike_eval::pairs::resolve(root, rel);
+            let d = match space.load_image(&path) {
+                Ok(img) => {
+                    let mut d = space
+                        .encode_image(&img)
+                        .ok()
+                        .and_then(|f| central_face(&f, img.width(), img.height()));
+                    if d.is_none() {
+                        if let Some(cnn) = &fallback {
+                            d = cnn
+                                .encode(&img)
+                                .ok()
+                                .and_then(|f| central_face(&f, img.width(), img.height()))
+                                .map(|x| space.map(&x));
+                        }
+                    }
+                    d
+                }
+                Err(e) => {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    progress.println(&format!("error: {e:#}"));
+                    None
+                }
+            };
+            progress.inc();
+            (rel.clone(), d)
+        })
+        .collect();
+    progress.finish();
+    let opts = EvalOptions {
+        metric: a.metric,
+        undetected: a.undetected,
+        threshold_rule: a.threshold_rule,
+        ..Default::default()
+    };
+    let (report, roc) = evaluate_pairs(pairs, |rel| encoded.get(rel).copied().flatten(), &opts)?;
+    if let Some(p) = &a.roc {
+        facelike_eval::plot::plot_roc(
+            p,
+            &format!("ROC, {} pairs (AUC {:.4})", report.pairs, report.auc),
+            &[("facelike", &roc)],
+        )?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.summary());
+    }
+    Ok(failures.into_inner())
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A gallery of raw dlib descriptors (made by `facelike index`).
+    #[arg(long, short)]
+    pub gallery: PathBuf,
+    /// The adapter file to write (safetensors).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// linear, or residual (a 128-H-128 MLP with a skip connection).
+    #[arg(long, default_value = "linear")]
+    pub kind: String,
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// semihard (FaceNet) or batchhard.
+    #[arg(long, default_value = "semihard")]
+    pub mining: Mining,
+    #[arg(long, default_value_t = 0.2)]
+    pub alpha: f64,
+    /// P identities per batch.
+    #[arg(long, default_value_t = 32)]
+    pub identities: usize,
+    /// K faces per identity.
+    #[arg(long, default_value_t = 4)]
+    pub faces: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-3)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 60)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
+    /// Share of identities held out for validation and early stopping.
+    #[arg(long, default_value_t = 0.1)]
+    pub validation: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Loss-curve picture (PNG); default: OUT with .png.
+    #[arg(long)]
+    pub loss_png: Option<PathBuf>,
+}
+
+pub fn train(a: &TrainArgs) -> Result<usize> {
+    let g = Gallery::open_read_only(&a.gallery)?;
+    if let Some(k) = g.kind() {
+        if k.normalized || k.adapter.is_some() {
+            bail!(
+                "gallery {} holds {} descriptors; train on a gallery of raw dlib descriptors",
+                a.gallery.display(),
+                k.label()
+            );
+        }
+    }
+    let (_, identity_ids, data) = g.load_vectors(0)?;
+    let names = g.identity_names()?;
+    let descriptors: Vec<Descriptor> = data
+        .chunks_exact(128)
+        .map(|c| Descriptor::from_slice(c).expect("128 values"))
+        .collect();
+    let labels: Vec<&str> = identity_ids
+        .iter()
+        .map(|i| names.get(*i as usize).map(String::as_str).unwrap_or(""))
+        .collect();
+    let kind = match a.kind.as_str() {
+        "linear" => AdapterKind::Linear,
+        "residual" | "mlp" => AdapterKind::Residual { hidden: a.hidden },
+        other => bail!("unknown adapter kind {other:?}: use linear or residual"),
+    };
+    let cfg = TrainConfig {
+        kind,
+        alpha: a.alpha,
+        identities_per_batch: a.identities,
+        faces_per_identity: a.faces,
+        mining: a.mining,
+        learning_rate: a.lr,
+        weight_decay: a.weight_decay,
+        max_epochs: a.epochs,
+        patience: a.patience,
+        validation_fraction: a.validation,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let (adapter, report) = facelike_eval::train(&descriptors, &labels, &cfg, |e| {
+        eprintln!(
+            "epoch {:>3}/{}: train loss {:.5}  active {:.1}%  validation loss {:.5}{}",
+            e.epoch,
+            e.max_epochs,
+            e.train_loss,
+            100.0 * e.active_fraction,
+            e.val_loss,
+            if e.improved { "  (best)" } else { "" }
+        );
+    })?;
+    adapter
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let png = a
+        .loss_png
+        .clone()
+        .unwrap_or_else(|| a.out.with_extension("png"));
+    facelike_eval::plot::plot_loss(&png, "triplet loss", &report.loss_series())?;
+    let _: Option<&Adapter> = None;
+    println!(
+        "{}",
+        serde_json::json!({"adapter": a.out.display().to_string(), "loss_curve": png.display().to_string(), "best_epoch": report.best_epoch,
+            "initial_val_loss": report.initial_val_loss, "best_val_loss": report.best_val_loss, "threshold": report.threshold,
+            "train_identities": report.train_identities, "val_identities": report.val_identities, "stopped_early": report.stopped_early})
+    );
+    Ok(0)
+}
