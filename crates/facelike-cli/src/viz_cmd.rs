@@ -95,7 +95,7 @@ pub struct MapArgs {
     /// Only 2-D maps are drawn.
     #[arg(long, default_value_t = 2)]
     pub dims: usize,
-    /// Output: .png, .svg or .html (self-contained, interactive).
+    /// Output: .png, .svg, .html (self-contained, interactive) or .tsv (the 2-D coordinates).
     #[arg(long, short)]
     pub out: PathBuf,
     /// Draw face thumbnails at the points (PNG/SVG; the HTML page always shows them on hover).

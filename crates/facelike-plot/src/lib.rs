@@ -23,7 +23,8 @@ pub fn ensure_font() {
     });
 }
 
-/// A 20-colour categorical palette (Tableau 10 and its light variants), for identities.
+/// A 20-colour categorical palette for identities (Tableau 20 with its two greys replaced, so
+/// that grey means "other identities").
 pub const PALETTE: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -32,7 +33,7 @@ pub const PALETTE: [RGBColor; 20] = [
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
+    RGBColor(0, 110, 110),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
     RGBColor(174, 199, 232),
@@ -42,7 +43,7 @@ pub const PALETTE: [RGBColor; 20] = [
     RGBColor(197, 176, 213),
     RGBColor(196, 156, 148),
     RGBColor(247, 182, 210),
-    RGBColor(199, 199, 199),
+    RGBColor(140, 20, 75),
     RGBColor(219, 219, 141),
     RGBColor(158, 218, 229),
 ];

@@ -26,7 +26,8 @@ pub use tsne::{TsneOptions, TsneResult};
 
 use std::path::Path;
 
-/// Writes the map to `path`, choosing PNG, SVG or HTML by its extension.
+/// Writes the map to `path`, choosing PNG, SVG, HTML or TSV (the 2-D coordinates, with
+/// identity and source) by its extension.
 pub fn write_map(
     map: &FaceMap,
     opts: &MapOptions,
@@ -39,6 +40,19 @@ pub fn write_map(
     match ext.as_deref() {
         Some("png") => picture::write_png(&picture::scene(map, opts), path),
         Some("svg") => picture::write_svg(&picture::scene(map, opts), path),
+        Some("tsv") => {
+            let mut t = String::from("x\ty\tidentity\tsource\n");
+            for p in &map.points {
+                t.push_str(&format!(
+                    "{}\t{}\t{}\t{}\n",
+                    p.xy[0], p.xy[1], p.identity, p.source
+                ));
+            }
+            std::fs::write(path, t).map_err(|e| picture::PictureError::Write {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        }
         Some("html") | Some("htm") => {
             std::fs::write(path, html::html_string(map, opts)).map_err(|e| {
                 picture::PictureError::Write {

@@ -20,7 +20,7 @@ pub enum PictureError {
         path: std::path::PathBuf,
         message: String,
     },
-    #[error("{path}: unknown picture format (use .png, .svg or .html)", path = path.display())]
+    #[error("{path}: unknown picture format (use .png, .svg, .html or .tsv)", path = path.display())]
     Format { path: std::path::PathBuf },
 }
 
