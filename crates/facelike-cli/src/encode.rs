@@ -65,18 +65,26 @@ pub fn load_image(path: &Path, opts: &LoadOptions) -> Result<RgbImage> {
     Ok(facelike_image::load_with(path, opts)?)
 }
 
-fn process(encoder: &Encoder, path: &Path, job: &Job, opts: &LoadOptions) -> ImageRecord {
+/// Maps raw descriptors into the output space (an adapter), if any.
+pub type DescriptorMap<'a> =
+    Option<&'a (dyn Fn(&facelike::Descriptor) -> facelike::Descriptor + Sync)>;
+
+fn process(
+    encoder: &Encoder,
+    path: &Path,
+    job: &Job,
+    opts: &LoadOptions,
+    map: DescriptorMap<'_>,
+) -> ImageRecord {
     let name = path.display().to_string();
     let result = (|| -> Result<(RgbImage, Vec<FaceRecord>)> {
         let img = load_image(path, opts)?;
         let faces = match job {
-            Job::Encode => encoder
-                .encode(&img)?
+            Job::Encode => mapped(encoder.encode(&img)?, map)
                 .iter()
                 .map(|f| FaceRecord::from_face(f, &img))
                 .collect(),
-            Job::Rects(r) => encoder
-                .encode_rects(&img, r)?
+            Job::Rects(r) => mapped(encoder.encode_rects(&img, r)?, map)
                 .iter()
                 .map(|f| FaceRecord::from_face(f, &img))
                 .collect(),
@@ -125,10 +133,20 @@ fn name_in_message(name: &str, e: &anyhow::Error) -> String {
 
 /// Runs `jobs` in parallel and prints one JSON line per image, in input order. Bad files are
 /// reported on stderr and in their line, and the run carries on. Returns the number of failures.
+fn mapped(mut faces: Vec<Face>, map: DescriptorMap<'_>) -> Vec<Face> {
+    if let Some(m) = map {
+        for f in &mut faces {
+            f.descriptor = m(&f.descriptor);
+        }
+    }
+    faces
+}
+
 pub fn run_batch(
     encoder: &Encoder,
     jobs: Vec<(PathBuf, Job)>,
     opts: &LoadOptions,
+    map: DescriptorMap<'_>,
 ) -> Result<usize> {
     let progress = Progress::new(jobs.len() as u64, "images");
     let stdout = std::io::stdout();
@@ -139,7 +157,7 @@ pub fn run_batch(
         let records: Vec<ImageRecord> = part
             .par_iter()
             .map(|(p, job)| {
-                let r = process(encoder, p, job, opts);
+                let r = process(encoder, p, job, opts, map);
                 progress.inc();
                 r
             })

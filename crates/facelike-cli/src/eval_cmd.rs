@@ -38,6 +38,10 @@ pub struct ProtocolArgs {
     /// Where HOG finds no face, try the CNN detector (upsample 1) before giving up.
     #[arg(long)]
     pub cnn_fallback: bool,
+    /// Where no face is found, describe this fixed rectangle (L,T,R,B) instead — the LFW
+    /// descriptors in ../shared/golden used the median LFW rect 67,80,175,187.
+    #[arg(long, value_parser = crate::encode::parse_rect)]
+    pub fallback_rect: Option<facelike::Rect>,
     /// Write the ROC curve picture here (PNG).
     #[arg(long)]
     pub roc: Option<PathBuf>,
@@ -157,6 +161,15 @@ fn run_protocol(pairs: &PairList, root: &Path, a: &ProtocolArgs) -> Result<usize
                                 .ok()
                                 .and_then(|f| central_face(&f, img.width(), img.height()))
                                 .map(|x| space.map(&x));
+                        }
+                    }
+                    if d.is_none() {
+                        if let Some(r) = a.fallback_rect {
+                            d = space
+                                .encoder
+                                .encode_rects(&img, &[r])
+                                .ok()
+                                .and_then(|f| f.first().map(|f| space.map(&f.descriptor)));
                         }
                     }
                     d

@@ -138,6 +138,9 @@ struct EncodeArgs {
     /// Return unit-length (FaceNet-style) embeddings instead of dlib's raw descriptors.
     #[arg(long)]
     normalize: bool,
+    /// Map embeddings through a trained adapter (from `facelike train`; unit length).
+    #[arg(long, conflicts_with = "normalize")]
+    adapter: Option<PathBuf>,
     /// Describe the face in this rectangle instead of detecting (dlib's inclusive L,T,R,B);
     /// repeat for several faces. Needs exactly one image.
     #[arg(long, value_parser = encode::parse_rect)]
@@ -266,7 +269,20 @@ fn run(cli: Cli) -> Result<usize> {
                 a.jitters,
                 a.normalize,
             )?;
-            return encode::run_batch(&enc, jobs, &opts);
+            let adapter = match &a.adapter {
+                Some(p) => Some(
+                    facelike_eval::Adapter::load(p)
+                        .map_err(|e| anyhow::anyhow!("loading adapter {}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let apply = |d: &facelike::Descriptor| adapter.as_ref().expect("checked").apply(d);
+            let map: encode::DescriptorMap<'_> = if adapter.is_some() {
+                Some(&apply)
+            } else {
+                None
+            };
+            return encode::run_batch(&enc, jobs, &opts, map);
         }
         Command::Detect {
             detector,
@@ -279,7 +295,7 @@ fn run(cli: Cli) -> Result<usize> {
                 .map(|p| (p, encode::Job::Detect))
                 .collect();
             let enc = encoder(Some(&detector), 5, 1, false)?;
-            return encode::run_batch(&enc, jobs, &opts);
+            return encode::run_batch(&enc, jobs, &opts, None);
         }
         Command::Index(a) => return gallery_cmd::index(&a),
         Command::Search(a) => return gallery_cmd::search(&a),
