@@ -153,16 +153,3 @@ pub fn plot_loss(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -
     root.present().map_err(|e| plot_err(path, e))?;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn embedded_font_parses() {
-        assert!(plotters::style::register_font(
-            "facelike-test",
-            plotters::style::FontStyle::Normal,
-            super::FONT
-        )
-        .is_ok());
-    }
-}

@@ -279,6 +279,153 @@ pub fn pyramid_down_rgb(src: &RgbImage, n: usize) -> RgbImage {
     resize_bilinear_rgb(src, w, h)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Pillow's resampling (libImaging/Resample.c), for face_recognition's CLI, which shrinks big
+// photos with `Image.thumbnail((1600, 1600), LANCZOS)` before encoding them.
+
+/// Fixed-point precision of Pillow's 8-bit resampling coefficients.
+const PILLOW_PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let x = x * std::f64::consts::PI;
+        x.sin() / x
+    }
+}
+
+fn lanczos3(x: f64) -> f64 {
+    if (-3.0..3.0).contains(&x) {
+        sinc(x) * sinc(x / 3.0)
+    } else {
+        0.0
+    }
+}
+
+/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for one axis: per output pixel the
+/// first input index and the integer weights.
+fn pillow_coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 3.0 * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut kk = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax =
+            (((center + support + 0.5) as i64).min(in_size as i64) as usize).saturating_sub(xmin);
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(xmax) {
+            let w = lanczos3((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        for (x, kv) in k.iter().enumerate().take(xmax) {
+            let v = if ww != 0.0 { kv / ww } else { *kv };
+            let scaled = v * (1u32 << PILLOW_PRECISION_BITS) as f64;
+            kk[xx * ksize + x] = if v < 0.0 {
+                (-0.5 + scaled) as i32
+            } else {
+                (0.5 + scaled) as i32
+            };
+        }
+        bounds.push((xmin, xmax));
+    }
+    (bounds, kk, ksize)
+}
+
+fn pillow_clip8(v: i64) -> u8 {
+    let s = v >> PILLOW_PRECISION_BITS;
+    s.clamp(0, 255) as u8
+}
+
+/// Pillow's `Image.resize((w, h), LANCZOS)` for RGB: a horizontal pass, then a vertical one,
+/// with 22-bit fixed-point weights and rounding, as `ImagingResample` does.
+pub fn pillow_lanczos_resize(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
+    let (w, h) = (src.width(), src.height());
+    let horiz = if out_w != w {
+        let (bounds, kk, ksize) = pillow_coeffs(w, out_w);
+        let mut tmp = RgbImage::new(out_w, h);
+        let s = src.as_raw();
+        let t = tmp.as_raw_mut();
+        for y in 0..h {
+            for (xx, &(xmin, xmax)) in bounds.iter().enumerate() {
+                let k = &kk[xx * ksize..xx * ksize + xmax];
+                for c in 0..3 {
+                    let mut ss: i64 = 1 << (PILLOW_PRECISION_BITS - 1);
+                    for (x, kv) in k.iter().enumerate() {
+                        ss += s[(y * w + xmin + x) * 3 + c] as i64 * *kv as i64;
+                    }
+                    t[(y * out_w + xx) * 3 + c] = pillow_clip8(ss);
+                }
+            }
+        }
+        tmp
+    } else {
+        src.clone()
+    };
+    if out_h == h {
+        return horiz;
+    }
+    let (bounds, kk, ksize) = pillow_coeffs(h, out_h);
+    let mut out = RgbImage::new(out_w, out_h);
+    let s = horiz.as_raw();
+    let o = out.as_raw_mut();
+    for (yy, &(ymin, ymax)) in bounds.iter().enumerate() {
+        let k = &kk[yy * ksize..yy * ksize + ymax];
+        for x in 0..out_w {
+            for c in 0..3 {
+                let mut ss: i64 = 1 << (PILLOW_PRECISION_BITS - 1);
+                for (y, kv) in k.iter().enumerate() {
+                    ss += s[((ymin + y) * out_w + x) * 3 + c] as i64 * *kv as i64;
+                }
+                o[(yy * out_w + x) * 3 + c] = pillow_clip8(ss);
+            }
+        }
+    }
+    out
+}
+
+/// The size Pillow's `Image.thumbnail((max_w, max_h))` picks: aspect kept, each side rounded
+/// down or up, whichever keeps the aspect closer. `None` when the image already fits.
+pub fn pillow_thumbnail_size(
+    width: usize,
+    height: usize,
+    max_w: usize,
+    max_h: usize,
+) -> Option<(usize, usize)> {
+    if max_w >= width && max_h >= height {
+        return None;
+    }
+    let aspect = width as f64 / height as f64;
+    let (mut x, mut y) = (max_w, max_h);
+    let pick = |n: f64, key: &dyn Fn(f64) -> f64| -> usize {
+        let (f, c) = (n.floor(), n.ceil());
+        // min() keeps the first of equal keys: floor.
+        let best = if key(c) < key(f) { c } else { f };
+        (best as usize).max(1)
+    };
+    if x as f64 / y as f64 >= aspect {
+        let yy = y as f64;
+        x = pick(yy * aspect, &|n| (aspect - n / yy).abs());
+    } else {
+        let xx = x as f64;
+        y = pick(xx / aspect, &|n| {
+            if n == 0.0 {
+                0.0
+            } else {
+                (aspect - xx / n).abs()
+            }
+        });
+    }
+    Some((x, y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,151 +566,4 @@ mod tests {
         let down = pyramid_down_rgb(&img, 6);
         assert_eq!((down.width(), down.height()), (44, 34));
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pillow's resampling (libImaging/Resample.c), for face_recognition's CLI, which shrinks big
-// photos with `Image.thumbnail((1600, 1600), LANCZOS)` before encoding them.
-
-/// Fixed-point precision of Pillow's 8-bit resampling coefficients.
-const PILLOW_PRECISION_BITS: u32 = 32 - 8 - 2;
-
-fn sinc(x: f64) -> f64 {
-    if x == 0.0 {
-        1.0
-    } else {
-        let x = x * std::f64::consts::PI;
-        x.sin() / x
-    }
-}
-
-fn lanczos3(x: f64) -> f64 {
-    if (-3.0..3.0).contains(&x) {
-        sinc(x) * sinc(x / 3.0)
-    } else {
-        0.0
-    }
-}
-
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for one axis: per output pixel the
-/// first input index and the integer weights.
-fn pillow_coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = 3.0 * filterscale;
-    let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut kk = vec![0i32; out_size * ksize];
-    let mut k = vec![0f64; ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        let ss = 1.0 / filterscale;
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax =
-            (((center + support + 0.5) as i64).min(in_size as i64) as usize).saturating_sub(xmin);
-        let mut ww = 0.0;
-        for x in 0..xmax {
-            let w = lanczos3((x as f64 + xmin as f64 - center + 0.5) * ss);
-            k[x] = w;
-            ww += w;
-        }
-        for (x, kv) in k.iter().enumerate().take(xmax) {
-            let v = if ww != 0.0 { kv / ww } else { *kv };
-            let scaled = v * (1u32 << PILLOW_PRECISION_BITS) as f64;
-            kk[xx * ksize + x] = if v < 0.0 {
-                (-0.5 + scaled) as i32
-            } else {
-                (0.5 + scaled) as i32
-            };
-        }
-        bounds.push((xmin, xmax));
-    }
-    (bounds, kk, ksize)
-}
-
-fn pillow_clip8(v: i64) -> u8 {
-    let s = v >> PILLOW_PRECISION_BITS;
-    s.clamp(0, 255) as u8
-}
-
-/// Pillow's `Image.resize((w, h), LANCZOS)` for RGB: a horizontal pass, then a vertical one,
-/// with 22-bit fixed-point weights and rounding, as `ImagingResample` does.
-pub fn pillow_lanczos_resize(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
-    let (w, h) = (src.width(), src.height());
-    let horiz = if out_w != w {
-        let (bounds, kk, ksize) = pillow_coeffs(w, out_w);
-        let mut tmp = RgbImage::new(out_w, h);
-        let s = src.as_raw();
-        let t = tmp.as_raw_mut();
-        for y in 0..h {
-            for (xx, &(xmin, xmax)) in bounds.iter().enumerate() {
-                let k = &kk[xx * ksize..xx * ksize + xmax];
-                for c in 0..3 {
-                    let mut ss: i64 = 1 << (PILLOW_PRECISION_BITS - 1);
-                    for (x, kv) in k.iter().enumerate() {
-                        ss += s[(y * w + xmin + x) * 3 + c] as i64 * *kv as i64;
-                    }
-                    t[(y * out_w + xx) * 3 + c] = pillow_clip8(ss);
-                }
-            }
-        }
-        tmp
-    } else {
-        src.clone()
-    };
-    if out_h == h {
-        return horiz;
-    }
-    let (bounds, kk, ksize) = pillow_coeffs(h, out_h);
-    let mut out = RgbImage::new(out_w, out_h);
-    let s = horiz.as_raw();
-    let o = out.as_raw_mut();
-    for (yy, &(ymin, ymax)) in bounds.iter().enumerate() {
-        let k = &kk[yy * ksize..yy * ksize + ymax];
-        for x in 0..out_w {
-            for c in 0..3 {
-                let mut ss: i64 = 1 << (PILLOW_PRECISION_BITS - 1);
-                for (y, kv) in k.iter().enumerate() {
-                    ss += s[((ymin + y) * out_w + x) * 3 + c] as i64 * *kv as i64;
-                }
-                o[(yy * out_w + x) * 3 + c] = pillow_clip8(ss);
-            }
-        }
-    }
-    out
-}
-
-/// The size Pillow's `Image.thumbnail((max_w, max_h))` picks: aspect kept, each side rounded
-/// down or up, whichever keeps the aspect closer. `None` when the image already fits.
-pub fn pillow_thumbnail_size(
-    width: usize,
-    height: usize,
-    max_w: usize,
-    max_h: usize,
-) -> Option<(usize, usize)> {
-    if max_w >= width && max_h >= height {
-        return None;
-    }
-    let aspect = width as f64 / height as f64;
-    let (mut x, mut y) = (max_w, max_h);
-    let pick = |n: f64, key: &dyn Fn(f64) -> f64| -> usize {
-        let (f, c) = (n.floor(), n.ceil());
-        // min() keeps the first of equal keys: floor.
-        let best = if key(c) < key(f) { c } else { f };
-        (best as usize).max(1)
-    };
-    if x as f64 / y as f64 >= aspect {
-        let yy = y as f64;
-        x = pick(yy * aspect, &|n| (aspect - n / yy).abs());
-    } else {
-        let xx = x as f64;
-        y = pick(xx / aspect, &|n| {
-            if n == 0.0 {
-                0.0
-            } else {
-                (aspect - xx / n).abs()
-            }
-        });
-    }
-    Some((x, y))
 }
