@@ -13,5 +13,4 @@ row --fallback-rect 67,80,175,187
 row --cnn-fallback --roc target/lfw_roc.png
 row --cnn-fallback --landmarks 68
 row --cnn-fallback --jitters 10
-row --cnn-fallback --jitters 10
 row --cnn-fallback --jitters 10 --landmarks 68
