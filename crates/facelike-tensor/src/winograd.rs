@@ -196,24 +196,37 @@ impl Winograd3x3 {
             return None;
         }
         let (oc, ic) = (conv.out_channels, conv.in_channels);
+        // G g Gᵀ of every (out, in) filter, filter-major, then transposed to the GEMMs'
+        // position-major layout: both steps on all threads (a 256-channel layer has 65536
+        // filters; this is most of the descriptor network's load time).
+        let mut per_filter = vec![0f32; oc * ic * A2];
+        per_filter
+            .par_chunks_mut(1024 * A2)
+            .zip(conv.weights.par_chunks(1024 * 9))
+            .for_each(|(dst, src)| {
+                for (d, g) in dst.chunks_exact_mut(A2).zip(src.chunks_exact(9)) {
+                    // G g Gᵀ in f64, rounded once.
+                    let mut gg = [[0f64; 3]; A];
+                    for (i, row) in gg.iter_mut().enumerate() {
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = (0..3).map(|k| G[i][k] * g[k * 3 + j] as f64).sum();
+                        }
+                    }
+                    for i in 0..A {
+                        for j in 0..A {
+                            let v: f64 = (0..3).map(|k| gg[i][k] * G[j][k]).sum();
+                            d[i * A + j] = v as f32;
+                        }
+                    }
+                }
+            });
         let mut u = vec![0f32; A2 * oc * ic];
-        for o in 0..oc {
-            for c in 0..ic {
-                let g = &conv.weights[(o * ic + c) * 9..(o * ic + c + 1) * 9];
-                // G g Gᵀ in f64, rounded once.
-                let mut gg = [[0f64; 3]; A];
-                for (i, row) in gg.iter_mut().enumerate() {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = (0..3).map(|k| G[i][k] * g[k * 3 + j] as f64).sum();
-                    }
+        if oc * ic > 0 {
+            u.par_chunks_mut(oc * ic).enumerate().for_each(|(q, dst)| {
+                for (d, f) in dst.iter_mut().zip(per_filter.chunks_exact(A2)) {
+                    *d = f[q];
                 }
-                for i in 0..A {
-                    for j in 0..A {
-                        let v: f64 = (0..3).map(|k| gg[i][k] * G[j][k]).sum();
-                        u[((i * A + j) * oc + o) * ic + c] = v as f32;
-                    }
-                }
-            }
+            });
         }
         Some(Winograd3x3 {
             out_channels: oc,

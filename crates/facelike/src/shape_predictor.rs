@@ -64,28 +64,29 @@ impl ShapePredictor {
         let file = parse_shape_predictor(&mut r)?;
         let dims = file.initial_shape.len();
         let mut cascades = Vec::with_capacity(file.forests.len());
-        for (c, trees) in file.forests.iter().enumerate() {
-            let splits_per_tree = trees.first().map_or(0, |t| t.splits.len());
-            if trees.iter().any(|t| t.splits.len() != splits_per_tree) {
+        let anchors = file.anchor_idx.into_iter().zip(file.deltas);
+        for (c, (forest, (anchors, deltas))) in file.forests.into_iter().zip(anchors).enumerate() {
+            let splits_per_tree = forest.tree_splits.first().map_or(0, |&n| n as usize);
+            if forest.tree_splits.iter().any(|&n| n as usize != splits_per_tree) {
                 return Err(ModelError::Unexpected {
                     path: path.to_path_buf(),
                     message: format!("cascade {c} mixes trees of different depths"),
                 });
             }
-            let mut splits = Vec::with_capacity(trees.len() * splits_per_tree);
-            let mut leaves = Vec::with_capacity(trees.len() * (splits_per_tree + 1) * dims);
-            for t in trees {
-                splits.extend(t.splits.iter().map(|s| (s.idx1, s.idx2, s.thresh)));
-                for l in &t.leaf_values {
-                    leaves.extend_from_slice(l);
-                }
-            }
+            debug_assert_eq!(
+                forest.leaf_values.len(),
+                forest.len() * (splits_per_tree + 1) * dims
+            );
             cascades.push(Cascade {
-                anchors: file.anchor_idx[c].clone(),
-                deltas: file.deltas[c].clone(),
-                splits,
-                leaves,
-                trees: trees.len(),
+                anchors,
+                deltas,
+                splits: forest
+                    .splits
+                    .iter()
+                    .map(|s| (s.idx1, s.idx2, s.thresh))
+                    .collect(),
+                trees: forest.len(),
+                leaves: forest.leaf_values,
                 splits_per_tree,
             });
         }
