@@ -1,6 +1,6 @@
 //! Times loading each model file (read + parse + any weight preparation), median of RUNS.
 //!
-//! `cargo run --release -p facelike --example load_time -- [RUNS]`
+//! `cargo run --release -p facelike --example load_time -- [RUNS [MODEL-NAME-PART]]`
 
 use facelike::{CnnDetector, DescriptorNet, HogDetector, Model, ShapePredictor};
 use std::time::Instant;
@@ -18,29 +18,31 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    parse_only();
     let runs: usize = std::env::args().nth(1).map_or(Ok(5), |s| s.parse())?;
     let dir = facelike::models::models_dir();
     let mut total = 0.0;
+    let only = std::env::args().nth(2);
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     let mut row = |name: &str, ms: f64| {
         total += ms;
         println!("{name:<28} {ms:8.1} ms");
     };
-    row("resnet", median_ms(runs, || drop(DescriptorNet::load(&dir).unwrap())));
-    row("shape predictor 5", median_ms(runs, || drop(ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap())));
-    row("shape predictor 68", median_ms(runs, || drop(ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap())));
-    row("hog", median_ms(runs, || drop(HogDetector::load(&dir).unwrap())));
-    row("mmod", median_ms(runs, || drop(CnnDetector::load(&dir).unwrap())));
+    if wanted("resnet") {
+        row("resnet", median_ms(runs, || drop(DescriptorNet::load(&dir).unwrap())));
+    }
+    if wanted("shape predictor 5") {
+        row("shape predictor 5", median_ms(runs, || drop(ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap())));
+    }
+    if wanted("shape predictor 68") {
+        row("shape predictor 68", median_ms(runs, || drop(ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap())));
+    }
+    if wanted("hog") {
+        row("hog", median_ms(runs, || drop(HogDetector::load(&dir).unwrap())));
+    }
+    if wanted("mmod") {
+        row("mmod", median_ms(runs, || drop(CnnDetector::load(&dir).unwrap())));
+    }
     println!("{:<28} {total:8.1} ms", "sum of medians");
     Ok(())
 }
 
-#[allow(dead_code)]
-fn parse_only() {
-    let dir = facelike::models::models_dir();
-    let bytes = std::fs::read(dir.join("dlib_face_recognition_resnet_model_v1.dat")).unwrap();
-    let t = Instant::now();
-    let mut r = facelike_dat::DatReader::new(&bytes, "x");
-    let f = facelike_dat::dnn::parse_dnn(&mut r).unwrap();
-    println!("resnet parse only {:.1} ms ({} layers)", t.elapsed().as_secs_f64() * 1e3, f.layers.len());
-}

@@ -102,12 +102,16 @@ impl Layer3x3 {
             && (conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
             && (conv.pad_y, conv.pad_x) == (1, 1))
             .then(|| Conv2d {
+                out_channels: conv.out_channels,
+                in_channels: conv.in_channels,
                 kh: 1,
                 kw: 1,
+                stride_y: 1,
+                stride_x: 1,
                 pad_y: 0,
                 pad_x: 0,
                 weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
-                ..conv.clone()
+                bias: conv.bias.clone(),
             });
         Layer3x3 {
             conv,
