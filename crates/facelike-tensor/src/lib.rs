@@ -15,10 +15,12 @@
 //! Model code (facelike's ResNet and MMOD detector) lives elsewhere; this crate only computes.
 
 mod conv;
+mod direct;
 mod ops;
 mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
+pub use direct::DirectConv;
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, relu_inplace, Pool,

@@ -275,3 +275,38 @@ fn padding_wider_than_the_input_matches_the_reference() {
         }
     }
 }
+
+#[test]
+fn direct_conv_matches_reference() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: direct convolution not tested");
+        return;
+    }
+    // The MMOD detector's layer kinds, and odd sizes, strides and channel counts.
+    let cases = [
+        // oc, ic, k, stride, pad, h, w
+        (16, 3, 5, 2, 0, 37, 50),
+        (32, 16, 5, 2, 0, 21, 30),
+        (45, 32, 5, 1, 2, 13, 17),
+        (45, 45, 5, 1, 2, 9, 40),
+        (1, 45, 9, 1, 4, 12, 11),
+        (7, 4, 3, 1, 1, 5, 6),
+        (10, 3, 3, 3, 1, 10, 11),
+        (9, 2, 5, 2, 3, 3, 2),
+        (16, 3, 5, 2, 0, 5, 5),
+    ];
+    for (i, &(oc, ic, k, s, p, h, w)) in cases.iter().enumerate() {
+        for relu in [false, true] {
+            let layer = conv(oc, ic, k, k, s, s, p, p, true, 100 + i as u64);
+            let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 7 + i as u64));
+            let mut want = layer.forward_reference(&x);
+            if relu {
+                relu_inplace(&mut want);
+            }
+            let got = DirectConv::new(&layer).unwrap().forward_par(&x, relu);
+            assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "case {i}");
+            let err = max_abs_diff(&got.data, &want.data);
+            assert!(err < 1e-4, "case {i} relu {relu}: max error {err}");
+        }
+    }
+}

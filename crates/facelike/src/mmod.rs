@@ -21,7 +21,7 @@ use facelike_dat::dnn::{parse_dnn, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
 use facelike_image::resample::pyramid_up_rgb;
 use facelike_image::RgbImage;
-use facelike_tensor::{Conv2d, Epilogue, Tensor};
+use facelike_tensor::{Conv2d, DirectConv, Epilogue, Tensor};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -38,6 +38,8 @@ pub struct CnnDetection {
 struct Stage {
     conv: Conv2d,
     relu: bool,
+    /// The same convolution for the direct AVX-512 kernel, where the CPU has it.
+    direct: Option<DirectConv>,
 }
 
 /// The loaded detector.
@@ -124,6 +126,7 @@ impl CnnDetector {
                             bias: use_bias.then(|| params.data[wlen..].to_vec()),
                         },
                         relu: *use_relu,
+                        direct: None,
                     });
                     channels = *num_filters;
                 }
@@ -145,6 +148,9 @@ impl CnnDetector {
             return Err(wrong(format!(
                 "the network ends with {channels} channels (one score map expected)"
             )));
+        }
+        for s in &mut stages {
+            s.direct = DirectConv::new(&s.conv);
         }
         // Compose dlib's `map_output_to_input` (p·stride − pad + k/2) from the output back.
         let (mut stride, mut offset) = (1.0f64, 0.0f64);
@@ -199,13 +205,16 @@ impl CnnDetector {
             if oh == 0 || ow == 0 {
                 return Vec::new();
             }
-            x = s.conv.forward_par(
-                &x,
-                Epilogue {
-                    residual: None,
-                    relu: s.relu,
-                },
-            );
+            x = match &s.direct {
+                Some(d) => d.forward_par(&x, s.relu),
+                None => s.conv.forward_par(
+                    &x,
+                    Epilogue {
+                        residual: None,
+                        relu: s.relu,
+                    },
+                ),
+            };
         }
         // Candidates, in dlib's scan order, then sorted by score as dlib's std::sort does.
         let mut cands: Vec<(f64, DRect)> = Vec::new();

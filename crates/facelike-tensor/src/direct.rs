@@ -1,0 +1,382 @@
+//! Direct convolution with AVX-512: no column matrix, for large single inputs (a detector's
+//! tiled image pyramid).
+//!
+//! The input is copied once into a zero-padded *polyphase* layout: for stride `sy × sx`, each
+//! channel holds `sy·sx` planes, plane `(a, b)` keeping the padded rows `a, a + sy, …` and
+//! columns `b, b + sx, …`. Output `(oy, ox)` is then computed on a grid as wide as a phase
+//! plane (`wh` columns; those past the real output width are computed and dropped), and every
+//! filter tap `(ky, kx)` reads the input at `p + offset(ky, kx)` for output index
+//! `p = oy·wh + ox`: a contiguous run for any run of outputs, across row ends too. So the
+//! kernel sweeps the whole output plane as one long vector, 16 outputs per register, keeping a
+//! block of `OCB` output channels × `NV` registers of outputs in registers while it walks all
+//! `in × kh × kw` taps: per tap, `NV` loads and `OCB` weight broadcasts feed `OCB·NV` FMAs.
+//!
+//! Sums run over (channel, ky, kx) in that order, with fused multiply-adds; results differ
+//! from the im2col path by float rounding only.
+
+use crate::{Conv2d, Tensor};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Floats per vector register.
+const LANES: usize = 16;
+
+/// Output positions per parallel task (several register blocks: the task's input window and
+/// the weights stay in L2 while it sweeps every output-channel block over it).
+const TASK_POSITIONS: usize = 2048;
+
+thread_local! {
+    /// The polyphase input and the output grid, reused between calls on the calling thread.
+    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A register-blocking shape: output channels × vectors of outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    /// 8 channels × 3 vectors.
+    C8V3,
+    /// 9 channels × 3 vectors.
+    C9V3,
+    /// 5 channels × 5 vectors.
+    C5V5,
+    /// 1 channel × 8 vectors.
+    C1V8,
+}
+
+impl Block {
+    fn for_channels(oc: usize) -> Block {
+        if oc == 1 {
+            Block::C1V8
+        } else if oc % 9 == 0 {
+            Block::C9V3
+        } else if oc % 5 == 0 && oc % 8 != 0 {
+            Block::C5V5
+        } else {
+            Block::C8V3
+        }
+    }
+    fn channels(self) -> usize {
+        match self {
+            Block::C8V3 => 8,
+            Block::C9V3 => 9,
+            Block::C5V5 => 5,
+            Block::C1V8 => 1,
+        }
+    }
+    fn vectors(self) -> usize {
+        match self {
+            Block::C8V3 | Block::C9V3 => 3,
+            Block::C5V5 => 5,
+            Block::C1V8 => 8,
+        }
+    }
+}
+
+/// A convolution prepared for [`DirectConv::forward_par`]; built only where the CPU has
+/// AVX-512F (see [`DirectConv::new`]).
+#[derive(Clone, Debug)]
+pub struct DirectConv {
+    pub out_channels: usize,
+    pub in_channels: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride_y: usize,
+    pub stride_x: usize,
+    pub pad_y: usize,
+    pub pad_x: usize,
+    block: Block,
+    /// Weights by output-channel block: `[block][in][kh·kw][OCB]`, padded with zero filters.
+    packed: Vec<f32>,
+    /// One bias per (padded) output channel.
+    bias: Vec<f32>,
+}
+
+/// Geometry of one call.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    oh: usize,
+    ow: usize,
+    /// Columns of each phase plane (the output grid's width).
+    wh: usize,
+    /// Floats between phase planes and between channels of the polyphase input.
+    plane: usize,
+    chan: usize,
+    /// Grid outputs (`oh · wh`) rounded up to whole register blocks.
+    grid: usize,
+}
+
+/// A pointer shared by tasks that touch disjoint elements.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: tasks write disjoint ranges (see each use).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+impl Shared {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl DirectConv {
+    /// Whether this CPU can run direct convolutions.
+    pub fn supported() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Packs `conv`'s weights for the direct kernel; `None` where the CPU lacks AVX-512F.
+    pub fn new(conv: &Conv2d) -> Option<Self> {
+        if !Self::supported() || conv.stride_x == 0 || conv.stride_y == 0 {
+            return None;
+        }
+        let block = Block::for_channels(conv.out_channels);
+        let ocb = block.channels();
+        let blocks = conv.out_channels.div_ceil(ocb);
+        let (ic, taps) = (conv.in_channels, conv.kh * conv.kw);
+        let mut packed = vec![0f32; blocks * ic * taps * ocb];
+        for o in 0..conv.out_channels {
+            let (b, j) = (o / ocb, o % ocb);
+            for c in 0..ic {
+                for t in 0..taps {
+                    packed[((b * ic + c) * taps + t) * ocb + j] =
+                        conv.weights[(o * ic + c) * taps + t];
+                }
+            }
+        }
+        let mut bias = vec![0f32; blocks * ocb];
+        if let Some(b) = &conv.bias {
+            bias[..conv.out_channels].copy_from_slice(b);
+        }
+        Some(DirectConv {
+            out_channels: conv.out_channels,
+            in_channels: conv.in_channels,
+            kh: conv.kh,
+            kw: conv.kw,
+            stride_y: conv.stride_y,
+            stride_x: conv.stride_x,
+            pad_y: conv.pad_y,
+            pad_x: conv.pad_x,
+            block,
+            packed,
+            bias,
+        })
+    }
+
+    /// Output height and width for an `h × w` input.
+    pub fn out_shape(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            Conv2d::out_size(h, self.kh, self.stride_y, self.pad_y),
+            Conv2d::out_size(w, self.kw, self.stride_x, self.pad_x),
+        )
+    }
+
+    fn geometry(&self, h: usize, w: usize) -> Geometry {
+        let (oh, ow) = self.out_shape(h, w);
+        let (sy, sx) = (self.stride_y, self.stride_x);
+        let hh = (h + 2 * self.pad_y).div_ceil(sy);
+        let wh = (w + 2 * self.pad_x).div_ceil(sx);
+        let step = self.block.vectors() * LANES;
+        let grid = (oh * wh).div_ceil(step) * step;
+        // The last register block reads up to `grid + largest tap offset` in the last phase
+        // plane of the last channel: give every plane room for that, so reads stay inside.
+        let max_tap = ((self.kh - 1) / sy) * wh + (self.kw - 1) / sx;
+        let plane = (hh * wh).max(grid + max_tap);
+        Geometry {
+            oh,
+            ow,
+            wh,
+            plane,
+            chan: sy * sx * plane,
+            grid,
+        }
+    }
+
+    /// The convolution plus bias (and a ReLU if `relu`), output rows spread over rayon's
+    /// threads.
+    pub fn forward_par(&self, x: &Tensor, relu: bool) -> Tensor {
+        assert_eq!(x.c, self.in_channels, "conv input channels");
+        let g = self.geometry(x.h, x.w);
+        let mut out = Tensor::zeros(self.out_channels, g.oh, g.ow);
+        if g.oh == 0 || g.ow == 0 || self.out_channels == 0 {
+            return out;
+        }
+        BUFFERS.with(|b| {
+            let (input, grid) = &mut *b.borrow_mut();
+            self.fill_polyphase(x, &g, input);
+            let ocb = self.block.channels();
+            let blocks = self.out_channels.div_ceil(ocb);
+            grid.resize(blocks * ocb * g.grid, 0.0);
+            self.compute(input, &g, relu, grid);
+            // Keep only the real output columns.
+            out.data
+                .par_chunks_mut(g.oh * g.ow)
+                .enumerate()
+                .for_each(|(o, dst)| {
+                    let src = &grid[o * g.grid..];
+                    for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                        row.copy_from_slice(&src[oy * g.wh..oy * g.wh + g.ow]);
+                    }
+                });
+        });
+        out
+    }
+
+    /// Copies `x` into the zero-padded polyphase layout (module docs).
+    fn fill_polyphase(&self, x: &Tensor, g: &Geometry, input: &mut Vec<f32>) {
+        let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
+        input.resize(self.in_channels * g.chan, 0.0);
+        let (h, w) = (x.h, x.w);
+        input
+            .par_chunks_mut(g.chan)
+            .zip(x.data.par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                // Zero what the copy below leaves: the padding rows and columns, the slack.
+                for a in 0..sy {
+                    for b in 0..sx {
+                        let plane = &mut dst[(a * sx + b) * g.plane..][..g.plane];
+                        // Rows of this phase that hold input rows: yy = r·sy + a in py..py+h.
+                        let r0 = py.saturating_sub(a).div_ceil(sy);
+                        let r1 = (py + h).saturating_sub(a).div_ceil(sy).max(r0);
+                        let c0 = px.saturating_sub(b).div_ceil(sx);
+                        let c1 = (px + w).saturating_sub(b).div_ceil(sx).max(c0);
+                        plane[..r0 * g.wh].fill(0.0);
+                        plane[r1 * g.wh..].fill(0.0);
+                        for row in plane[r0 * g.wh..r1 * g.wh].chunks_exact_mut(g.wh) {
+                            row[..c0].fill(0.0);
+                            row[c1..].fill(0.0);
+                        }
+                    }
+                }
+                for (y, row) in src.chunks_exact(w).enumerate() {
+                    let yy = y + py;
+                    let (a, r) = (yy % sy, yy / sy);
+                    if sx == 1 {
+                        let at = a * g.plane + r * g.wh + px;
+                        dst[at..at + w].copy_from_slice(row);
+                    } else {
+                        for b in 0..sx {
+                            // Input columns x with (x + px) % sx == b.
+                            let x0 = (b + sx - px % sx) % sx;
+                            let at = (a * sx + b) * g.plane + r * g.wh + (x0 + px) / sx;
+                            let d = &mut dst[at..];
+                            for (d, v) in d.iter_mut().zip(row.iter().skip(x0).step_by(sx)) {
+                                *d = *v;
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
+    fn compute(&self, input: &[f32], g: &Geometry, relu: bool, grid: &mut [f32]) {
+        let (sy, sx) = (self.stride_y, self.stride_x);
+        let offsets: Vec<usize> = (0..self.kh)
+            .flat_map(|ky| {
+                (0..self.kw).map(move |kx| {
+                    ((ky % sy) * sx + kx % sx) * g.plane + (ky / sy) * g.wh + kx / sx
+                })
+            })
+            .collect();
+        let step = self.block.vectors() * LANES;
+        let ocb = self.block.channels();
+        let blocks = self.out_channels.div_ceil(ocb);
+        let task = TASK_POSITIONS.div_ceil(step) * step;
+        let tasks = g.grid.div_ceil(task);
+        let out = Shared(grid.as_mut_ptr());
+        assert!(grid.len() >= blocks * ocb * g.grid);
+        assert!(input.len() >= self.in_channels * g.chan);
+        let k_len = self.in_channels * offsets.len() * ocb;
+        (0..tasks).into_par_iter().for_each(|t| {
+            let p0 = t * task;
+            let p1 = (p0 + task).min(g.grid);
+            for b in 0..blocks {
+                let w = &self.packed[b * k_len..(b + 1) * k_len];
+                let bias = &self.bias[b * ocb..(b + 1) * ocb];
+                let mut p = p0;
+                while p < p1 {
+                    // SAFETY: AVX-512F was detected in `new`. Reads: channel c < in, tap
+                    // offset ≤ the plane's slack, p + step ≤ g.grid, all inside `input`
+                    // (see `geometry`). Writes: rows b·ocb.. of the grid at p..p + step,
+                    // which belong to this task alone.
+                    unsafe {
+                        let dst = out.get().add(b * ocb * g.grid + p);
+                        let src = input.as_ptr().add(p);
+                        #[cfg(target_arch = "x86_64")]
+                        match self.block {
+                            Block::C8V3 => kernel::<8, 3>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
+                            Block::C9V3 => kernel::<9, 3>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
+                            Block::C5V5 => kernel::<5, 5>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
+                            Block::C1V8 => kernel::<1, 8>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
+                        }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        unreachable!("DirectConv is only built on x86_64 with AVX-512F");
+                    }
+                    p += step;
+                }
+            }
+        });
+    }
+}
+
+/// One register block: `OCB` output channels × `NV·16` consecutive grid positions.
+///
+/// # Safety
+/// AVX-512F must be available; `src + c·chan + offsets[t] + NV·16` must stay inside the input
+/// for every channel `c < ic` and tap `t`; `w` holds `ic · taps · OCB` floats, `bias` `OCB`;
+/// `dst + j·out_stride + NV·16` must be writable for `j < OCB`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<const OCB: usize, const NV: usize>(
+    src: *const f32,
+    chan: usize,
+    offsets: &[usize],
+    ic: usize,
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+    dst: *mut f32,
+    out_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); NV]; OCB];
+    for (j, row) in acc.iter_mut().enumerate() {
+        let b = _mm512_set1_ps(bias[j]);
+        for a in row.iter_mut() {
+            *a = b;
+        }
+    }
+    let taps = offsets.len();
+    let mut wp = w.as_ptr();
+    for c in 0..ic {
+        let base = src.add(c * chan);
+        for &off in offsets.iter().take(taps) {
+            let s = base.add(off);
+            let mut x = [_mm512_setzero_ps(); NV];
+            for (v, xv) in x.iter_mut().enumerate() {
+                *xv = _mm512_loadu_ps(s.add(v * LANES));
+            }
+            for row in acc.iter_mut() {
+                let wj = _mm512_set1_ps(*wp);
+                wp = wp.add(1);
+                for (a, xv) in row.iter_mut().zip(&x) {
+                    *a = _mm512_fmadd_ps(*xv, wj, *a);
+                }
+            }
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    for (j, row) in acc.iter().enumerate() {
+        for (v, a) in row.iter().enumerate() {
+            let r = if relu { _mm512_max_ps(*a, zero) } else { *a };
+            _mm512_storeu_ps(dst.add(j * out_stride + v * LANES), r);
+        }
+    }
+}
