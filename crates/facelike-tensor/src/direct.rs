@@ -14,7 +14,7 @@
 //! Sums run over (channel, ky, kx) in that order, with fused multiply-adds; results differ
 //! from the im2col path by float rounding only.
 
-use crate::{Conv2d, Tensor};
+use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -41,12 +41,17 @@ enum Block {
     C5V5,
     /// 1 channel × 8 vectors.
     C1V8,
+    /// 16 channels × 1 vector: for small planes (a few 16-output vectors in all).
+    C16V1,
 }
 
 impl Block {
-    fn for_channels(oc: usize) -> Block {
+    /// The block for `oc` output channels over a grid of about `positions` outputs.
+    fn choose(oc: usize, positions: usize) -> Block {
         if oc == 1 {
             Block::C1V8
+        } else if positions <= 128 && oc % 16 == 0 {
+            Block::C16V1
         } else if oc % 9 == 0 {
             Block::C9V3
         } else if oc % 5 == 0 && oc % 8 != 0 {
@@ -61,6 +66,7 @@ impl Block {
             Block::C9V3 => 9,
             Block::C5V5 => 5,
             Block::C1V8 => 1,
+            Block::C16V1 => 16,
         }
     }
     fn vectors(self) -> usize {
@@ -68,8 +74,25 @@ impl Block {
             Block::C8V3 | Block::C9V3 => 3,
             Block::C5V5 => 5,
             Block::C1V8 => 8,
+            Block::C16V1 => 1,
         }
     }
+    const ALL: [Block; 5] = [
+        Block::C8V3,
+        Block::C9V3,
+        Block::C5V5,
+        Block::C1V8,
+        Block::C16V1,
+    ];
+}
+
+/// Weights packed for one block shape: `[channel block][in][kh·kw][OCB]`, padded with zero
+/// filters, and one bias per padded output channel.
+#[derive(Clone, Debug)]
+struct Packed {
+    block: Block,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
 }
 
 /// A convolution prepared for [`DirectConv::forward_par`]; built only where the CPU has
@@ -84,11 +107,28 @@ pub struct DirectConv {
     pub stride_x: usize,
     pub pad_y: usize,
     pub pad_x: usize,
-    block: Block,
-    /// Weights by output-channel block: `[block][in][kh·kw][OCB]`, padded with zero filters.
-    packed: Vec<f32>,
-    /// One bias per (padded) output channel.
-    bias: Vec<f32>,
+    /// The weights packed for each block shape this layer may use (chosen per input size).
+    packed: Vec<Packed>,
+}
+
+/// A C × H × W input, borrowed from a [`Tensor`] or a one-sample [`BatchTensor`].
+#[derive(Clone, Copy)]
+struct Planes<'a> {
+    c: usize,
+    h: usize,
+    w: usize,
+    data: &'a [f32],
+}
+
+impl<'a> From<&'a Tensor> for Planes<'a> {
+    fn from(t: &'a Tensor) -> Self {
+        Planes {
+            c: t.c,
+            h: t.h,
+            w: t.w,
+            data: &t.data,
+        }
+    }
 }
 
 /// Geometry of one call.
@@ -131,29 +171,13 @@ impl DirectConv {
     }
 
     /// Packs `conv`'s weights for the direct kernel; `None` where the CPU lacks AVX-512F.
-    pub fn new(conv: &Conv2d) -> Option<Self> {
-        if !Self::supported() || conv.stride_x == 0 || conv.stride_y == 0 {
+    /// `sizes`: the input sizes (height, width) the layer will see, which decide the
+    /// register blocks to prepare; inputs of other sizes use the nearest prepared one.
+    pub fn new(conv: &Conv2d, sizes: &[(usize, usize)]) -> Option<Self> {
+        if !Self::supported() || conv.stride_x == 0 || conv.stride_y == 0 || sizes.is_empty() {
             return None;
         }
-        let block = Block::for_channels(conv.out_channels);
-        let ocb = block.channels();
-        let blocks = conv.out_channels.div_ceil(ocb);
-        let (ic, taps) = (conv.in_channels, conv.kh * conv.kw);
-        let mut packed = vec![0f32; blocks * ic * taps * ocb];
-        for o in 0..conv.out_channels {
-            let (b, j) = (o / ocb, o % ocb);
-            for c in 0..ic {
-                for t in 0..taps {
-                    packed[((b * ic + c) * taps + t) * ocb + j] =
-                        conv.weights[(o * ic + c) * taps + t];
-                }
-            }
-        }
-        let mut bias = vec![0f32; blocks * ocb];
-        if let Some(b) = &conv.bias {
-            bias[..conv.out_channels].copy_from_slice(b);
-        }
-        Some(DirectConv {
+        let mut d = DirectConv {
             out_channels: conv.out_channels,
             in_channels: conv.in_channels,
             kh: conv.kh,
@@ -162,10 +186,51 @@ impl DirectConv {
             stride_x: conv.stride_x,
             pad_y: conv.pad_y,
             pad_x: conv.pad_x,
-            block,
-            packed,
-            bias,
-        })
+            packed: Vec::new(),
+        };
+        let mut blocks: Vec<Block> = sizes.iter().map(|&(h, w)| d.block_for(h, w)).collect();
+        blocks.dedup();
+        for block in Block::ALL.into_iter().filter(|b| blocks.contains(b)) {
+            let ocb = block.channels();
+            let nb = conv.out_channels.div_ceil(ocb);
+            let (ic, taps) = (conv.in_channels, conv.kh * conv.kw);
+            let mut weights = vec![0f32; nb * ic * taps * ocb];
+            for o in 0..conv.out_channels {
+                let (b, j) = (o / ocb, o % ocb);
+                for c in 0..ic {
+                    for t in 0..taps {
+                        weights[((b * ic + c) * taps + t) * ocb + j] =
+                            conv.weights[(o * ic + c) * taps + t];
+                    }
+                }
+            }
+            let mut bias = vec![0f32; nb * ocb];
+            if let Some(b) = &conv.bias {
+                bias[..conv.out_channels].copy_from_slice(b);
+            }
+            d.packed.push(Packed {
+                block,
+                weights,
+                bias,
+            });
+        }
+        Some(d)
+    }
+
+    /// The block shape for an `h × w` input.
+    fn block_for(&self, h: usize, w: usize) -> Block {
+        let (oh, _) = self.out_shape(h, w);
+        let wh = (w + 2 * self.pad_x).div_ceil(self.stride_x);
+        Block::choose(self.out_channels, oh * wh)
+    }
+
+    /// The prepared packing for an `h × w` input.
+    fn packed_for(&self, h: usize, w: usize) -> &Packed {
+        let want = self.block_for(h, w);
+        self.packed
+            .iter()
+            .find(|p| p.block == want)
+            .unwrap_or(&self.packed[0])
     }
 
     /// Output height and width for an `h × w` input.
@@ -176,12 +241,12 @@ impl DirectConv {
         )
     }
 
-    fn geometry(&self, h: usize, w: usize) -> Geometry {
+    fn geometry(&self, h: usize, w: usize, block: Block) -> Geometry {
         let (oh, ow) = self.out_shape(h, w);
         let (sy, sx) = (self.stride_y, self.stride_x);
         let hh = (h + 2 * self.pad_y).div_ceil(sy);
         let wh = (w + 2 * self.pad_x).div_ceil(sx);
-        let step = self.block.vectors() * LANES;
+        let step = block.vectors() * LANES;
         let grid = (oh * wh).div_ceil(step) * step;
         // The last register block reads up to `grid + largest tap offset` in the last phase
         // plane of the last channel: give every plane room for that, so reads stay inside.
@@ -197,45 +262,113 @@ impl DirectConv {
         }
     }
 
-    /// The convolution plus bias (and a ReLU if `relu`), output rows spread over rayon's
-    /// threads.
+    /// The convolution plus bias (and a ReLU if `relu`), spread over rayon's threads.
     pub fn forward_par(&self, x: &Tensor, relu: bool) -> Tensor {
+        self.forward_with(
+            x,
+            Epilogue {
+                residual: None,
+                relu,
+            },
+            true,
+        )
+    }
+
+    /// The convolution followed by `epilogue` (bias, residual, ReLU: see [`Epilogue`]); with
+    /// `parallel`, spread over rayon's threads.
+    pub fn forward_with(&self, x: &Tensor, epilogue: Epilogue<'_>, parallel: bool) -> Tensor {
+        self.forward_planes(x, epilogue, parallel)
+    }
+
+    /// [`forward_with`](Self::forward_with) for a batch of one sample (laid out as a tensor).
+    pub fn forward_batch_with(
+        &self,
+        x: &BatchTensor,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> BatchTensor {
+        assert_eq!(x.n, 1, "direct convolution takes one sample");
+        let view = Planes {
+            c: x.c,
+            h: x.h,
+            w: x.w,
+            data: &x.data,
+        };
+        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel))
+    }
+
+    fn forward_planes<'x>(
+        &self,
+        x: impl Into<Planes<'x>>,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> Tensor {
+        let x: Planes<'x> = x.into();
         assert_eq!(x.c, self.in_channels, "conv input channels");
-        let g = self.geometry(x.h, x.w);
+        let packed = self.packed_for(x.h, x.w);
+        let g = self.geometry(x.h, x.w, packed.block);
         let mut out = Tensor::zeros(self.out_channels, g.oh, g.ow);
-        if g.oh == 0 || g.ow == 0 || self.out_channels == 0 {
+        let plane = g.oh * g.ow;
+        if plane == 0 || self.out_channels == 0 {
             return out;
         }
+        let residual_channels = epilogue.residual.map_or(0, |r| {
+            assert!(
+                r.len() % plane == 0 && r.len() <= out.data.len(),
+                "residual must be a channel prefix of the output"
+            );
+            r.len() / plane
+        });
+        // Large planes are worth threads for the copies too.
+        let copy_par = parallel && x.data.len() + out.data.len() > 1 << 16;
         BUFFERS.with(|b| {
             let (input, grid) = &mut *b.borrow_mut();
-            self.fill_polyphase(x, &g, input);
-            let ocb = self.block.channels();
+            self.fill_polyphase(x, &g, input, copy_par);
+            let ocb = packed.block.channels();
             let blocks = self.out_channels.div_ceil(ocb);
             grid.resize(blocks * ocb * g.grid, 0.0);
-            self.compute(input, &g, relu, grid);
-            // Keep only the real output columns.
-            out.data
-                .par_chunks_mut(g.oh * g.ow)
-                .enumerate()
-                .for_each(|(o, dst)| {
-                    let src = &grid[o * g.grid..];
-                    for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                        row.copy_from_slice(&src[oy * g.wh..oy * g.wh + g.ow]);
+            // The ReLU can go in the kernel unless a residual comes between.
+            let kernel_relu = epilogue.relu && residual_channels == 0;
+            self.compute(packed, input, &g, kernel_relu, grid, parallel);
+            // Keep only the real output columns, adding the residual.
+            let finish = |(o, dst): (usize, &mut [f32])| {
+                let src = &grid[o * g.grid..];
+                let res = (o < residual_channels)
+                    .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
+                for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                    let s = &src[oy * g.wh..oy * g.wh + g.ow];
+                    match res {
+                        None if epilogue.relu && !kernel_relu => {
+                            for (d, v) in row.iter_mut().zip(s) {
+                                *d = crate::relu(*v);
+                            }
+                        }
+                        None => row.copy_from_slice(s),
+                        Some(r) => {
+                            let r = &r[oy * g.ow..(oy + 1) * g.ow];
+                            for ((d, v), r) in row.iter_mut().zip(s).zip(r) {
+                                let v = *v + *r;
+                                *d = if epilogue.relu { crate::relu(v) } else { v };
+                            }
+                        }
                     }
-                });
+                }
+            };
+            if copy_par {
+                out.data.par_chunks_mut(plane).enumerate().for_each(finish);
+            } else {
+                out.data.chunks_mut(plane).enumerate().for_each(finish);
+            }
         });
         out
     }
 
     /// Copies `x` into the zero-padded polyphase layout (module docs).
-    fn fill_polyphase(&self, x: &Tensor, g: &Geometry, input: &mut Vec<f32>) {
+    fn fill_polyphase(&self, x: Planes<'_>, g: &Geometry, input: &mut Vec<f32>, parallel: bool) {
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
         input.resize(self.in_channels * g.chan, 0.0);
         let (h, w) = (x.h, x.w);
-        input
-            .par_chunks_mut(g.chan)
-            .zip(x.data.par_chunks(h * w))
-            .for_each(|(dst, src)| {
+        let fill = |(dst, src): (&mut [f32], &[f32])| {
                 // Zero what the copy below leaves: the padding rows and columns, the slack.
                 for a in 0..sy {
                     for b in 0..sx {
@@ -271,11 +404,30 @@ impl DirectConv {
                         }
                     }
                 }
-            });
+        };
+        if parallel {
+            input
+                .par_chunks_mut(g.chan)
+                .zip(x.data.par_chunks(h * w))
+                .for_each(fill);
+        } else {
+            input
+                .chunks_mut(g.chan)
+                .zip(x.data.chunks(h * w))
+                .for_each(fill);
+        }
     }
 
     /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
-    fn compute(&self, input: &[f32], g: &Geometry, relu: bool, grid: &mut [f32]) {
+    fn compute(
+        &self,
+        packed: &Packed,
+        input: &[f32],
+        g: &Geometry,
+        relu: bool,
+        grid: &mut [f32],
+        parallel: bool,
+    ) {
         let (sy, sx) = (self.stride_y, self.stride_x);
         let offsets: Vec<usize> = (0..self.kh)
             .flat_map(|ky| {
@@ -284,21 +436,35 @@ impl DirectConv {
                 })
             })
             .collect();
-        let step = self.block.vectors() * LANES;
-        let ocb = self.block.channels();
+        let block = packed.block;
+        let step = block.vectors() * LANES;
+        let ocb = block.channels();
         let blocks = self.out_channels.div_ceil(ocb);
         let task = TASK_POSITIONS.div_ceil(step) * step;
-        let tasks = g.grid.div_ceil(task);
+        let position_tasks = g.grid.div_ceil(task);
+        // Small planes: split the output channels too, so every thread has work.
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let groups = if threads > 1 {
+            (4 * threads).div_ceil(position_tasks).clamp(1, blocks)
+        } else {
+            1
+        };
+        let per_group = blocks.div_ceil(groups);
         let out = Shared(grid.as_mut_ptr());
         assert!(grid.len() >= blocks * ocb * g.grid);
         assert!(input.len() >= self.in_channels * g.chan);
         let k_len = self.in_channels * offsets.len() * ocb;
-        (0..tasks).into_par_iter().for_each(|t| {
-            let p0 = t * task;
+        let run = |t: usize| {
+            let (pt, grp) = (t / groups, t % groups);
+            let p0 = pt * task;
             let p1 = (p0 + task).min(g.grid);
-            for b in 0..blocks {
-                let w = &self.packed[b * k_len..(b + 1) * k_len];
-                let bias = &self.bias[b * ocb..(b + 1) * ocb];
+            for b in grp * per_group..((grp + 1) * per_group).min(blocks) {
+                let w = &packed.weights[b * k_len..(b + 1) * k_len];
+                let bias = &packed.bias[b * ocb..(b + 1) * ocb];
                 let mut p = p0;
                 while p < p1 {
                     // SAFETY: AVX-512F was detected in `new`. Reads: channel c < in, tap
@@ -308,12 +474,14 @@ impl DirectConv {
                     unsafe {
                         let dst = out.get().add(b * ocb * g.grid + p);
                         let src = input.as_ptr().add(p);
+                        let ic = self.in_channels;
                         #[cfg(target_arch = "x86_64")]
-                        match self.block {
-                            Block::C8V3 => kernel::<8, 3>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
-                            Block::C9V3 => kernel::<9, 3>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
-                            Block::C5V5 => kernel::<5, 5>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
-                            Block::C1V8 => kernel::<1, 8>(src, g.chan, &offsets, self.in_channels, w, bias, relu, dst, g.grid),
+                        match block {
+                            Block::C8V3 => kernel::<8, 3>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
+                            Block::C9V3 => kernel::<9, 3>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
+                            Block::C5V5 => kernel::<5, 5>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
+                            Block::C1V8 => kernel::<1, 8>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
+                            Block::C16V1 => kernel::<16, 1>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
                         }
                         #[cfg(not(target_arch = "x86_64"))]
                         unreachable!("DirectConv is only built on x86_64 with AVX-512F");
@@ -321,7 +489,13 @@ impl DirectConv {
                     p += step;
                 }
             }
-        });
+        };
+        let tasks = position_tasks * groups;
+        if threads > 1 && tasks > 1 {
+            (0..tasks).into_par_iter().for_each(run);
+        } else {
+            (0..tasks).for_each(run);
+        }
     }
 }
 

@@ -294,6 +294,12 @@ fn direct_conv_matches_reference() {
         (10, 3, 3, 3, 1, 10, 11),
         (9, 2, 5, 2, 3, 3, 2),
         (16, 3, 5, 2, 0, 5, 5),
+        // The ResNet's kinds: small planes with many channels.
+        (32, 3, 7, 2, 0, 30, 30),
+        (64, 32, 3, 2, 0, 17, 17),
+        (32, 64, 3, 1, 1, 8, 8),
+        (256, 128, 3, 1, 1, 3, 3),
+        (48, 40, 3, 1, 1, 1, 1),
     ];
     for (i, &(oc, ic, k, s, p, h, w)) in cases.iter().enumerate() {
         for relu in [false, true] {
@@ -303,10 +309,30 @@ fn direct_conv_matches_reference() {
             if relu {
                 relu_inplace(&mut want);
             }
-            let got = DirectConv::new(&layer).unwrap().forward_par(&x, relu);
+            let direct = DirectConv::new(&layer, &[(h, w)]).unwrap();
+            let got = direct.forward_par(&x, relu);
             assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "case {i}");
             let err = max_abs_diff(&got.data, &want.data);
             assert!(err < 1e-4, "case {i} relu {relu}: max error {err}");
+            // With a residual over a channel prefix, on one thread and on all.
+            let keep = (oc / 2).max(1);
+            let residual = noise(keep * got.h * got.w, 50 + i as u64);
+            let mut want = layer.forward_reference(&x);
+            for (v, r) in want.data.iter_mut().zip(&residual) {
+                *v += *r;
+            }
+            if relu {
+                relu_inplace(&mut want);
+            }
+            for parallel in [false, true] {
+                let epilogue = Epilogue {
+                    residual: Some(&residual),
+                    relu,
+                };
+                let got = direct.forward_with(&x, epilogue, parallel);
+                let err = max_abs_diff(&got.data, &want.data);
+                assert!(err < 1e-4, "case {i} residual relu {relu}: max error {err}");
+            }
         }
     }
 }

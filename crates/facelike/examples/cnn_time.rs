@@ -30,12 +30,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         t.sort_by(f64::total_cmp);
+        let gflop = det.flops(img.width(), img.height(), upsample) as f64 / 1e9;
         println!(
-            "{path}: {}x{}, upsample {upsample}: median {:.1} ms, min {:.1} ms, {found} faces",
+            "{path}: {}x{}, upsample {upsample}: median {:.1} ms, min {:.1} ms, {found} faces; {gflop:.2} GFLOP, {:.1} GFLOP/s at the median",
             img.width(),
             img.height(),
             t[t.len() / 2],
-            t[0]
+            t[0],
+            gflop / t[t.len() / 2] * 1e3,
         );
     }
     Ok(())

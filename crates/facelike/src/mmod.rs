@@ -150,7 +150,8 @@ impl CnnDetector {
             )));
         }
         for s in &mut stages {
-            s.direct = DirectConv::new(&s.conv);
+            // Any large input: detection canvases are hundreds of pixels a side.
+            s.direct = DirectConv::new(&s.conv, &[(512, 512)]);
         }
         // Compose dlib's `map_output_to_input` (p·stride − pad + k/2) from the output back.
         let (mut stride, mut offset) = (1.0f64, 0.0f64);
@@ -191,6 +192,26 @@ impl CnnDetector {
                 confidence: d.confidence,
             })
             .collect()
+    }
+
+    /// Floating-point operations (2 per multiply-add) of the network's convolutions for a
+    /// `width × height` image at `upsample`: the work [`detect`](Self::detect) does, for
+    /// reporting achieved FLOP rates.
+    pub fn flops(&self, width: usize, height: usize, upsample: u32) -> u64 {
+        let (mut w, mut h) = (width, height);
+        for _ in 0..upsample {
+            (w, h) = (2 * w, 2 * h);
+        }
+        let Some(p) = TiledPyramid::new(h, w, self.padding, self.outer_padding) else {
+            return 0;
+        };
+        let (mut h, mut w) = (p.rows, p.cols);
+        let mut total = 0;
+        for s in &self.stages {
+            total += s.conv.flops(h, w);
+            (h, w) = s.conv.out_shape(h, w);
+        }
+        total
     }
 
     fn detect_at_scale(&self, img: &RgbImage) -> Vec<CnnDetection> {

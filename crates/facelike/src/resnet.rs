@@ -22,8 +22,8 @@ use facelike_dat::dnn::{parse_dnn, DnnFile, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
-    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, Epilogue, Pool,
-    Winograd3x3,
+    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, DirectConv,
+    Epilogue, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -89,6 +89,8 @@ struct Layer3x3 {
     /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
     /// with padding 1 (the last block's second convolution).
     centre: Option<Conv2d>,
+    /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F).
+    direct: Option<DirectConv>,
 }
 
 impl Layer3x3 {
@@ -113,10 +115,15 @@ impl Layer3x3 {
                 weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
                 bias: conv.bias.clone(),
             });
+        let direct = centre
+            .is_none()
+            .then(|| DirectConv::new(&conv, &[(size, size)]))
+            .flatten();
         Layer3x3 {
             conv,
             winograd,
             centre,
+            direct,
         }
     }
 
@@ -125,6 +132,11 @@ impl Layer3x3 {
     fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
         match (&self.winograd, &self.centre, parallel) {
             (_, Some(c), _) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
+            _ if x.n == 1 && self.direct.is_some() => self
+                .direct
+                .as_ref()
+                .expect("direct form")
+                .forward_batch_with(x, epilogue, parallel),
             (Some(w), _, false) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
             (Some(w), _, true) if w.pays_off(x.n, x.h, x.w) => w.forward_batch_par(x, epilogue),
             (_, _, false) => self.conv.forward_batch(x, epilogue),
@@ -139,6 +151,8 @@ pub struct DescriptorNet {
     /// Mean R, G, B subtracted from the chip before dividing by 256.
     avg: [f32; 3],
     stem: Conv2d,
+    /// The stem for the direct AVX-512 kernel (one chip at a time), where the CPU has it.
+    stem_direct: Option<DirectConv>,
     blocks: Vec<ResBlock>,
     /// `256 × 128` row-major: `out[o] = Σ_i x[i]·fc[i·128 + o]` (no bias).
     fc: Vec<f32>,
@@ -473,9 +487,11 @@ impl DescriptorNet {
         if cur.pos != file.layers.len() {
             return Err(cur.wrong("the end of the network after the fully connected layer"));
         }
+        let stem_direct = DirectConv::new(&stem, &[(CHIP_SIZE, CHIP_SIZE)]);
         Ok(DescriptorNet {
             avg,
             stem,
+            stem_direct,
             blocks,
             fc,
         })
@@ -520,8 +536,10 @@ impl DescriptorNet {
             for layer in [&mut block.conv1, &mut block.conv2] {
                 layer.winograd = None;
                 layer.centre = None;
+                layer.direct = None;
             }
         }
+        self.stem_direct = None;
         self
     }
 
@@ -564,7 +582,9 @@ impl DescriptorNet {
                 }
             }
         }
-        let x = if parallel {
+        let x = if let (1, Some(d)) = (n, &self.stem_direct) {
+            d.forward_batch_with(&input, Epilogue::RELU, parallel)
+        } else if parallel {
             self.stem.forward_batch_par(&input, Epilogue::RELU)
         } else {
             self.stem.forward_batch(&input, Epilogue::RELU)
