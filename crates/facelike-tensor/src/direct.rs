@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Floats per vector register.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Output positions per parallel task (several register blocks: the task's input window and
 /// the weights stay in L2 while it sweeps every output-channel block over it).
@@ -32,7 +32,7 @@ thread_local! {
 
 /// A register-blocking shape: output channels × vectors of outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Block {
+pub(crate) enum Block {
     /// 8 channels × 3 vectors.
     C8V3,
     /// 9 channels × 3 vectors.
@@ -47,7 +47,7 @@ enum Block {
 
 impl Block {
     /// The block for `oc` output channels over a grid of about `positions` outputs.
-    fn choose(oc: usize, positions: usize) -> Block {
+    pub(crate) fn choose(oc: usize, positions: usize) -> Block {
         if oc == 1 {
             Block::C1V8
         } else if positions <= 128 && oc % 16 == 0 {
@@ -60,7 +60,7 @@ impl Block {
             Block::C8V3
         }
     }
-    fn channels(self) -> usize {
+    pub(crate) fn channels(self) -> usize {
         match self {
             Block::C8V3 => 8,
             Block::C9V3 => 9,
@@ -69,7 +69,7 @@ impl Block {
             Block::C16V1 => 16,
         }
     }
-    fn vectors(self) -> usize {
+    pub(crate) fn vectors(self) -> usize {
         match self {
             Block::C8V3 | Block::C9V3 => 3,
             Block::C5V5 => 5,
@@ -113,11 +113,11 @@ pub struct DirectConv {
 
 /// A C × H × W input, borrowed from a [`Tensor`] or a one-sample [`BatchTensor`].
 #[derive(Clone, Copy)]
-struct Planes<'a> {
-    c: usize,
-    h: usize,
-    w: usize,
-    data: &'a [f32],
+pub(crate) struct Planes<'a> {
+    pub(crate) c: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) data: &'a [f32],
 }
 
 impl<'a> From<&'a Tensor> for Planes<'a> {
@@ -133,26 +133,26 @@ impl<'a> From<&'a Tensor> for Planes<'a> {
 
 /// Geometry of one call.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
-    oh: usize,
-    ow: usize,
+pub(crate) struct Geometry {
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
     /// Columns of each phase plane (the output grid's width).
-    wh: usize,
+    pub(crate) wh: usize,
     /// Floats between phase planes and between channels of the polyphase input.
-    plane: usize,
-    chan: usize,
+    pub(crate) plane: usize,
+    pub(crate) chan: usize,
     /// Grid outputs (`oh · wh`) rounded up to whole register blocks.
-    grid: usize,
+    pub(crate) grid: usize,
 }
 
 /// A pointer shared by tasks that touch disjoint elements.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+pub(crate) struct Shared(pub(crate) *mut f32);
 // SAFETY: tasks write disjoint ranges (see each use).
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 impl Shared {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -323,7 +323,14 @@ impl DirectConv {
         let copy_par = parallel && x.data.len() + out.data.len() > 1 << 16;
         BUFFERS.with(|b| {
             let (input, grid) = &mut *b.borrow_mut();
-            self.fill_polyphase(x, &g, input, copy_par);
+            fill_polyphase(
+                x,
+                (self.stride_y, self.stride_x),
+                (self.pad_y, self.pad_x),
+                &g,
+                input,
+                copy_par,
+            );
             let ocb = packed.block.channels();
             let blocks = self.out_channels.div_ceil(ocb);
             grid.resize(blocks * ocb * g.grid, 0.0);
@@ -361,61 +368,6 @@ impl DirectConv {
             }
         });
         out
-    }
-
-    /// Copies `x` into the zero-padded polyphase layout (module docs).
-    fn fill_polyphase(&self, x: Planes<'_>, g: &Geometry, input: &mut Vec<f32>, parallel: bool) {
-        let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
-        input.resize(self.in_channels * g.chan, 0.0);
-        let (h, w) = (x.h, x.w);
-        let fill = |(dst, src): (&mut [f32], &[f32])| {
-                // Zero what the copy below leaves: the padding rows and columns, the slack.
-                for a in 0..sy {
-                    for b in 0..sx {
-                        let plane = &mut dst[(a * sx + b) * g.plane..][..g.plane];
-                        // Rows of this phase that hold input rows: yy = r·sy + a in py..py+h.
-                        let r0 = py.saturating_sub(a).div_ceil(sy);
-                        let r1 = (py + h).saturating_sub(a).div_ceil(sy).max(r0);
-                        let c0 = px.saturating_sub(b).div_ceil(sx);
-                        let c1 = (px + w).saturating_sub(b).div_ceil(sx).max(c0);
-                        plane[..r0 * g.wh].fill(0.0);
-                        plane[r1 * g.wh..].fill(0.0);
-                        for row in plane[r0 * g.wh..r1 * g.wh].chunks_exact_mut(g.wh) {
-                            row[..c0].fill(0.0);
-                            row[c1..].fill(0.0);
-                        }
-                    }
-                }
-                for (y, row) in src.chunks_exact(w).enumerate() {
-                    let yy = y + py;
-                    let (a, r) = (yy % sy, yy / sy);
-                    if sx == 1 {
-                        let at = a * g.plane + r * g.wh + px;
-                        dst[at..at + w].copy_from_slice(row);
-                    } else {
-                        for b in 0..sx {
-                            // Input columns x with (x + px) % sx == b.
-                            let x0 = (b + sx - px % sx) % sx;
-                            let at = (a * sx + b) * g.plane + r * g.wh + (x0 + px) / sx;
-                            let d = &mut dst[at..];
-                            for (d, v) in d.iter_mut().zip(row.iter().skip(x0).step_by(sx)) {
-                                *d = *v;
-                            }
-                        }
-                    }
-                }
-        };
-        if parallel {
-            input
-                .par_chunks_mut(g.chan)
-                .zip(x.data.par_chunks(h * w))
-                .for_each(fill);
-        } else {
-            input
-                .chunks_mut(g.chan)
-                .zip(x.data.chunks(h * w))
-                .for_each(fill);
-        }
     }
 
     /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
@@ -475,16 +427,7 @@ impl DirectConv {
                         let dst = out.get().add(b * ocb * g.grid + p);
                         let src = input.as_ptr().add(p);
                         let ic = self.in_channels;
-                        #[cfg(target_arch = "x86_64")]
-                        match block {
-                            Block::C8V3 => kernel::<8, 3>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
-                            Block::C9V3 => kernel::<9, 3>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
-                            Block::C5V5 => kernel::<5, 5>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
-                            Block::C1V8 => kernel::<1, 8>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
-                            Block::C16V1 => kernel::<16, 1>(src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid),
-                        }
-                        #[cfg(not(target_arch = "x86_64"))]
-                        unreachable!("DirectConv is only built on x86_64 with AVX-512F");
+                        run_block(block, src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid);
                     }
                     p += step;
                 }
@@ -497,6 +440,104 @@ impl DirectConv {
             (0..tasks).for_each(run);
         }
     }
+}
+
+/// Copies `x` into the zero-padded polyphase layout (module docs).
+/// `(wh, plane, chan)`: the phase planes' row length, the floats per phase plane and per
+/// channel; planes longer than the padded input are zero past it.
+pub(crate) fn fill_polyphase(
+    x: Planes<'_>,
+    (sy, sx): (usize, usize),
+    (py, px): (usize, usize),
+    g: &Geometry,
+    input: &mut Vec<f32>,
+    parallel: bool,
+) {
+    input.resize(x.c * g.chan, 0.0);
+    let (h, w) = (x.h, x.w);
+    // Where each input column goes within its phase row: (x + px) % sx selects the phase
+    // plane, (x + px) / sx the column.
+    let columns: Vec<usize> = (0..w)
+        .map(|x| ((x + px) % sx) * g.plane + (x + px) / sx)
+        .collect();
+    let fill = |(dst, src): (&mut [f32], &[f32])| {
+        if g.chan <= 1 << 14 {
+            // Small planes: one memset beats zeroing each phase's borders.
+            dst.fill(0.0);
+        } else {
+            // Zero what the copy below leaves: the padding rows and columns, the slack.
+            for a in 0..sy {
+                for b in 0..sx {
+                    let plane = &mut dst[(a * sx + b) * g.plane..][..g.plane];
+                    // Rows of this phase that hold input rows: yy = r·sy + a in py..py+h.
+                    let r0 = py.saturating_sub(a).div_ceil(sy);
+                    let r1 = (py + h).saturating_sub(a).div_ceil(sy).max(r0);
+                    let c0 = px.saturating_sub(b).div_ceil(sx);
+                    let c1 = (px + w).saturating_sub(b).div_ceil(sx).max(c0);
+                    plane[..r0 * g.wh].fill(0.0);
+                    plane[r1 * g.wh..].fill(0.0);
+                    for row in plane[r0 * g.wh..r1 * g.wh].chunks_exact_mut(g.wh) {
+                        row[..c0].fill(0.0);
+                        row[c1..].fill(0.0);
+                    }
+                }
+            }
+        }
+        for (y, row) in src.chunks_exact(w).enumerate() {
+            let yy = y + py;
+            let (a, r) = (yy % sy, yy / sy);
+            let base = a * sx * g.plane + r * g.wh;
+            if sx == 1 {
+                dst[base + px..base + px + w].copy_from_slice(row);
+            } else {
+                let d = &mut dst[base..];
+                for (v, &at) in row.iter().zip(&columns) {
+                    d[at] = *v;
+                }
+            }
+        }
+    };
+    if parallel {
+        input
+            .par_chunks_mut(g.chan)
+            .zip(x.data.par_chunks(h * w))
+            .for_each(fill);
+    } else {
+        input
+            .chunks_mut(g.chan)
+            .zip(x.data.chunks(h * w))
+            .for_each(fill);
+    }
+}
+
+/// Runs [`kernel`] with the register block `block`.
+///
+/// # Safety
+/// As for [`kernel`], with `OCB`, `NV` those of `block`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn run_block(
+    block: Block,
+    src: *const f32,
+    chan: usize,
+    offsets: &[usize],
+    ic: usize,
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+    dst: *mut f32,
+    out_stride: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match block {
+        Block::C8V3 => kernel::<8, 3>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C9V3 => kernel::<9, 3>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C5V5 => kernel::<5, 5>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C1V8 => kernel::<1, 8>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C16V1 => kernel::<16, 1>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct kernels are only built on x86_64 with AVX-512F");
 }
 
 /// One register block: `OCB` output channels × `NV·16` consecutive grid positions.

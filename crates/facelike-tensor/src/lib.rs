@@ -16,11 +16,13 @@
 
 mod conv;
 mod direct;
+mod direct_winograd;
 mod ops;
 mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
 pub use direct::DirectConv;
+pub use direct_winograd::DirectWinograd;
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, relu_inplace, Pool,

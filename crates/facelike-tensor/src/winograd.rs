@@ -256,6 +256,11 @@ impl Winograd3x3 {
         })
     }
 
+    /// The transformed weights: 36 matrices of `out × in`, position-major.
+    pub(crate) fn transformed_weights(&self) -> &[f32] {
+        &self.u
+    }
+
     /// Output height and width for an `h × w` input.
     pub fn out_shape(&self, h: usize, w: usize) -> (usize, usize) {
         (

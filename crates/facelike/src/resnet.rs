@@ -23,7 +23,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, DirectConv,
-    Epilogue, Pool, Winograd3x3,
+    DirectWinograd, Epilogue, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -91,6 +91,8 @@ struct Layer3x3 {
     centre: Option<Conv2d>,
     /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F).
     direct: Option<DirectConv>,
+    /// Winograd on the direct kernels, for one chip at a time on planes with many tiles.
+    direct_winograd: Option<DirectWinograd>,
 }
 
 impl Layer3x3 {
@@ -119,11 +121,16 @@ impl Layer3x3 {
             .is_none()
             .then(|| DirectConv::new(&conv, &[(size, size)]))
             .flatten();
+        // One sample's 17×17 plane has 25 tiles, its 8×8 one only 4: too few to pay.
+        let direct_winograd = (size >= 12)
+            .then(|| DirectWinograd::new(&conv, (size, size)))
+            .flatten();
         Layer3x3 {
             conv,
             winograd,
             centre,
             direct,
+            direct_winograd,
         }
     }
 
@@ -132,6 +139,11 @@ impl Layer3x3 {
     fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
         match (&self.winograd, &self.centre, parallel) {
             (_, Some(c), _) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
+            _ if x.n == 1 && x.h >= 12 && self.direct_winograd.is_some() => self
+                .direct_winograd
+                .as_ref()
+                .expect("direct Winograd form")
+                .forward_batch_with(x, epilogue, parallel),
             _ if x.n == 1 && self.direct.is_some() => self
                 .direct
                 .as_ref()
@@ -537,6 +549,7 @@ impl DescriptorNet {
                 layer.winograd = None;
                 layer.centre = None;
                 layer.direct = None;
+                layer.direct_winograd = None;
             }
         }
         self.stem_direct = None;

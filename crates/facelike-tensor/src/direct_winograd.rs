@@ -1,0 +1,383 @@
+//! Winograd F(4×4, 3×3) for one sample, on the direct kernels' layout and register blocks.
+//!
+//! [`crate::Winograd3x3`] runs its 36 products as `gemm` calls, which for one sample's few
+//! tiles cost more in packing than they save. Here the padded input is split into 4 × 4
+//! phases (the direct convolution's polyphase layout with stride 4), which lays the tiles
+//! out on a grid where tile `t` reads input value `(i, j)` of its 6 × 6 patch at
+//! `t + offset(i, j)`: the input transform then runs on 16 tiles per vector with plain loads,
+//! the 36 products are the direct kernel with one tap per input channel, and the output
+//! transform again works on 16 tiles at once.
+//!
+//! The transformed weights are [`crate::Winograd3x3`]'s; the sums differ from direct
+//! convolution by float rounding (the tests bound it).
+
+use crate::direct::{fill_polyphase, run_block, Block, Geometry, Planes, Shared, LANES};
+use crate::{BatchTensor, Conv2d, DirectConv, Epilogue, Tensor, Winograd3x3};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Output tile side, input tile side, and values per transformed tile.
+const M: usize = 4;
+const A: usize = M + 2;
+const A2: usize = A * A;
+
+type V16 = [f32; LANES];
+
+thread_local! {
+    /// Polyphase input, transformed input, products: reused between calls on one thread.
+    static BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// A 3×3 stride-1 convolution prepared for one-sample Winograd with the direct kernels;
+/// built only where the CPU has AVX-512F.
+#[derive(Clone, Debug)]
+pub struct DirectWinograd {
+    pub out_channels: usize,
+    pub in_channels: usize,
+    pub pad_y: usize,
+    pub pad_x: usize,
+    block: Block,
+    /// Transformed weights `[q][channel block][in][OCB]`, padded with zero filters.
+    u: Vec<f32>,
+    bias: Vec<f32>,
+    /// `OCB` zeros: the products have no bias (it is added after the output transform).
+    zeros: Vec<f32>,
+}
+
+/// The tile grid of one call: `th` tile rows of `wh` tiles (the last column of tiles past the
+/// output is computed and dropped), `tiles` rounded up to whole register blocks.
+#[derive(Clone, Copy, Debug)]
+struct Tiles {
+    g: Geometry,
+    th: usize,
+    tw: usize,
+}
+
+impl DirectWinograd {
+    /// Prepares `conv` for inputs of about `size` (height, width), which choose the register
+    /// block; `None` unless `conv` is 3×3 stride 1 and the CPU has AVX-512F.
+    pub fn new(conv: &Conv2d, size: (usize, usize)) -> Option<Self> {
+        if !DirectConv::supported() {
+            return None;
+        }
+        let w3 = Winograd3x3::new(conv)?;
+        let (oc, ic) = (conv.out_channels, conv.in_channels);
+        let mut d = DirectWinograd {
+            out_channels: oc,
+            in_channels: ic,
+            pad_y: conv.pad_y,
+            pad_x: conv.pad_x,
+            block: Block::C8V3,
+            u: Vec::new(),
+            bias: conv.bias.clone().unwrap_or_else(|| vec![0.0; oc]),
+            zeros: Vec::new(),
+        };
+        let t = d.tiles(size.0, size.1, Block::C16V1);
+        d.block = Block::choose(oc, t.th * t.g.wh);
+        let ocb = d.block.channels();
+        let blocks = oc.div_ceil(ocb);
+        let transformed = w3.transformed_weights();
+        let mut u = vec![0f32; A2 * blocks * ic * ocb];
+        for q in 0..A2 {
+            for o in 0..oc {
+                let (b, j) = (o / ocb, o % ocb);
+                for c in 0..ic {
+                    u[((q * blocks + b) * ic + c) * ocb + j] = transformed[(q * oc + o) * ic + c];
+                }
+            }
+        }
+        d.u = u;
+        d.zeros = vec![0.0; ocb];
+        Some(d)
+    }
+
+    /// Output height and width for an `h × w` input.
+    pub fn out_shape(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            Conv2d::out_size(h, 3, 1, self.pad_y),
+            Conv2d::out_size(w, 3, 1, self.pad_x),
+        )
+    }
+
+    fn tiles(&self, h: usize, w: usize, block: Block) -> Tiles {
+        let (oh, ow) = self.out_shape(h, w);
+        let (th, tw) = (oh.div_ceil(M), ow.div_ceil(M));
+        // Phase planes hold the padded input and every tile's 6×6 patch.
+        let wh = (w + 2 * self.pad_x).div_ceil(M).max(tw + 1);
+        let hh = (h + 2 * self.pad_y).div_ceil(M).max(th + 1);
+        let step = block.vectors() * LANES;
+        let grid = (th * wh).div_ceil(step) * step;
+        let plane = (hh * wh).max(grid + wh + 1);
+        Tiles {
+            g: Geometry {
+                oh,
+                ow,
+                wh,
+                plane,
+                chan: M * M * plane,
+                grid,
+            },
+            th,
+            tw,
+        }
+    }
+
+    /// The convolution followed by `epilogue`, for a batch of one sample; with `parallel`,
+    /// spread over rayon's threads.
+    pub fn forward_batch_with(
+        &self,
+        x: &BatchTensor,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> BatchTensor {
+        assert_eq!(x.n, 1, "direct Winograd takes one sample");
+        assert_eq!(x.c, self.in_channels, "conv input channels");
+        let planes = Planes {
+            c: x.c,
+            h: x.h,
+            w: x.w,
+            data: &x.data,
+        };
+        let t = self.tiles(x.h, x.w, self.block);
+        let g = t.g;
+        let (oc, ic) = (self.out_channels, self.in_channels);
+        let mut out = Tensor::zeros(oc, g.oh, g.ow);
+        let plane = g.oh * g.ow;
+        if plane == 0 || oc == 0 {
+            return BatchTensor::from_tensor(out);
+        }
+        let residual_channels = epilogue.residual.map_or(0, |r| {
+            assert!(
+                r.len() % plane == 0 && r.len() <= out.data.len(),
+                "residual must be a channel prefix of the output"
+            );
+            r.len() / plane
+        });
+        let ocb = self.block.channels();
+        let blocks = oc.div_ceil(ocb);
+        let tiles = g.grid;
+        BUFFERS.with(|b| {
+            let [input, v, m] = &mut *b.borrow_mut();
+            fill_polyphase(planes, (M, M), (self.pad_y, self.pad_x), &g, input, false);
+            v.resize(A2 * ic * tiles, 0.0);
+            m.resize(A2 * blocks * ocb * tiles, 0.0);
+            let offsets: Vec<usize> = (0..A2)
+                .map(|q| {
+                    let (i, j) = (q / A, q % A);
+                    ((i % M) * M + j % M) * g.plane + (i / M) * g.wh + j / M
+                })
+                .collect();
+            let threads = if parallel {
+                rayon::current_num_threads()
+            } else {
+                1
+            };
+            let input = &input[..];
+            // Input transform, by channel: V[q][c][tile].
+            let vp = Shared(v.as_mut_ptr());
+            let transform_in = |c: usize| {
+                // SAFETY: AVX-512F was detected in `new`; channel c's reads stay inside its
+                // polyphase planes (see `tiles`); it alone writes V[·][c][·].
+                unsafe { input_transform(input.as_ptr().add(c * g.chan), &offsets, tiles, vp.get(), c, ic) }
+            };
+            // The 36 products, by (q, channel block): M[q][o][tile].
+            let mp = Shared(m.as_mut_ptr());
+            let vref = &v[..];
+            let product = |task: usize| {
+                let (q, b) = (task / blocks, task % blocks);
+                let k_len = ic * ocb;
+                let w = &self.u[(q * blocks + b) * k_len..][..k_len];
+                let src = vref[q * ic * tiles..].as_ptr();
+                let step = self.block.vectors() * LANES;
+                for t0 in (0..tiles).step_by(step) {
+                    // SAFETY: reads V[q][c][t0..t0 + step] for c < ic; writes rows
+                    // b·ocb.. of M[q] at t0.., which only this task touches.
+                    unsafe {
+                        run_block(
+                            self.block,
+                            src.add(t0),
+                            tiles,
+                            &[0],
+                            ic,
+                            w,
+                            &self.zeros,
+                            false,
+                            mp.get().add((q * blocks * ocb + b * ocb) * tiles + t0),
+                            tiles,
+                        );
+                    }
+                }
+            };
+            // Output transform and epilogue, by output channel.
+            let mref = &m[..];
+            let finish = |(o, dst): (usize, &mut [f32])| {
+                let res = (o < residual_channels)
+                    .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
+                // SAFETY: AVX-512F was detected in `new`; reads M[·][o][·].
+                unsafe {
+                    output_transform(
+                        mref,
+                        o,
+                        blocks * ocb,
+                        &t,
+                        self.bias[o],
+                        res,
+                        epilogue.relu,
+                        dst,
+                    )
+                };
+            };
+            if threads > 1 {
+                (0..ic).into_par_iter().for_each(transform_in);
+                (0..A2 * blocks).into_par_iter().for_each(product);
+                out.data.par_chunks_mut(plane).enumerate().for_each(finish);
+            } else {
+                (0..ic).for_each(transform_in);
+                (0..A2 * blocks).for_each(product);
+                out.data.chunks_mut(plane).enumerate().for_each(finish);
+            }
+        });
+        BatchTensor::from_tensor(out)
+    }
+}
+
+#[inline(always)]
+unsafe fn load(p: *const f32) -> V16 {
+    std::ptr::read_unaligned(p as *const V16)
+}
+
+/// `Bᵀ x` along one axis, lane by lane.
+#[inline(always)]
+fn bt(x: [&V16; A]) -> [V16; A] {
+    let mut r = [[0f32; LANES]; A];
+    for l in 0..LANES {
+        let (d0, d1, d2, d3, d4, d5) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
+        r[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        r[1][l] = -4.0 * (d1 + d2) + (d3 + d4);
+        r[2][l] = 4.0 * (d1 - d2) + (d4 - d3);
+        r[3][l] = 2.0 * (d3 - d1) + (d4 - d2);
+        r[4][l] = 2.0 * (d1 - d3) + (d4 - d2);
+        r[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+    r
+}
+
+/// `Aᵀ x` along one axis, lane by lane.
+#[inline(always)]
+fn at(x: [&V16; A]) -> [V16; M] {
+    let mut r = [[0f32; LANES]; M];
+    for l in 0..LANES {
+        let (m0, m1, m2, m3, m4, m5) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
+        let (s12, d12, s34, d34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        r[0][l] = m0 + s12 + s34;
+        r[1][l] = d12 + 2.0 * d34;
+        r[2][l] = s12 + 4.0 * s34;
+        r[3][l] = d12 + 8.0 * d34 + m5;
+    }
+    r
+}
+
+/// `Bᵀ d B` of channel `c`'s tiles, 16 at a time, into `v[q][c][tile]`.
+///
+/// # Safety
+/// AVX-512F; `src + offsets[q] + tiles` readable; `v` holds `36 × ic × tiles` floats.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)]
+unsafe fn input_transform(
+    src: *const f32,
+    offsets: &[usize],
+    tiles: usize,
+    v: *mut f32,
+    c: usize,
+    ic: usize,
+) {
+    for t0 in (0..tiles).step_by(LANES) {
+        let mut d = [[[0f32; LANES]; A]; A];
+        for i in 0..A {
+            for j in 0..A {
+                d[i][j] = load(src.add(offsets[i * A + j] + t0));
+            }
+        }
+        // Along x first (each patch row), then along y, as `Winograd3x3` does.
+        let mut r = [[[0f32; LANES]; A]; A];
+        for (ri, row) in r.iter_mut().zip(&d) {
+            *ri = bt([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+        }
+        for nu in 0..A {
+            let col = bt([
+                &r[0][nu], &r[1][nu], &r[2][nu], &r[3][nu], &r[4][nu], &r[5][nu],
+            ]);
+            for (xi, val) in col.iter().enumerate() {
+                let q = xi * A + nu;
+                std::ptr::write_unaligned(v.add((q * ic + c) * tiles + t0) as *mut V16, *val);
+            }
+        }
+    }
+}
+
+/// `Aᵀ m A` for output channel `o`, then bias, residual and ReLU into `dst` (`oh × ow`).
+///
+/// # Safety
+/// AVX-512F; `m` holds `36 × rows × tiles` floats with `o < rows`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn output_transform(
+    m: &[f32],
+    o: usize,
+    rows: usize,
+    t: &Tiles,
+    bias: f32,
+    residual: Option<&[f32]>,
+    relu: bool,
+    dst: &mut [f32],
+) {
+    let g = &t.g;
+    let tiles = g.grid;
+    assert!(m.len() >= A2 * rows * tiles && o < rows);
+    // The 4×4 outputs of every tile, phase by phase: y[r·4 + s][tile].
+    let mut y = vec![0f32; M * M * tiles];
+    for t0 in (0..tiles).step_by(LANES) {
+        let mut mm = [[[0f32; LANES]; A]; A];
+        for (q, cell) in mm.iter_mut().flatten().enumerate() {
+            *cell = load(m.as_ptr().add((q * rows + o) * tiles + t0));
+        }
+        let mut s = [[[0f32; LANES]; A]; M];
+        for nu in 0..A {
+            let col = at([
+                &mm[0][nu], &mm[1][nu], &mm[2][nu], &mm[3][nu], &mm[4][nu], &mm[5][nu],
+            ]);
+            for (yy, val) in col.iter().enumerate() {
+                s[yy][nu] = *val;
+            }
+        }
+        for (yy, sr) in s.iter().enumerate() {
+            let row = at([&sr[0], &sr[1], &sr[2], &sr[3], &sr[4], &sr[5]]);
+            for (xx, val) in row.iter().enumerate() {
+                y[(yy * M + xx) * tiles + t0..][..LANES].copy_from_slice(val);
+            }
+        }
+    }
+    let (oh, ow, wh) = (g.oh, g.ow, g.wh);
+    debug_assert!(t.th * wh <= tiles && t.tw < wh);
+    for oy in 0..oh {
+        let (ty, r) = (oy / M, oy % M);
+        let row = &mut dst[oy * ow..(oy + 1) * ow];
+        let phases: [&[f32]; M] =
+            std::array::from_fn(|s| &y[(r * M + s) * tiles + ty * wh..][..wh]);
+        match residual {
+            Some(res) => {
+                let res = &res[oy * ow..(oy + 1) * ow];
+                for (ox, (d, rv)) in row.iter_mut().zip(res).enumerate() {
+                    let v = phases[ox % M][ox / M] + bias + *rv;
+                    *d = if relu { crate::relu(v) } else { v };
+                }
+            }
+            None => {
+                for (ox, d) in row.iter_mut().enumerate() {
+                    let v = phases[ox % M][ox / M] + bias;
+                    *d = if relu { crate::relu(v) } else { v };
+                }
+            }
+        }
+    }
+}
