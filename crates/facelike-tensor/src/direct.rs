@@ -43,6 +43,9 @@ pub(crate) enum Block {
     C1V8,
     /// 16 channels × 1 vector: for small planes (a few 16-output vectors in all).
     C16V1,
+    /// 9 × 2 and 8 × 2: in the small-plane form, 9 or 8 output positions × 32 channels.
+    C9V2,
+    C8V2,
 }
 
 impl Block {
@@ -67,6 +70,8 @@ impl Block {
             Block::C5V5 => 5,
             Block::C1V8 => 1,
             Block::C16V1 => 16,
+            Block::C9V2 => 9,
+            Block::C8V2 => 8,
         }
     }
     pub(crate) fn vectors(self) -> usize {
@@ -75,6 +80,7 @@ impl Block {
             Block::C5V5 => 5,
             Block::C1V8 => 8,
             Block::C16V1 => 1,
+            Block::C9V2 | Block::C8V2 => 2,
         }
     }
     const ALL: [Block; 5] = [
@@ -84,6 +90,7 @@ impl Block {
         Block::C1V8,
         Block::C16V1,
     ];
+
 }
 
 /// Weights packed for one block shape: `[channel block][in][kh·kw][OCB]`, padded with zero
@@ -109,6 +116,25 @@ pub struct DirectConv {
     pub pad_x: usize,
     /// The weights packed for each block shape this layer may use (chosen per input size).
     packed: Vec<Packed>,
+    /// For outputs of at most [`SMALL_PLANE`] positions, per block shape: the weights
+    /// transposed in blocks of output channels, `[channel block][in·kh·kw][NV·16]`, padded
+    /// with zero filters (see `forward_small`).
+    transposed: Vec<(Block, Vec<f32>)>,
+}
+
+/// Output planes up to this many positions take the small-plane form: the output channels
+/// in the vector lanes and the positions broadcast, so that a 3×3 plane does not fill 16
+/// lanes with 9 positions.
+const SMALL_PLANE: usize = 64;
+
+/// Output channels per register block in the small-plane form (the kernel's `NV · 16`),
+/// for one position or several.
+fn small_block(positions: usize) -> Block {
+    match positions {
+        1 => Block::C1V8,
+        2..=9 => Block::C9V2,
+        _ => Block::C8V2,
+    }
 }
 
 /// A C × H × W input, borrowed from a [`Tensor`] or a one-sample [`BatchTensor`].
@@ -187,8 +213,39 @@ impl DirectConv {
             pad_y: conv.pad_y,
             pad_x: conv.pad_x,
             packed: Vec::new(),
+            transposed: Vec::new(),
         };
-        let mut blocks: Vec<Block> = sizes.iter().map(|&(h, w)| d.block_for(h, w)).collect();
+        let small = |&&(h, w): &&(usize, usize)| {
+            let (oh, ow) = conv.out_shape(h, w);
+            oh * ow <= SMALL_PLANE
+        };
+        for &(h, w) in sizes.iter().filter(|s| small(s)) {
+            let (oh, ow) = conv.out_shape(h, w);
+            let block = small_block(oh * ow);
+            if d.transposed.iter().any(|(b, _)| *b == block) {
+                continue;
+            }
+            let k = conv.filter_len();
+            let width = block.vectors() * LANES;
+            let blocks = conv.out_channels.div_ceil(width);
+            let mut t = vec![0f32; blocks * k * width];
+            for (o, filter) in conv.weights.chunks_exact(k).enumerate() {
+                let (b, j) = (o / width, o % width);
+                for (i, v) in filter.iter().enumerate() {
+                    t[(b * k + i) * width + j] = *v;
+                }
+            }
+            d.transposed.push((block, t));
+        }
+        let mut blocks: Vec<Block> = sizes
+            .iter()
+            .filter(|s| !small(s))
+            .map(|&(h, w)| d.block_for(h, w))
+            .collect();
+        if blocks.is_empty() {
+            // Still have one packing for other sizes.
+            blocks.push(d.block_for(64, 64));
+        }
         blocks.dedup();
         for block in Block::ALL.into_iter().filter(|b| blocks.contains(b)) {
             let ocb = block.channels();
@@ -305,6 +362,13 @@ impl DirectConv {
     ) -> Tensor {
         let x: Planes<'x> = x.into();
         assert_eq!(x.c, self.in_channels, "conv input channels");
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        if oh * ow <= SMALL_PLANE && oh * ow > 0 {
+            let want = small_block(oh * ow);
+            if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
+                return self.forward_small(x, t, epilogue, parallel);
+            }
+        }
         let packed = self.packed_for(x.h, x.w);
         let g = self.geometry(x.h, x.w, packed.block);
         let mut out = Tensor::zeros(self.out_channels, g.oh, g.ow);
@@ -368,6 +432,119 @@ impl DirectConv {
             }
         });
         out
+    }
+
+    /// The small-plane form: the column matrix (one column per output position, built in
+    /// blocks of the kernel's position count) times the transposed weights, with the output
+    /// channels in the vector lanes; the result is position-major and transposed back while
+    /// the epilogue is applied.
+    fn forward_small(
+        &self,
+        x: Planes<'_>,
+        transposed: &[f32],
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> Tensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let (oc, positions) = (self.out_channels, oh * ow);
+        let block = small_block(positions);
+        let (pb, ob) = (block.channels(), block.vectors() * LANES);
+        let pos_blocks = positions.div_ceil(pb);
+        let oc_blocks = oc.div_ceil(ob);
+        let oc_pad = oc_blocks * ob;
+        let taps = self.kh * self.kw;
+        let k = self.in_channels * taps;
+        let mut out = Tensor::zeros(oc, oh, ow);
+        let residual_channels = epilogue.residual.map_or(0, |r| {
+            assert!(
+                r.len() % positions == 0 && r.len() <= out.data.len(),
+                "residual must be a channel prefix of the output"
+            );
+            r.len() / positions
+        });
+        // Columns: [position block][k][pb], zero outside the input and past the last position.
+        let mut cols = vec![0f32; pos_blocks * k * pb];
+        // Where position p's column starts: its block, then its place in the block.
+        let pos_base: Vec<usize> = (0..positions).map(|p| (p / pb) * k * pb + p % pb).collect();
+        let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
+        // Output columns whose tap kx lands inside the input: ox·sx + kx − px in 0..w.
+        let ox_range = |kx: usize| {
+            let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
+            let hi = if x.w + px > kx {
+                ((x.w + px - kx - 1) / sx + 1).clamp(lo, ow)
+            } else {
+                lo
+            };
+            lo..hi
+        };
+        for c in 0..self.in_channels {
+            let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+            for ky in 0..self.kh {
+                for oy in 0..oh {
+                    let iy = (oy * sy + ky) as isize - py as isize;
+                    if iy < 0 || iy >= x.h as isize {
+                        continue;
+                    }
+                    let row = &plane[iy as usize * x.w..(iy as usize + 1) * x.w];
+                    let bases = &pos_base[oy * ow..(oy + 1) * ow];
+                    for kx in 0..self.kw {
+                        let i = ((c * self.kh + ky) * self.kw + kx) * pb;
+                        for ox in ox_range(kx) {
+                            cols[bases[ox] + i] = row[ox * sx + kx - px];
+                        }
+                    }
+                }
+            }
+        }
+        let mut result = vec![0f32; pos_blocks * pb * oc_pad];
+        let res_ptr = Shared(result.as_mut_ptr());
+        let zeros = [0f32; 16];
+        let run = |task: usize| {
+            let (blk, o) = (task / oc_blocks, task % oc_blocks);
+            // SAFETY: AVX-512F was detected in `new`. Reads channel block o's k × ob
+            // transposed weights and this position block's k × pb columns; writes positions
+            // blk·pb.. at channels o·ob.., which no other task writes.
+            unsafe {
+                run_block(
+                    block,
+                    transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
+                    ob,
+                    &[0],
+                    k,
+                    &cols[blk * k * pb..(blk + 1) * k * pb],
+                    &zeros[..pb],
+                    false,
+                    res_ptr.get().add(blk * pb * oc_pad + o * ob),
+                    oc_pad,
+                );
+            }
+        };
+        let tasks = pos_blocks * oc_blocks;
+        if parallel && rayon::current_num_threads() > 1 && tasks > 1 {
+            (0..tasks).into_par_iter().for_each(run);
+        } else {
+            (0..tasks).for_each(run);
+        }
+        let bias = |o: usize| self.bias_of(o);
+        for (o, dst) in out.data.chunks_exact_mut(positions).enumerate() {
+            let b = bias(o);
+            let res = (o < residual_channels)
+                .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
+            for (p, d) in dst.iter_mut().enumerate() {
+                let mut v = result[p * oc_pad + o] + b;
+                if let Some(r) = res {
+                    v += r[p];
+                }
+                *d = if epilogue.relu { crate::relu(v) } else { v };
+            }
+        }
+        out
+    }
+
+    /// The bias of output channel `o`.
+    fn bias_of(&self, o: usize) -> f32 {
+        let p = &self.packed[0];
+        p.bias[o]
     }
 
     /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
@@ -535,6 +712,8 @@ pub(crate) unsafe fn run_block(
         Block::C5V5 => kernel::<5, 5>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
         Block::C1V8 => kernel::<1, 8>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
         Block::C16V1 => kernel::<16, 1>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C9V2 => kernel::<9, 2>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C8V2 => kernel::<8, 2>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("direct kernels are only built on x86_64 with AVX-512F");
