@@ -468,15 +468,18 @@ impl DirectConv {
         let pos_base: Vec<usize> = (0..positions).map(|p| (p / pb) * k * pb + p % pb).collect();
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
         // Output columns whose tap kx lands inside the input: ox·sx + kx − px in 0..w.
-        let ox_range = |kx: usize| {
-            let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
-            let hi = if x.w + px > kx {
-                ((x.w + px - kx - 1) / sx + 1).clamp(lo, ow)
-            } else {
-                lo
-            };
-            lo..hi
-        };
+        let ox_ranges: Vec<(usize, usize)> = (0..self.kw)
+            .map(|kx| {
+                let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
+                let hi = if x.w + px > kx {
+                    ((x.w + px - kx - 1) / sx + 1).clamp(lo, ow)
+                } else {
+                    lo
+                };
+                (lo, hi)
+            })
+            .collect();
+        let cols_len = cols.len();
         for c in 0..self.in_channels {
             let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
             for ky in 0..self.kh {
@@ -487,10 +490,17 @@ impl DirectConv {
                     }
                     let row = &plane[iy as usize * x.w..(iy as usize + 1) * x.w];
                     let bases = &pos_base[oy * ow..(oy + 1) * ow];
-                    for kx in 0..self.kw {
+                    for (kx, &(lo, hi)) in ox_ranges.iter().enumerate() {
+                        if lo == hi {
+                            continue;
+                        }
                         let i = ((c * self.kh + ky) * self.kw + kx) * pb;
-                        for ox in ox_range(kx) {
-                            cols[bases[ox] + i] = row[ox * sx + kx - px];
+                        let src = row[lo * sx + kx - px..].iter().step_by(sx);
+                        for (&b, v) in bases[lo..hi].iter().zip(src) {
+                            debug_assert!(b + i < cols_len);
+                            // SAFETY: b + i < pos_blocks·k·pb: b is a position's block
+                            // start plus its place (< pb), i < k·pb.
+                            unsafe { *cols.get_unchecked_mut(b + i) = *v };
                         }
                     }
                 }

@@ -21,8 +21,6 @@ const M: usize = 4;
 const A: usize = M + 2;
 const A2: usize = A * A;
 
-type V16 = [f32; LANES];
-
 thread_local! {
     /// Polyphase input, transformed input, products: reused between calls on one thread.
     static BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
@@ -178,7 +176,12 @@ impl DirectWinograd {
             let transform_in = |c: usize| {
                 // SAFETY: AVX-512F was detected in `new`; channel c's reads stay inside its
                 // polyphase planes (see `tiles`); it alone writes V[·][c][·].
-                unsafe { input_transform(input.as_ptr().add(c * g.chan), &offsets, tiles, vp.get(), c, ic) }
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    input_transform(input.as_ptr().add(c * g.chan), &offsets, tiles, vp.get(), c, ic)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("built only with AVX-512F ({c}, {:?})", vp.get());
             };
             // The 36 products, by (q, channel block): M[q][o][tile].
             let mp = Shared(m.as_mut_ptr());
@@ -214,6 +217,9 @@ impl DirectWinograd {
                 let res = (o < residual_channels)
                     .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
                 // SAFETY: AVX-512F was detected in `new`; reads M[·][o][·].
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("built only with AVX-512F ({o}, {}, {res:?}, {})", dst.len(), mref.len());
+                #[cfg(target_arch = "x86_64")]
                 unsafe {
                     output_transform(
                         mref,
@@ -241,48 +247,59 @@ impl DirectWinograd {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps,
+    _mm512_sub_ps,
+};
+
+/// `Bᵀ x` along one axis, 16 tiles per vector (the same expressions as `Winograd3x3`'s).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn load(p: *const f32) -> V16 {
-    std::ptr::read_unaligned(p as *const V16)
+unsafe fn bt(x: [__m512; A]) -> [__m512; A] {
+    let (d0, d1, d2, d3, d4, d5) = (x[0], x[1], x[2], x[3], x[4], x[5]);
+    let (k2, k4, k5, km4) = (
+        _mm512_set1_ps(2.0),
+        _mm512_set1_ps(4.0),
+        _mm512_set1_ps(5.0),
+        _mm512_set1_ps(-4.0),
+    );
+    let add = |a, b| _mm512_add_ps(a, b);
+    let sub = |a, b| _mm512_sub_ps(a, b);
+    let mul = |a, b| _mm512_mul_ps(a, b);
+    [
+        add(sub(mul(k4, d0), mul(k5, d2)), d4),
+        add(mul(km4, add(d1, d2)), add(d3, d4)),
+        add(mul(k4, sub(d1, d2)), sub(d4, d3)),
+        add(mul(k2, sub(d3, d1)), sub(d4, d2)),
+        add(mul(k2, sub(d1, d3)), sub(d4, d2)),
+        add(sub(mul(k4, d1), mul(k5, d3)), d5),
+    ]
 }
 
-/// `Bᵀ x` along one axis, lane by lane.
+/// `Aᵀ x` along one axis, 16 tiles per vector (the same expressions as `Winograd3x3`'s).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn bt(x: [&V16; A]) -> [V16; A] {
-    let mut r = [[0f32; LANES]; A];
-    for l in 0..LANES {
-        let (d0, d1, d2, d3, d4, d5) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
-        r[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
-        r[1][l] = -4.0 * (d1 + d2) + (d3 + d4);
-        r[2][l] = 4.0 * (d1 - d2) + (d4 - d3);
-        r[3][l] = 2.0 * (d3 - d1) + (d4 - d2);
-        r[4][l] = 2.0 * (d1 - d3) + (d4 - d2);
-        r[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
-    }
-    r
-}
-
-/// `Aᵀ x` along one axis, lane by lane.
-#[inline(always)]
-fn at(x: [&V16; A]) -> [V16; M] {
-    let mut r = [[0f32; LANES]; M];
-    for l in 0..LANES {
-        let (m0, m1, m2, m3, m4, m5) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
-        let (s12, d12, s34, d34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
-        r[0][l] = m0 + s12 + s34;
-        r[1][l] = d12 + 2.0 * d34;
-        r[2][l] = s12 + 4.0 * s34;
-        r[3][l] = d12 + 8.0 * d34 + m5;
-    }
-    r
+unsafe fn at(x: [__m512; A]) -> [__m512; M] {
+    let add = |a, b| _mm512_add_ps(a, b);
+    let sub = |a, b| _mm512_sub_ps(a, b);
+    let mul = |a, b| _mm512_mul_ps(a, b);
+    let (m0, m1, m2, m3, m4, m5) = (x[0], x[1], x[2], x[3], x[4], x[5]);
+    let (s12, d12, s34, d34) = (add(m1, m2), sub(m1, m2), add(m3, m4), sub(m3, m4));
+    [
+        add(add(m0, s12), s34),
+        add(d12, mul(_mm512_set1_ps(2.0), d34)),
+        add(s12, mul(_mm512_set1_ps(4.0), s34)),
+        add(add(d12, mul(_mm512_set1_ps(8.0), d34)), m5),
+    ]
 }
 
 /// `Bᵀ d B` of channel `c`'s tiles, 16 at a time, into `v[q][c][tile]`.
 ///
 /// # Safety
 /// AVX-512F; `src + offsets[q] + tiles` readable; `v` holds `36 × ic × tiles` floats.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::needless_range_loop)]
 unsafe fn input_transform(
     src: *const f32,
     offsets: &[usize],
@@ -291,25 +308,20 @@ unsafe fn input_transform(
     c: usize,
     ic: usize,
 ) {
+    assert_eq!(offsets.len(), A2);
     for t0 in (0..tiles).step_by(LANES) {
-        let mut d = [[[0f32; LANES]; A]; A];
-        for i in 0..A {
-            for j in 0..A {
-                d[i][j] = load(src.add(offsets[i * A + j] + t0));
-            }
-        }
         // Along x first (each patch row), then along y, as `Winograd3x3` does.
-        let mut r = [[[0f32; LANES]; A]; A];
-        for (ri, row) in r.iter_mut().zip(&d) {
-            *ri = bt([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+        let mut r = [[_mm512_set1_ps(0.0); A]; A];
+        for (i, ri) in r.iter_mut().enumerate() {
+            let row: [__m512; A] =
+                std::array::from_fn(|j| _mm512_loadu_ps(src.add(offsets[i * A + j] + t0)));
+            *ri = bt(row);
         }
         for nu in 0..A {
-            let col = bt([
-                &r[0][nu], &r[1][nu], &r[2][nu], &r[3][nu], &r[4][nu], &r[5][nu],
-            ]);
-            for (xi, val) in col.iter().enumerate() {
+            let col = bt(std::array::from_fn(|i| r[i][nu]));
+            for (xi, val) in col.into_iter().enumerate() {
                 let q = xi * A + nu;
-                std::ptr::write_unaligned(v.add((q * ic + c) * tiles + t0) as *mut V16, *val);
+                _mm512_storeu_ps(v.add((q * ic + c) * tiles + t0), val);
             }
         }
     }
@@ -319,8 +331,9 @@ unsafe fn input_transform(
 ///
 /// # Safety
 /// AVX-512F; `m` holds `36 × rows × tiles` floats with `o < rows`.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn output_transform(
     m: &[f32],
     o: usize,
@@ -336,24 +349,20 @@ unsafe fn output_transform(
     assert!(m.len() >= A2 * rows * tiles && o < rows);
     // The 4×4 outputs of every tile, phase by phase: y[r·4 + s][tile].
     let mut y = vec![0f32; M * M * tiles];
+    let base = m.as_ptr();
     for t0 in (0..tiles).step_by(LANES) {
-        let mut mm = [[[0f32; LANES]; A]; A];
-        for (q, cell) in mm.iter_mut().flatten().enumerate() {
-            *cell = load(m.as_ptr().add((q * rows + o) * tiles + t0));
-        }
-        let mut s = [[[0f32; LANES]; A]; M];
+        let at_q = |q: usize| _mm512_loadu_ps(base.add((q * rows + o) * tiles + t0));
+        // Along y first (each column), then along x, as `Winograd3x3` does.
+        let mut s = [[_mm512_set1_ps(0.0); A]; M];
         for nu in 0..A {
-            let col = at([
-                &mm[0][nu], &mm[1][nu], &mm[2][nu], &mm[3][nu], &mm[4][nu], &mm[5][nu],
-            ]);
-            for (yy, val) in col.iter().enumerate() {
-                s[yy][nu] = *val;
+            let col = at(std::array::from_fn(|i| at_q(i * A + nu)));
+            for (yy, val) in col.into_iter().enumerate() {
+                s[yy][nu] = val;
             }
         }
-        for (yy, sr) in s.iter().enumerate() {
-            let row = at([&sr[0], &sr[1], &sr[2], &sr[3], &sr[4], &sr[5]]);
-            for (xx, val) in row.iter().enumerate() {
-                y[(yy * M + xx) * tiles + t0..][..LANES].copy_from_slice(val);
+        for (yy, sr) in s.into_iter().enumerate() {
+            for (xx, val) in at(sr).into_iter().enumerate() {
+                _mm512_storeu_ps(y.as_mut_ptr().add((yy * M + xx) * tiles + t0), val);
             }
         }
     }
