@@ -15,7 +15,7 @@
 //! from the im2col path by float rounding only.
 
 use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
-use rayon::prelude::*;
+use crate::team::{parallel_chunks_mut, parallel_for};
 use std::cell::RefCell;
 
 /// Floats per vector register.
@@ -425,11 +425,7 @@ impl DirectConv {
                     }
                 }
             };
-            if copy_par {
-                out.data.par_chunks_mut(plane).enumerate().for_each(finish);
-            } else {
-                out.data.chunks_mut(plane).enumerate().for_each(finish);
-            }
+            parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| finish((o, dst)));
         });
         out
     }
@@ -529,12 +525,7 @@ impl DirectConv {
                 );
             }
         };
-        let tasks = pos_blocks * oc_blocks;
-        if parallel && rayon::current_num_threads() > 1 && tasks > 1 {
-            (0..tasks).into_par_iter().for_each(run);
-        } else {
-            (0..tasks).for_each(run);
-        }
+        parallel_for(pos_blocks * oc_blocks, parallel, &run);
         let bias = |o: usize| self.bias_of(o);
         for (o, dst) in out.data.chunks_exact_mut(positions).enumerate() {
             let b = bias(o);
@@ -620,12 +611,7 @@ impl DirectConv {
                 }
             }
         };
-        let tasks = position_tasks * groups;
-        if threads > 1 && tasks > 1 {
-            (0..tasks).into_par_iter().for_each(run);
-        } else {
-            (0..tasks).for_each(run);
-        }
+        parallel_for(position_tasks * groups, threads > 1, &run);
     }
 }
 
@@ -684,17 +670,9 @@ pub(crate) fn fill_polyphase(
             }
         }
     };
-    if parallel {
-        input
-            .par_chunks_mut(g.chan)
-            .zip(x.data.par_chunks(h * w))
-            .for_each(fill);
-    } else {
-        input
-            .chunks_mut(g.chan)
-            .zip(x.data.chunks(h * w))
-            .for_each(fill);
-    }
+    parallel_chunks_mut(&mut input[..x.c * g.chan], g.chan, parallel, &|c, dst| {
+        fill((dst, &x.data[c * h * w..(c + 1) * h * w]))
+    });
 }
 
 /// Runs [`kernel`] with the register block `block`.

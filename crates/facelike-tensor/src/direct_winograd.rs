@@ -13,7 +13,7 @@
 
 use crate::direct::{fill_polyphase, run_block, Block, Geometry, Planes, Shared, LANES};
 use crate::{BatchTensor, Conv2d, DirectConv, Epilogue, Tensor, Winograd3x3};
-use rayon::prelude::*;
+use crate::team::{parallel_chunks_mut, parallel_for};
 use std::cell::RefCell;
 
 /// Output tile side, input tile side, and values per transformed tile.
@@ -233,15 +233,10 @@ impl DirectWinograd {
                     )
                 };
             };
-            if threads > 1 {
-                (0..ic).into_par_iter().for_each(transform_in);
-                (0..A2 * blocks).into_par_iter().for_each(product);
-                out.data.par_chunks_mut(plane).enumerate().for_each(finish);
-            } else {
-                (0..ic).for_each(transform_in);
-                (0..A2 * blocks).for_each(product);
-                out.data.chunks_mut(plane).enumerate().for_each(finish);
-            }
+            let parallel = threads > 1;
+            parallel_for(ic, parallel, &transform_in);
+            parallel_for(A2 * blocks, parallel, &product);
+            parallel_chunks_mut(&mut out.data, plane, parallel, &|o, dst| finish((o, dst)));
         });
         BatchTensor::from_tensor(out)
     }

@@ -18,6 +18,7 @@ mod conv;
 mod direct;
 mod direct_winograd;
 mod ops;
+mod team;
 mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
