@@ -89,7 +89,8 @@ struct Layer3x3 {
     /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
     /// with padding 1 (the last block's second convolution).
     centre: Option<Conv2d>,
-    /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F).
+    /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F): of
+    /// the centre tap where `centre` is set, else of `conv`.
     direct: Option<DirectConv>,
     /// Winograd on the direct kernels, for one chip at a time on planes with many tiles.
     direct_winograd: Option<DirectWinograd>,
@@ -117,10 +118,11 @@ impl Layer3x3 {
                 weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
                 bias: conv.bias.clone(),
             });
-        let direct = centre
-            .is_none()
-            .then(|| DirectConv::new(&conv, &[(size, size)]))
-            .flatten();
+        let direct = match &centre {
+            // One chip's 1×1 input: the centre tap in the small-plane form.
+            Some(c) => DirectConv::new(c, &[(1, 1)]),
+            None => DirectConv::new(&conv, &[(size, size)]),
+        };
         // One sample's 17×17 plane has 25 tiles, its 8×8 one only 4: too few to pay.
         let direct_winograd = (size >= 12)
             .then(|| DirectWinograd::new(&conv, (size, size)))
@@ -138,13 +140,16 @@ impl Layer3x3 {
     /// `parallel`: spread the work of this one layer over rayon's threads.
     fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
         match (&self.winograd, &self.centre, parallel) {
-            (_, Some(c), _) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
+            (_, Some(c), _) if (x.h, x.w) == (1, 1) => match &self.direct {
+                Some(d) if x.n == 1 => d.forward_batch_with(x, epilogue, parallel),
+                _ => c.forward_batch(x, epilogue),
+            },
             _ if x.n == 1 && x.h >= 12 && self.direct_winograd.is_some() => self
                 .direct_winograd
                 .as_ref()
                 .expect("direct Winograd form")
                 .forward_batch_with(x, epilogue, parallel),
-            _ if x.n == 1 && self.direct.is_some() => self
+            _ if x.n == 1 && self.centre.is_none() && self.direct.is_some() => self
                 .direct
                 .as_ref()
                 .expect("direct form")
