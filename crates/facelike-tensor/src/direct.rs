@@ -384,7 +384,7 @@ impl DirectConv {
             r.len() / plane
         });
         // Large planes are worth threads for the copies too.
-        let copy_par = parallel && x.data.len() + out.data.len() > 1 << 16;
+        let copy_par = parallel;
         BUFFERS.with(|b| {
             let (input, grid) = &mut *b.borrow_mut();
             fill_polyphase(
@@ -476,7 +476,8 @@ impl DirectConv {
             })
             .collect();
         let cols_len = cols.len();
-        for c in 0..self.in_channels {
+        let cols_ptr = Shared(cols.as_mut_ptr());
+        let im2col = |c: usize| {
             let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
             for ky in 0..self.kh {
                 for oy in 0..oh {
@@ -495,13 +496,15 @@ impl DirectConv {
                         for (&b, v) in bases[lo..hi].iter().zip(src) {
                             debug_assert!(b + i < cols_len);
                             // SAFETY: b + i < pos_blocks·k·pb: b is a position's block
-                            // start plus its place (< pb), i < k·pb.
-                            unsafe { *cols.get_unchecked_mut(b + i) = *v };
+                            // start plus its place (< pb), i < k·pb; channel c alone writes
+                            // rows c·kh·kw.. of each block.
+                            unsafe { *cols_ptr.get().add(b + i) = *v };
                         }
                     }
                 }
             }
-        }
+        };
+        parallel_for(self.in_channels, parallel, &im2col);
         let mut result = vec![0f32; pos_blocks * pb * oc_pad];
         let res_ptr = Shared(result.as_mut_ptr());
         let zeros = [0f32; 16];
@@ -526,19 +529,23 @@ impl DirectConv {
             }
         };
         parallel_for(pos_blocks * oc_blocks, parallel, &run);
-        let bias = |o: usize| self.bias_of(o);
-        for (o, dst) in out.data.chunks_exact_mut(positions).enumerate() {
-            let b = bias(o);
-            let res = (o < residual_channels)
-                .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
-            for (p, d) in dst.iter_mut().enumerate() {
-                let mut v = result[p * oc_pad + o] + b;
-                if let Some(r) = res {
-                    v += r[p];
+        // Back to channel-major, with bias, residual and ReLU; 16 channels a piece.
+        let finish = |piece: usize, dst: &mut [f32]| {
+            for (i, dst) in dst.chunks_exact_mut(positions).enumerate() {
+                let o = piece * 16 + i;
+                let b = self.bias_of(o);
+                let res = (o < residual_channels)
+                    .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
+                for (p, d) in dst.iter_mut().enumerate() {
+                    let mut v = result[p * oc_pad + o] + b;
+                    if let Some(r) = res {
+                        v += r[p];
+                    }
+                    *d = if epilogue.relu { crate::relu(v) } else { v };
                 }
-                *d = if epilogue.relu { crate::relu(v) } else { v };
             }
-        }
+        };
+        parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &finish);
         out
     }
 
@@ -578,8 +585,8 @@ impl DirectConv {
         } else {
             1
         };
-        let groups = if threads > 1 {
-            (4 * threads).div_ceil(position_tasks).clamp(1, blocks)
+        let groups = if threads > 1 && position_tasks < 4 * threads {
+            blocks
         } else {
             1
         };

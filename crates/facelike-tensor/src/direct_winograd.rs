@@ -156,7 +156,7 @@ impl DirectWinograd {
         let tiles = g.grid;
         BUFFERS.with(|b| {
             let [input, v, m] = &mut *b.borrow_mut();
-            fill_polyphase(planes, (M, M), (self.pad_y, self.pad_x), &g, input, false);
+            fill_polyphase(planes, (M, M), (self.pad_y, self.pad_x), &g, input, parallel);
             v.resize(A2 * ic * tiles, 0.0);
             m.resize(A2 * blocks * ocb * tiles, 0.0);
             let offsets: Vec<usize> = (0..A2)
@@ -170,6 +170,7 @@ impl DirectWinograd {
             } else {
                 1
             };
+            let parallel = threads > 1;
             let input = &input[..];
             // Input transform, by channel: V[q][c][tile].
             let vp = Shared(v.as_mut_ptr());
@@ -233,7 +234,6 @@ impl DirectWinograd {
                     )
                 };
             };
-            let parallel = threads > 1;
             parallel_for(ic, parallel, &transform_in);
             parallel_for(A2 * blocks, parallel, &product);
             parallel_chunks_mut(&mut out.data, plane, parallel, &|o, dst| finish((o, dst)));

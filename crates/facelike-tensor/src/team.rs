@@ -65,8 +65,10 @@ struct Team {
     wake: Condvar,
 }
 
-/// How long a helper keeps looking for the next step before it parks.
-const SPIN: Duration = Duration::from_micros(200);
+/// How long a helper keeps looking for the next step before it parks: longer than the
+/// serial stretches between the steps of one face (pooling, copies), so that it is awake
+/// for the next step; short enough not to hold a core long after the last.
+const SPIN: Duration = Duration::from_millis(2);
 
 fn team() -> &'static Team {
     static TEAM: OnceLock<&'static Team> = OnceLock::new();
@@ -98,8 +100,13 @@ fn helper(team: &'static Team) {
     loop {
         // Spin a little for the next step, then park until one is published.
         let start = Instant::now();
-        while team.generation.load(Ordering::Acquire) == seen && start.elapsed() < SPIN {
-            std::hint::spin_loop();
+        'spin: while start.elapsed() < SPIN {
+            for _ in 0..256 {
+                if team.generation.load(Ordering::Acquire) != seen {
+                    break 'spin;
+                }
+                std::hint::spin_loop();
+            }
         }
         let job = {
             let mut slot = team.slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,7 +133,7 @@ fn helper(team: &'static Team) {
 /// runs which is unspecified. A panicking piece is re-raised here after all have finished.
 pub(crate) fn parallel_for(tasks: usize, parallel: bool, body: &(dyn Fn(usize) + Sync)) {
     let seats = rayon::current_num_threads().saturating_sub(1);
-    if !parallel || tasks <= 1 || seats == 0 {
+    if !parallel || tasks <= 1 || seats == 0 || skip_while_crowded() {
         (0..tasks).for_each(body);
         return;
     }
@@ -155,7 +162,13 @@ pub(crate) fn parallel_for(tasks: usize, parallel: bool, body: &(dyn Fn(usize) +
         team.generation.fetch_add(1, Ordering::Release);
     }
     team.wake.notify_all();
+    let start = Instant::now();
+    let cpu_start = thread_cpu_time();
     job.work();
+    let own = start.elapsed();
+    let cpu = thread_cpu_time()
+        .zip(cpu_start)
+        .map(|(b, a)| b.saturating_sub(a));
     // Wait for pieces the helpers claimed: spin, then yield the core.
     let mut spins = 0u32;
     while job.done.load(Ordering::Acquire) < tasks {
@@ -166,10 +179,78 @@ pub(crate) fn parallel_for(tasks: usize, parallel: bool, body: &(dyn Fn(usize) +
             std::thread::yield_now();
         }
     }
+    note_share(own, cpu, start.elapsed().saturating_sub(own));
     *team.slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
     drop(guard);
     if job.panicked.load(Ordering::Relaxed) {
         resume_unwind(Box::new("a parallel_for piece panicked"));
+    }
+}
+
+/// Loops still to run alone before trying the helpers again.
+static SKIP: AtomicUsize = AtomicUsize::new(0);
+/// Wall and CPU nanoseconds of the caller's own share, summed over the current window.
+static WINDOW_WALL: AtomicU64 = AtomicU64::new(0);
+static WINDOW_CPU: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds the caller then waited for helpers' pieces, over the current window.
+static WINDOW_WAIT: AtomicU64 = AtomicU64::new(0);
+static WINDOW_LOOPS: AtomicUsize = AtomicUsize::new(0);
+/// Loops per measurement window, and loops run alone after a crowded window.
+const WINDOW: usize = 48;
+const ALONE: usize = 512;
+
+/// Whether to run this loop alone. On a machine busy with other work, more threads than
+/// free cores means each of ours gets a slice of a core: the caller is descheduled mid-step,
+/// waits a time slice for a descheduled helper's piece, and the helpers' spinning takes
+/// cycles from it. So the caller watches how much of its own share's wall time it actually
+/// ran, and how long it then waited for helpers; when it ran less than 3/4 of the time, or
+/// waited more than a quarter as long as it worked, over a window, it works alone for a
+/// while, then tries again.
+fn skip_while_crowded() -> bool {
+    SKIP.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1))
+        .is_ok()
+}
+
+/// Records the caller's share (`wall` elapsed, `cpu` of it spent running) and how long it
+/// then `waited` for the helpers.
+fn note_share(wall: Duration, cpu: Option<Duration>, waited: Duration) {
+    let Some(cpu) = cpu else { return };
+    WINDOW_WALL.fetch_add(wall.as_nanos() as u64, Ordering::Relaxed);
+    WINDOW_CPU.fetch_add(cpu.as_nanos() as u64, Ordering::Relaxed);
+    WINDOW_WAIT.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+    if WINDOW_LOOPS.fetch_add(1, Ordering::Relaxed) + 1 >= WINDOW {
+        let wall = WINDOW_WALL.swap(0, Ordering::Relaxed);
+        let cpu = WINDOW_CPU.swap(0, Ordering::Relaxed);
+        let waited = WINDOW_WAIT.swap(0, Ordering::Relaxed);
+        WINDOW_LOOPS.store(0, Ordering::Relaxed);
+        // Descheduled ourselves, or kept waiting by descheduled helpers.
+        if cpu.saturating_mul(4) < wall.saturating_mul(3) || waited.saturating_mul(4) > wall {
+            SKIP.store(ALONE, Ordering::Relaxed);
+        }
+    }
+}
+
+/// CPU time of the calling thread, where the platform tells it.
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, t: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut t = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        (rc == 0).then(|| Duration::new(t.sec as u64, t.nsec as u32))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }
 
