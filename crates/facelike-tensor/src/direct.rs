@@ -15,7 +15,7 @@
 //! from the im2col path by float rounding only.
 
 use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
-use crate::team::{parallel_chunks_mut, parallel_for};
+use crate::team::{parallel_chunks_mut, parallel_for, parallel_for_coarse};
 use std::cell::RefCell;
 
 /// Floats per vector register.
@@ -26,6 +26,8 @@ pub(crate) const LANES: usize = 16;
 const TASK_POSITIONS: usize = 2048;
 
 thread_local! {
+    /// Two grids and a polyphase input for `forward_chain_par`, reused between calls.
+    static CHAIN_BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     /// The polyphase input and the output grid, reused between calls on the calling thread.
     static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
@@ -143,17 +145,30 @@ pub(crate) struct Planes<'a> {
     pub(crate) c: usize,
     pub(crate) h: usize,
     pub(crate) w: usize,
+    /// Floats from one row to the next, and from one channel to the next (`w` and `h · w`
+    /// when packed; wider for a direct convolution's output grid).
+    pub(crate) row_pitch: usize,
+    pub(crate) chan_pitch: usize,
     pub(crate) data: &'a [f32],
+}
+
+impl<'a> Planes<'a> {
+    /// Packed C × H × W planes.
+    pub(crate) fn packed(c: usize, h: usize, w: usize, data: &'a [f32]) -> Self {
+        Planes {
+            c,
+            h,
+            w,
+            row_pitch: w,
+            chan_pitch: h * w,
+            data,
+        }
+    }
 }
 
 impl<'a> From<&'a Tensor> for Planes<'a> {
     fn from(t: &'a Tensor) -> Self {
-        Planes {
-            c: t.c,
-            h: t.h,
-            w: t.w,
-            data: &t.data,
-        }
+        Planes::packed(t.c, t.h, t.w, &t.data)
     }
 }
 
@@ -345,12 +360,7 @@ impl DirectConv {
         parallel: bool,
     ) -> BatchTensor {
         assert_eq!(x.n, 1, "direct convolution takes one sample");
-        let view = Planes {
-            c: x.c,
-            h: x.h,
-            w: x.w,
-            data: &x.data,
-        };
+        let view = Planes::packed(x.c, x.h, x.w, &x.data);
         BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel))
     }
 
@@ -427,6 +437,73 @@ impl DirectConv {
             };
             parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| finish((o, dst)));
         });
+        out
+    }
+
+    /// Several convolutions in a row, each followed by its bias and, where its flag says, a
+    /// ReLU: `layers[0]` takes `x`, each next one the previous output. Spread over all
+    /// threads, for large planes (a detector's pyramid): each output goes straight from the
+    /// kernel's grid into the next layer's padded polyphase input, never compacted in
+    /// between. Equal to calling [`forward_par`](Self::forward_par) layer by layer.
+    pub fn forward_chain_par(layers: &[(&DirectConv, bool)], x: &Tensor) -> Tensor {
+        let Some(((last, _), _)) = layers.split_last() else {
+            return x.clone();
+        };
+        // Grids alternate between two buffers: one read while the other is written. They
+        // and the polyphase input are kept between calls on this thread (fresh pages cost
+        // more to fault in than to fill).
+        let [g0, g1, mut input] = CHAIN_BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let mut grids = [g0, g1];
+        let (mut c, mut h, mut w) = (x.c, x.h, x.w);
+        // Where the current input lives: the tensor, or grid buffer 0 or 1 with its pitches.
+        let mut source: Option<(usize, usize, usize)> = None;
+        for (i, (layer, relu)) in layers.iter().enumerate() {
+            assert_eq!(c, layer.in_channels, "conv input channels");
+            let packed = layer.packed_for(h, w);
+            let g = layer.geometry(h, w, packed.block);
+            if g.oh == 0 || g.ow == 0 || layer.out_channels == 0 {
+                let [g0, g1] = grids;
+                CHAIN_BUFFERS.with(|b| *b.borrow_mut() = [g0, g1, input]);
+                return Tensor::zeros(last.out_channels, 0, 0);
+            }
+            let planes = match source {
+                None => Planes::packed(c, h, w, &x.data),
+                Some((buf, row_pitch, chan_pitch)) => Planes {
+                    c,
+                    h,
+                    w,
+                    row_pitch,
+                    chan_pitch,
+                    data: &grids[buf],
+                },
+            };
+            fill_polyphase(
+                planes,
+                (layer.stride_y, layer.stride_x),
+                (layer.pad_y, layer.pad_x),
+                &g,
+                &mut input,
+                true,
+            );
+            let out = i % 2;
+            let ocb = packed.block.channels();
+            let grid = &mut grids[out];
+            grid.resize(layer.out_channels.div_ceil(ocb) * ocb * g.grid, 0.0);
+            layer.compute(packed, &input, &g, *relu, grid, true);
+            source = Some((out, g.wh, g.grid));
+            (c, h, w) = (layer.out_channels, g.oh, g.ow);
+        }
+        let (buf, row_pitch, chan_pitch) = source.expect("at least one layer ran");
+        let grid = &grids[buf];
+        let mut out = Tensor::zeros(c, h, w);
+        parallel_chunks_mut(&mut out.data, h * w, true, &|o, dst| {
+            let src = &grid[o * chan_pitch..];
+            for (oy, row) in dst.chunks_exact_mut(w).enumerate() {
+                row.copy_from_slice(&src[oy * row_pitch..oy * row_pitch + w]);
+            }
+        });
+        let [g0, g1] = grids;
+        CHAIN_BUFFERS.with(|b| *b.borrow_mut() = [g0, g1, input]);
         out
     }
 
@@ -618,7 +695,12 @@ impl DirectConv {
                 }
             }
         };
-        parallel_for(position_tasks * groups, threads > 1, &run);
+        if threads > 1 && groups == 1 {
+            // Many position tasks: a large plane.
+            parallel_for_coarse(position_tasks, &run);
+        } else {
+            parallel_for(position_tasks * groups, threads > 1, &run);
+        }
     }
 }
 
@@ -663,7 +745,8 @@ pub(crate) fn fill_polyphase(
                 }
             }
         }
-        for (y, row) in src.chunks_exact(w).enumerate() {
+        for y in 0..h {
+            let row = &src[y * x.row_pitch..y * x.row_pitch + w];
             let yy = y + py;
             let (a, r) = (yy % sy, yy / sy);
             let base = a * sx * g.plane + r * g.wh;
@@ -678,7 +761,13 @@ pub(crate) fn fill_polyphase(
         }
     };
     parallel_chunks_mut(&mut input[..x.c * g.chan], g.chan, parallel, &|c, dst| {
-        fill((dst, &x.data[c * h * w..(c + 1) * h * w]))
+        let at = c * x.chan_pitch;
+        let len = if h == 0 || w == 0 {
+            0
+        } else {
+            (h - 1) * x.row_pitch + w
+        };
+        fill((dst, &x.data[at..at + len]))
     });
 }
 

@@ -130,12 +130,7 @@ impl DirectWinograd {
     ) -> BatchTensor {
         assert_eq!(x.n, 1, "direct Winograd takes one sample");
         assert_eq!(x.c, self.in_channels, "conv input channels");
-        let planes = Planes {
-            c: x.c,
-            h: x.h,
-            w: x.w,
-            data: &x.data,
-        };
+        let planes = Planes::packed(x.c, x.h, x.w, &x.data);
         let t = self.tiles(x.h, x.w, self.block);
         let g = t.g;
         let (oc, ic) = (self.out_channels, self.in_channels);

@@ -132,8 +132,19 @@ fn helper(team: &'static Team) {
 /// `parallel` (else in order on this thread). Each piece runs exactly once; which thread
 /// runs which is unspecified. A panicking piece is re-raised here after all have finished.
 pub(crate) fn parallel_for(tasks: usize, parallel: bool, body: &(dyn Fn(usize) + Sync)) {
+    run(tasks, parallel, false, body)
+}
+
+/// [`parallel_for`] for loops of large pieces (milliseconds each, as a detector's image
+/// pyramid gives): always shared with the helpers, even on a crowded machine, where a late
+/// helper costs little against such pieces; and not counted in the crowding measure.
+pub(crate) fn parallel_for_coarse(tasks: usize, body: &(dyn Fn(usize) + Sync)) {
+    run(tasks, true, true, body)
+}
+
+fn run(tasks: usize, parallel: bool, coarse: bool, body: &(dyn Fn(usize) + Sync)) {
     let seats = rayon::current_num_threads().saturating_sub(1);
-    if !parallel || tasks <= 1 || seats == 0 || skip_while_crowded() {
+    if !parallel || tasks <= 1 || seats == 0 || (!coarse && skip_while_crowded()) {
         (0..tasks).for_each(body);
         return;
     }
@@ -179,7 +190,9 @@ pub(crate) fn parallel_for(tasks: usize, parallel: bool, body: &(dyn Fn(usize) +
             std::thread::yield_now();
         }
     }
-    note_share(own, cpu, start.elapsed().saturating_sub(own));
+    if !coarse {
+        note_share(own, cpu, start.elapsed().saturating_sub(own));
+    }
     *team.slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
     drop(guard);
     if job.panicked.load(Ordering::Relaxed) {
@@ -262,12 +275,14 @@ pub(crate) fn parallel_chunks_mut(
     parallel: bool,
     body: &(dyn Fn(usize, &mut [f32]) + Sync),
 ) {
+    // Big arrays (a detector's planes) are coarse work.
+    let coarse = parallel && data.len() >= 1 << 18;
     if data.is_empty() || chunk == 0 {
         return;
     }
     let len = data.len();
     let base = ChunkPtr(data.as_mut_ptr());
-    parallel_for(len.div_ceil(chunk), parallel, &|i| {
+    run(len.div_ceil(chunk), parallel, coarse, &|i| {
         let start = i * chunk;
         let n = chunk.min(len - start);
         // SAFETY: pieces are disjoint ranges of `data`, which outlives the loop.

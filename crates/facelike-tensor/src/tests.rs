@@ -392,3 +392,37 @@ fn direct_winograd_matches_reference() {
         }
     }
 }
+
+#[test]
+fn direct_chain_equals_layer_by_layer() {
+    if !DirectConv::supported() {
+        return;
+    }
+    // The MMOD detector's shapes, scaled down: strided 5×5s, same-padded 5×5s, a 9×9 scorer.
+    let shapes = [
+        (8, 3, 5, 2, 0, true),
+        (12, 8, 5, 2, 0, true),
+        (9, 12, 5, 1, 2, true),
+        (9, 9, 5, 1, 2, false),
+        (1, 9, 9, 1, 4, false),
+    ];
+    let layers: Vec<(DirectConv, bool)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(oc, ic, k, s, p, relu))| {
+            let conv = conv(oc, ic, k, k, s, s, p, p, true, 500 + i as u64);
+            (DirectConv::new(&conv, &[(512, 512)]).unwrap(), relu)
+        })
+        .collect();
+    let refs: Vec<(&DirectConv, bool)> = layers.iter().map(|(l, r)| (l, *r)).collect();
+    for (h, w) in [(97, 131), (40, 41), (20, 20)] {
+        let x = Tensor::from_vec(3, h, w, noise(3 * h * w, h as u64));
+        let mut want = x.clone();
+        for (l, relu) in &refs {
+            want = l.forward_par(&want, *relu);
+        }
+        let got = DirectConv::forward_chain_par(&refs, &x);
+        assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "{h}x{w}");
+        assert_eq!(got.data, want.data, "{h}x{w}");
+    }
+}

@@ -221,21 +221,32 @@ impl CnnDetector {
             return Vec::new();
         };
         let mut x = pyramid.build(img, self.avg);
+        // Every stage must leave a non-empty map (else there is nothing to find).
+        let (mut h, mut w) = (x.h, x.w);
         for s in &self.stages {
-            let (oh, ow) = s.conv.out_shape(x.h, x.w);
-            if oh == 0 || ow == 0 {
+            (h, w) = s.conv.out_shape(h, w);
+            if h == 0 || w == 0 {
                 return Vec::new();
             }
-            x = match &s.direct {
-                Some(d) => d.forward_par(&x, s.relu),
-                None => s.conv.forward_par(
-                    &x,
-                    Epilogue {
-                        residual: None,
-                        relu: s.relu,
-                    },
-                ),
-            };
+        }
+        let direct: Option<Vec<(&DirectConv, bool)>> = self
+            .stages
+            .iter()
+            .map(|s| s.direct.as_ref().map(|d| (d, s.relu)))
+            .collect();
+        match direct {
+            Some(layers) => x = DirectConv::forward_chain_par(&layers, &x),
+            None => {
+                for s in &self.stages {
+                    x = s.conv.forward_par(
+                        &x,
+                        Epilogue {
+                            residual: None,
+                            relu: s.relu,
+                        },
+                    );
+                }
+            }
         }
         // Candidates, in dlib's scan order, then sorted by score as dlib's std::sort does.
         let mut cands: Vec<(f64, DRect)> = Vec::new();
