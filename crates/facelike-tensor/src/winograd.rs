@@ -234,11 +234,13 @@ impl Winograd3x3 {
                         // SAFETY: element (q, o, c0..c0+nf) of the A2 × oc × ic buffer; no
                         // other task writes row o.
                         unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                v.as_ptr(),
-                                dst.get().add((q * oc + o) * ic + c0),
-                                nf,
-                            );
+                            let to = dst.get().add((q * oc + o) * ic + c0);
+                            if nf == F {
+                                // A constant length: a vector store, not a call to memmove.
+                                std::ptr::copy_nonoverlapping(v.as_ptr(), to, F);
+                            } else {
+                                std::ptr::copy_nonoverlapping(v.as_ptr(), to, nf);
+                            }
                         }
                     }
                 }

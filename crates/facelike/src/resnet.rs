@@ -27,6 +27,7 @@ use facelike_tensor::{
 };
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// Side of the square face chip the network takes.
 pub const CHIP_SIZE: usize = 150;
@@ -84,8 +85,11 @@ struct ResBlock {
 #[derive(Clone, Debug)]
 struct Layer3x3 {
     conv: Conv2d,
-    /// Winograd F(4×4, 3×3), for stride 1.
-    winograd: Option<Winograd3x3>,
+    /// The side of this layer's (square) input.
+    size: usize,
+    /// Winograd F(4×4, 3×3), for stride 1, where it pays for batches; prepared on first use
+    /// (one chip at a time never needs it where the direct kernels run).
+    winograd: OnceLock<Option<Winograd3x3>>,
     /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
     /// with padding 1 (the last block's second convolution).
     centre: Option<Conv2d>,
@@ -101,8 +105,6 @@ impl Layer3x3 {
     /// [`forward`](Self::forward) can choose at that size are built: Winograd's weights take
     /// 4× the memory (9.4 MB for a 256-channel layer).
     fn new(conv: Conv2d, size: usize) -> Self {
-        let winograd = Winograd3x3::new(&conv)
-            .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1);
         let centre = (size == 1
             && (conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
             && (conv.pad_y, conv.pad_x) == (1, 1))
@@ -129,7 +131,8 @@ impl Layer3x3 {
             .flatten();
         Layer3x3 {
             conv,
-            winograd,
+            size,
+            winograd: OnceLock::new(),
             centre,
             direct,
             direct_winograd,
@@ -139,26 +142,38 @@ impl Layer3x3 {
     /// The fastest exact-enough form for this batch and input size.
     /// `parallel`: spread the work of this one layer over rayon's threads.
     fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
-        match (&self.winograd, &self.centre, parallel) {
-            (_, Some(c), _) if (x.h, x.w) == (1, 1) => match &self.direct {
+        if let (Some(c), true) = (&self.centre, (x.h, x.w) == (1, 1)) {
+            return match &self.direct {
                 Some(d) if x.n == 1 => d.forward_batch_with(x, epilogue, parallel),
                 _ => c.forward_batch(x, epilogue),
-            },
-            _ if x.n == 1 && x.h >= 12 && self.direct_winograd.is_some() => self
-                .direct_winograd
-                .as_ref()
-                .expect("direct Winograd form")
-                .forward_batch_with(x, epilogue, parallel),
-            _ if x.n == 1 && self.centre.is_none() && self.direct.is_some() => self
-                .direct
-                .as_ref()
-                .expect("direct form")
-                .forward_batch_with(x, epilogue, parallel),
-            (Some(w), _, false) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
-            (Some(w), _, true) if w.pays_off(x.n, x.h, x.w) => w.forward_batch_par(x, epilogue),
-            (_, _, false) => self.conv.forward_batch(x, epilogue),
-            (_, _, true) => self.conv.forward_batch_par(x, epilogue),
+            };
         }
+        if x.n == 1 {
+            if let (Some(d), true) = (&self.direct_winograd, x.h >= 12) {
+                return d.forward_batch_with(x, epilogue, parallel);
+            }
+            if let (Some(d), None) = (&self.direct, &self.centre) {
+                return d.forward_batch_with(x, epilogue, parallel);
+            }
+        }
+        match (self.winograd().filter(|w| w.pays_off(x.n, x.h, x.w)), parallel) {
+            (Some(w), false) => w.forward_batch(x, epilogue),
+            (Some(w), true) => w.forward_batch_par(x, epilogue),
+            (None, false) => self.conv.forward_batch(x, epilogue),
+            (None, true) => self.conv.forward_batch_par(x, epilogue),
+        }
+    }
+
+    /// The Winograd form, prepared on first use: only the layers and sizes where it can pay
+    /// (its weights take 4× the memory, 9.4 MB for a 256-channel layer).
+    fn winograd(&self) -> Option<&Winograd3x3> {
+        let size = self.size;
+        self.winograd
+            .get_or_init(|| {
+                Winograd3x3::new(&self.conv)
+                    .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1)
+            })
+            .as_ref()
     }
 }
 
@@ -473,11 +488,7 @@ impl DescriptorNet {
             cur.add_prev()?;
             cur.relu()?;
             let conv_size = Conv2d::out_size(size, 3, conv1.stride_y, conv1.pad_y);
-            blocks.push(ResBlock {
-                conv1: Layer3x3::new(conv1, size),
-                conv2: Layer3x3::new(conv2, conv_size),
-                down,
-            });
+            blocks.push((conv1, size, conv2, conv_size, down));
             if down {
                 // The sum takes the larger of the conv path and the pooled shortcut.
                 size = conv_size.max(Conv2d::out_size(size, 2, 2, 0));
@@ -504,6 +515,18 @@ impl DescriptorNet {
         if cur.pos != file.layers.len() {
             return Err(cur.wrong("the end of the network after the fully connected layer"));
         }
+        // Preparing each layer's faster forms (Winograd transforms, packings) is most of the
+        // load time: all layers at once.
+        let blocks: Vec<ResBlock> = blocks
+            .into_par_iter()
+            .map(|(conv1, size, conv2, conv_size, down)| {
+                let (conv1, conv2) = rayon::join(
+                    || Layer3x3::new(conv1, size),
+                    || Layer3x3::new(conv2, conv_size),
+                );
+                ResBlock { conv1, conv2, down }
+            })
+            .collect();
         let stem_direct = DirectConv::new(&stem, &[(CHIP_SIZE, CHIP_SIZE)]);
         Ok(DescriptorNet {
             avg,
@@ -551,7 +574,7 @@ impl DescriptorNet {
     pub fn without_winograd(mut self) -> Self {
         for block in &mut self.blocks {
             for layer in [&mut block.conv1, &mut block.conv2] {
-                layer.winograd = None;
+                layer.winograd = OnceLock::from(None);
                 layer.centre = None;
                 layer.direct = None;
                 layer.direct_winograd = None;
