@@ -453,27 +453,39 @@ impl<'a> DatReader<'a> {
         // Each float needs at least 4 bytes (two 2-byte ints).
         let (rows, cols) = self.read_matrix_dims(what, 4)?;
         let count = rows * cols;
-        out.reserve(count);
-        for _ in 0..count {
-            let p = &self.data[self.pos..];
+        let start = out.len();
+        out.resize(start + count, 0.0);
+        let data = self.data;
+        let mut pos = self.pos;
+        for d in &mut out[start..] {
+            let p = &data[pos..];
             // Almost every float of a trained model is a 3-byte mantissa and a 1-byte exponent
             // (float's 24-bit significand): take those with a constant step, so that the next
             // value's position does not wait for this one's control bytes.
             if p.len() >= 18 && p[0] & 0x7F == 3 && p[4] & 0x7F == 1 {
-                let mag = u32::from_le_bytes([p[1], p[2], p[3], 0]) as i64;
+                let mag = u32::from_le_bytes([p[1], p[2], p[3], 0]) as i32;
                 let m = if p[0] & 0x80 != 0 { -mag } else { mag };
                 let e = if p[4] & 0x80 != 0 {
-                    -(p[5] as i64)
+                    -(p[5] as i32)
                 } else {
-                    p[5] as i64
+                    p[5] as i32
                 };
-                let scale = f64::from_bits(((e + 1023) as u64) << 52);
-                out.push(((m as f32) as f64 * scale) as f32);
-                self.pos += 6;
+                // |m| < 2^24 converts exactly; with 2^e a normal float, the one float
+                // multiply rounds the exact product once, as dlib's double multiply and
+                // cast to float do.
+                *d = if (-126..=127).contains(&e) {
+                    m as f32 * f32::from_bits(((e + 127) as u32) << 23)
+                } else {
+                    ((m as f32) as f64 * f64::from_bits(((e + 1023) as u64) << 52)) as f32
+                };
+                pos += 6;
             } else {
-                out.push(self.read_f32(what)?);
+                self.pos = pos;
+                *d = self.read_f32(what)?;
+                pos = self.pos;
             }
         }
+        self.pos = pos;
         Ok((rows, cols))
     }
 

@@ -5,12 +5,15 @@
 use facelike::{CnnDetector, DescriptorNet, HogDetector, Model, ShapePredictor};
 use std::time::Instant;
 
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+/// Median milliseconds of `runs` loads; each model is dropped after its clock stops.
+fn median_ms<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
     let mut t: Vec<f64> = (0..runs)
         .map(|_| {
             let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
+            let model = f();
+            let ms = s.elapsed().as_secs_f64() * 1e3;
+            drop(model);
+            ms
         })
         .collect();
     t.sort_by(f64::total_cmp);
@@ -28,19 +31,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:<28} {ms:8.1} ms");
     };
     if wanted("resnet") {
-        row("resnet", median_ms(runs, || drop(DescriptorNet::load(&dir).unwrap())));
+        row("resnet", median_ms(runs, || DescriptorNet::load(&dir).unwrap()));
     }
     if wanted("shape predictor 5") {
-        row("shape predictor 5", median_ms(runs, || drop(ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap())));
+        row("shape predictor 5", median_ms(runs, || ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap()));
     }
     if wanted("shape predictor 68") {
-        row("shape predictor 68", median_ms(runs, || drop(ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap())));
+        row("shape predictor 68", median_ms(runs, || ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap()));
     }
     if wanted("hog") {
-        row("hog", median_ms(runs, || drop(HogDetector::load(&dir).unwrap())));
+        row("hog", median_ms(runs, || HogDetector::load(&dir).unwrap()));
     }
     if wanted("mmod") {
-        row("mmod", median_ms(runs, || drop(CnnDetector::load(&dir).unwrap())));
+        row("mmod", median_ms(runs, || CnnDetector::load(&dir).unwrap()));
     }
     println!("{:<28} {total:8.1} ms", "sum of medians");
     Ok(())
