@@ -537,45 +537,36 @@ impl DirectConv {
         });
         // Columns: [position block][k][pb], zero outside the input and past the last position.
         let mut cols = vec![0f32; pos_blocks * k * pb];
-        // Where position p's column starts: its block, then its place in the block.
-        let pos_base: Vec<usize> = (0..positions).map(|p| (p / pb) * k * pb + p % pb).collect();
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
-        // Output columns whose tap kx lands inside the input: ox·sx + kx − px in 0..w.
-        let ox_ranges: Vec<(usize, usize)> = (0..self.kw)
-            .map(|kx| {
-                let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
-                let hi = if x.w + px > kx {
-                    ((x.w + px - kx - 1) / sx + 1).clamp(lo, ow)
-                } else {
-                    lo
-                };
-                (lo, hi)
-            })
+        // Each channel is first copied into a zero-padded plane, so that every tap of every
+        // position is one load: position p's window starts at pos_off[p].
+        let (hp, wp) = (x.h + 2 * py, x.w + 2 * px);
+        let pos_off: Vec<usize> = (0..positions)
+            .map(|p| (p / ow) * sy * wp + (p % ow) * sx)
             .collect();
-        let cols_len = cols.len();
         let cols_ptr = Shared(cols.as_mut_ptr());
         let im2col = |c: usize| {
+            let mut padded = vec![0f32; hp * wp];
             let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+            for (y, row) in plane.chunks_exact(x.w.max(1)).enumerate() {
+                padded[(y + py) * wp + px..][..row.len()].copy_from_slice(row);
+            }
             for ky in 0..self.kh {
-                for oy in 0..oh {
-                    let iy = (oy * sy + ky) as isize - py as isize;
-                    if iy < 0 || iy >= x.h as isize {
-                        continue;
-                    }
-                    let row = &plane[iy as usize * x.w..(iy as usize + 1) * x.w];
-                    let bases = &pos_base[oy * ow..(oy + 1) * ow];
-                    for (kx, &(lo, hi)) in ox_ranges.iter().enumerate() {
-                        if lo == hi {
-                            continue;
-                        }
-                        let i = ((c * self.kh + ky) * self.kw + kx) * pb;
-                        let src = row[lo * sx + kx - px..].iter().step_by(sx);
-                        for (&b, v) in bases[lo..hi].iter().zip(src) {
-                            debug_assert!(b + i < cols_len);
-                            // SAFETY: b + i < pos_blocks·k·pb: b is a position's block
-                            // start plus its place (< pb), i < k·pb; channel c alone writes
-                            // rows c·kh·kw.. of each block.
-                            unsafe { *cols_ptr.get().add(b + i) = *v };
+                for kx in 0..self.kw {
+                    let tap = ky * wp + kx;
+                    let i = (c * self.kh + ky) * self.kw + kx;
+                    for (blk, offs) in pos_off.chunks(pb).enumerate() {
+                        // SAFETY: block blk's row i (pb floats) lies inside `cols`
+                        // (pos_blocks·k·pb floats), and channel c alone writes rows
+                        // c·kh·kw.. of each block.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                cols_ptr.get().add((blk * k + i) * pb),
+                                offs.len(),
+                            )
+                        };
+                        for (d, &o) in dst.iter_mut().zip(offs) {
+                            *d = padded[o + tap];
                         }
                     }
                 }

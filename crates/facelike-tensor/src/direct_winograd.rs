@@ -356,25 +356,44 @@ unsafe fn output_transform(
             }
         }
     }
-    let (oh, ow, wh) = (g.oh, g.ow, g.wh);
-    debug_assert!(t.th * wh <= tiles && t.tw < wh);
+    let (oh, ow, wh, tw) = (g.oh, g.ow, g.wh, t.tw);
+    debug_assert!(t.th * wh <= tiles && tw < wh);
+    // One output row at a time: interleave the four column phases, then the epilogue on
+    // the contiguous row (vectorised).
+    let mut row_buf = vec![0f32; tw * M];
     for oy in 0..oh {
         let (ty, r) = (oy / M, oy % M);
-        let row = &mut dst[oy * ow..(oy + 1) * ow];
         let phases: [&[f32]; M] =
-            std::array::from_fn(|s| &y[(r * M + s) * tiles + ty * wh..][..wh]);
-        match residual {
-            Some(res) => {
+            std::array::from_fn(|s| &y[(r * M + s) * tiles + ty * wh..][..tw]);
+        for (tx, quad) in row_buf.chunks_exact_mut(M).enumerate() {
+            quad[0] = phases[0][tx];
+            quad[1] = phases[1][tx];
+            quad[2] = phases[2][tx];
+            quad[3] = phases[3][tx];
+        }
+        let vals = &row_buf[..ow];
+        let row = &mut dst[oy * ow..(oy + 1) * ow];
+        match (residual, relu) {
+            (Some(res), true) => {
                 let res = &res[oy * ow..(oy + 1) * ow];
-                for (ox, (d, rv)) in row.iter_mut().zip(res).enumerate() {
-                    let v = phases[ox % M][ox / M] + bias + *rv;
-                    *d = if relu { crate::relu(v) } else { v };
+                for ((d, v), rv) in row.iter_mut().zip(vals).zip(res) {
+                    *d = crate::relu(*v + bias + *rv);
                 }
             }
-            None => {
-                for (ox, d) in row.iter_mut().enumerate() {
-                    let v = phases[ox % M][ox / M] + bias;
-                    *d = if relu { crate::relu(v) } else { v };
+            (Some(res), false) => {
+                let res = &res[oy * ow..(oy + 1) * ow];
+                for ((d, v), rv) in row.iter_mut().zip(vals).zip(res) {
+                    *d = *v + bias + *rv;
+                }
+            }
+            (None, true) => {
+                for (d, v) in row.iter_mut().zip(vals) {
+                    *d = crate::relu(*v + bias);
+                }
+            }
+            (None, false) => {
+                for (d, v) in row.iter_mut().zip(vals) {
+                    *d = *v + bias;
                 }
             }
         }
