@@ -17,7 +17,10 @@ pub struct FileBytes {
 enum Inner {
     Read(Vec<u8>),
     #[cfg(unix)]
-    Mapped { ptr: *mut libc::c_void, len: usize },
+    Mapped {
+        ptr: *mut libc::c_void,
+        len: usize,
+    },
 }
 
 // SAFETY: the mapping is private, read-only and owned by this value alone.

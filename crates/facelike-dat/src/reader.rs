@@ -449,7 +449,11 @@ impl<'a> DatReader<'a> {
 
     /// A `dlib::matrix<float>` whose elements are appended to `out` (so that many small
     /// matrices can share one allocation); returns its rows and columns.
-    pub fn read_matrix_f32_into(&mut self, what: &str, out: &mut Vec<f32>) -> Result<(usize, usize)> {
+    pub fn read_matrix_f32_into(
+        &mut self,
+        what: &str,
+        out: &mut Vec<f32>,
+    ) -> Result<(usize, usize)> {
         // Each float needs at least 4 bytes (two 2-byte ints).
         let (rows, cols) = self.read_matrix_dims(what, 4)?;
         let count = rows * cols;
@@ -631,8 +635,21 @@ mod tests {
             seed
         };
         let mut cases: Vec<(i64, i64)> = Vec::new();
-        for m in [0i64, 1, -1, 255, 256, -65536, 16777217, i64::MAX, -i64::MAX, 1 << 40] {
-            for e in [0i64, 1, -1, -127, 127, -149, -150, -1000, 1000, -1001, 1001, 32000, 32002] {
+        for m in [
+            0i64,
+            1,
+            -1,
+            255,
+            256,
+            -65536,
+            16777217,
+            i64::MAX,
+            -i64::MAX,
+            1 << 40,
+        ] {
+            for e in [
+                0i64, 1, -1, -127, 127, -149, -150, -1000, 1000, -1001, 1001, 32000, 32002,
+            ] {
                 cases.push((m, e));
             }
         }

@@ -86,8 +86,9 @@ pub fn parse_shape_predictor(r: &mut DatReader<'_>) -> Result<ShapePredictorFile
         };
         for _ in 0..n_trees {
             let n_splits = r.read_len("split count", 8)?;
-            let n_splits32 = u32::try_from(n_splits)
-                .map_err(|_| r.invalid(r.position(), "a 32-bit split count", n_splits.to_string()))?;
+            let n_splits32 = u32::try_from(n_splits).map_err(|_| {
+                r.invalid(r.position(), "a 32-bit split count", n_splits.to_string())
+            })?;
             forest.splits.reserve(n_splits);
             for _ in 0..n_splits {
                 let idx1 = read_u32(r, "split idx1")?;

@@ -14,8 +14,8 @@
 //! Sums run over (channel, ky, kx) in that order, with fused multiply-adds; results differ
 //! from the im2col path by float rounding only.
 
-use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
 use crate::team::{parallel_chunks_mut, parallel_for, parallel_for_coarse};
+use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
 use std::cell::RefCell;
 
 /// Floats per vector register.
@@ -55,11 +55,11 @@ impl Block {
     pub(crate) fn choose(oc: usize, positions: usize) -> Block {
         if oc == 1 {
             Block::C1V8
-        } else if positions <= 128 && oc % 16 == 0 {
+        } else if positions <= 128 && oc.is_multiple_of(16) {
             Block::C16V1
-        } else if oc % 9 == 0 {
+        } else if oc.is_multiple_of(9) {
             Block::C9V3
-        } else if oc % 5 == 0 && oc % 8 != 0 {
+        } else if oc.is_multiple_of(5) && !oc.is_multiple_of(8) {
             Block::C5V5
         } else {
             Block::C8V3
@@ -92,7 +92,6 @@ impl Block {
         Block::C1V8,
         Block::C16V1,
     ];
-
 }
 
 /// Weights packed for one block shape: `[channel block][in][kh·kw][OCB]`, padded with zero

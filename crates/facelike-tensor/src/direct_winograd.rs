@@ -12,8 +12,8 @@
 //! convolution by float rounding (the tests bound it).
 
 use crate::direct::{fill_polyphase, run_block, Block, Geometry, Planes, Shared, LANES};
-use crate::{BatchTensor, Conv2d, DirectConv, Epilogue, Tensor, Winograd3x3};
 use crate::team::{parallel_chunks_mut, parallel_for};
+use crate::{BatchTensor, Conv2d, DirectConv, Epilogue, Tensor, Winograd3x3};
 use std::cell::RefCell;
 
 /// Output tile side, input tile side, and values per transformed tile.
@@ -151,7 +151,14 @@ impl DirectWinograd {
         let tiles = g.grid;
         BUFFERS.with(|b| {
             let [input, v, m] = &mut *b.borrow_mut();
-            fill_polyphase(planes, (M, M), (self.pad_y, self.pad_x), &g, input, parallel);
+            fill_polyphase(
+                planes,
+                (M, M),
+                (self.pad_y, self.pad_x),
+                &g,
+                input,
+                parallel,
+            );
             v.resize(A2 * ic * tiles, 0.0);
             m.resize(A2 * blocks * ocb * tiles, 0.0);
             let offsets: Vec<usize> = (0..A2)
@@ -174,7 +181,14 @@ impl DirectWinograd {
                 // polyphase planes (see `tiles`); it alone writes V[·][c][·].
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    input_transform(input.as_ptr().add(c * g.chan), &offsets, tiles, vp.get(), c, ic)
+                    input_transform(
+                        input.as_ptr().add(c * g.chan),
+                        &offsets,
+                        tiles,
+                        vp.get(),
+                        c,
+                        ic,
+                    )
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("built only with AVX-512F ({c}, {:?})", vp.get());
@@ -214,7 +228,11 @@ impl DirectWinograd {
                     .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
                 // SAFETY: AVX-512F was detected in `new`; reads M[·][o][·].
                 #[cfg(not(target_arch = "x86_64"))]
-                unreachable!("built only with AVX-512F ({o}, {}, {res:?}, {})", dst.len(), mref.len());
+                unreachable!(
+                    "built only with AVX-512F ({o}, {}, {res:?}, {})",
+                    dst.len(),
+                    mref.len()
+                );
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     output_transform(
@@ -290,6 +308,8 @@ unsafe fn at(x: [__m512; A]) -> [__m512; M] {
 /// AVX-512F; `src + offsets[q] + tiles` readable; `v` holds `36 × ic × tiles` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+// `nu` picks a column out of each row: an index loop says that most plainly.
+#[allow(clippy::needless_range_loop)]
 unsafe fn input_transform(
     src: *const f32,
     offsets: &[usize],
@@ -323,7 +343,7 @@ unsafe fn input_transform(
 /// AVX-512F; `m` holds `36 × rows × tiles` floats with `o < rows`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 unsafe fn output_transform(
     m: &[f32],
     o: usize,

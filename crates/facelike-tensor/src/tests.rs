@@ -382,7 +382,10 @@ fn direct_winograd_matches_reference() {
             let got = wino.forward_batch_with(&x, epilogue, parallel);
             assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "case {i}");
             // Threads change no sum's order.
-            assert_eq!(got.data, wino.forward_batch_with(&x, epilogue, !parallel).data);
+            assert_eq!(
+                got.data,
+                wino.forward_batch_with(&x, epilogue, !parallel).data
+            );
             let err = max_abs_diff(&got.data, &want.data);
             // As for `Winograd3x3`: sums of ic·9 terms in [-1, 1).
             assert!(

@@ -202,6 +202,8 @@ impl Winograd3x3 {
         // channels at a time so that the f64 arithmetic runs in vector lanes.
         let mut u = Vec::<f32>::with_capacity(A2 * oc * ic);
         let dst = SharedPtr(u.as_mut_ptr());
+        // Index loops over the small fixed matrices read most plainly as the formulas.
+        #[allow(clippy::needless_range_loop)]
         (0..oc).into_par_iter().for_each(|o| {
             const F: usize = 8;
             for c0 in (0..ic).step_by(F) {
@@ -218,8 +220,8 @@ impl Winograd3x3 {
                 for i in 0..A {
                     for j in 0..3 {
                         for f in 0..F {
-                            gg[i][j][f] = G[i][0] * g[j][f] + G[i][1] * g[3 + j][f]
-                                + G[i][2] * g[6 + j][f];
+                            gg[i][j][f] =
+                                G[i][0] * g[j][f] + G[i][1] * g[3 + j][f] + G[i][2] * g[6 + j][f];
                         }
                     }
                 }
@@ -227,7 +229,8 @@ impl Winograd3x3 {
                     for j in 0..A {
                         let mut v = [0f32; F];
                         for f in 0..F {
-                            v[f] = (gg[i][0][f] * G[j][0] + gg[i][1][f] * G[j][1]
+                            v[f] = (gg[i][0][f] * G[j][0]
+                                + gg[i][1][f] * G[j][1]
                                 + gg[i][2][f] * G[j][2]) as f32;
                         }
                         let q = i * A + j;
@@ -721,13 +724,16 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn weight_transform_equals_the_plain_f64_formula() {
         // Channel counts that leave partial blocks of eight.
         for (oc, ic) in [(3, 5), (16, 13), (9, 24)] {
             let mut s = 12345u64 + (oc * ic) as u64;
             let weights: Vec<f32> = (0..oc * ic * 9)
                 .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
                 })
                 .collect();

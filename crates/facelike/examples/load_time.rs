@@ -31,13 +31,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:<28} {ms:8.1} ms");
     };
     if wanted("resnet") {
-        row("resnet", median_ms(runs, || DescriptorNet::load(&dir).unwrap()));
+        row(
+            "resnet",
+            median_ms(runs, || DescriptorNet::load(&dir).unwrap()),
+        );
     }
     if wanted("shape predictor 5") {
-        row("shape predictor 5", median_ms(runs, || ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap()));
+        row(
+            "shape predictor 5",
+            median_ms(runs, || {
+                ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap()
+            }),
+        );
     }
     if wanted("shape predictor 68") {
-        row("shape predictor 68", median_ms(runs, || ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap()));
+        row(
+            "shape predictor 68",
+            median_ms(runs, || {
+                ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap()
+            }),
+        );
     }
     if wanted("hog") {
         row("hog", median_ms(runs, || HogDetector::load(&dir).unwrap()));
@@ -48,4 +61,3 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:<28} {total:8.1} ms", "sum of medians");
     Ok(())
 }
-

@@ -245,7 +245,9 @@ mod tests {
         ];
         let mut s = 1u64;
         for _ in 0..10000 {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             vals.push(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 4000.0);
         }
         for v in vals {

@@ -156,7 +156,10 @@ impl Layer3x3 {
                 return d.forward_batch_with(x, epilogue, parallel);
             }
         }
-        match (self.winograd().filter(|w| w.pays_off(x.n, x.h, x.w)), parallel) {
+        match (
+            self.winograd().filter(|w| w.pays_off(x.n, x.h, x.w)),
+            parallel,
+        ) {
             (Some(w), false) => w.forward_batch(x, epilogue),
             (Some(w), true) => w.forward_batch_par(x, epilogue),
             (None, false) => self.conv.forward_batch(x, epilogue),

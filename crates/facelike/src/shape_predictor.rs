@@ -84,7 +84,11 @@ impl ShapePredictor {
         let anchors = file.anchor_idx.into_iter().zip(file.deltas);
         for (c, (forest, (anchors, deltas))) in file.forests.into_iter().zip(anchors).enumerate() {
             let splits_per_tree = forest.tree_splits.first().map_or(0, |&n| n as usize);
-            if forest.tree_splits.iter().any(|&n| n as usize != splits_per_tree) {
+            if forest
+                .tree_splits
+                .iter()
+                .any(|&n| n as usize != splits_per_tree)
+            {
                 return Err(ModelError::Unexpected {
                     path: path.to_path_buf(),
                     message: format!("cascade {c} mixes trees of different depths"),
