@@ -128,12 +128,15 @@ pub struct DirectConv {
 /// lanes with 9 positions.
 const SMALL_PLANE: usize = 64;
 
-/// Output channels per register block in the small-plane form (the kernel's `NV · 16`),
-/// for one position or several.
+/// The register block of the small-plane form for a plane of `positions` outputs: the
+/// kernel's channels are positions here, its vectors output channels.
 fn small_block(positions: usize) -> Block {
     match positions {
         1 => Block::C1V8,
         2..=9 => Block::C9V2,
+        // One block of positions reads every weight once (a 4×4 plane at 256 channels has
+        // 2.4 MB of them, more than the L2 cache).
+        10..=16 => Block::C16V1,
         _ => Block::C8V2,
     }
 }

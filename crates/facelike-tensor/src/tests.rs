@@ -300,6 +300,8 @@ fn direct_conv_matches_reference() {
         (32, 64, 3, 1, 1, 8, 8),
         (256, 128, 3, 1, 1, 3, 3),
         (48, 40, 3, 1, 1, 1, 1),
+        (40, 24, 3, 1, 1, 4, 4),
+        (20, 6, 3, 2, 0, 9, 11),
     ];
     for (i, &(oc, ic, k, s, p, h, w)) in cases.iter().enumerate() {
         for relu in [false, true] {
