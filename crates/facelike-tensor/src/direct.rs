@@ -26,6 +26,8 @@ pub(crate) const LANES: usize = 16;
 const TASK_POSITIONS: usize = 2048;
 
 thread_local! {
+    /// A zero-padded channel for the small-plane form's column matrix.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Two grids and a polyphase input for `forward_chain_par`, reused between calls.
     static CHAIN_BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     /// The polyphase input and the output grid, reused between calls on the calling thread.
@@ -509,6 +511,47 @@ impl DirectConv {
         out
     }
 
+    /// Channel `c`'s rows of the small-plane column matrix (see `forward_small`), through
+    /// `padded`, a zeroed `hp × wp` buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn im2col_channel(
+        &self,
+        x: Planes<'_>,
+        c: usize,
+        padded: &mut [f32],
+        (_hp, wp): (usize, usize),
+        pos_off: &[usize],
+        pb: usize,
+        k: usize,
+        cols_ptr: Shared,
+    ) {
+        let (py, px) = (self.pad_y, self.pad_x);
+        let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+        for (y, row) in plane.chunks_exact(x.w.max(1)).enumerate() {
+            padded[(y + py) * wp + px..][..row.len()].copy_from_slice(row);
+        }
+        for ky in 0..self.kh {
+            for kx in 0..self.kw {
+                let tap = ky * wp + kx;
+                let i = (c * self.kh + ky) * self.kw + kx;
+                for (blk, offs) in pos_off.chunks(pb).enumerate() {
+                    // SAFETY: block blk's row i (pb floats) lies inside `cols`
+                    // (pos_blocks·k·pb floats), and channel c alone writes rows
+                    // c·kh·kw.. of each block.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            cols_ptr.get().add((blk * k + i) * pb),
+                            offs.len(),
+                        )
+                    };
+                    for (d, &o) in dst.iter_mut().zip(offs) {
+                        *d = padded[o + tap];
+                    }
+                }
+            }
+        }
+    }
+
     /// The small-plane form: the column matrix (one column per output position, built in
     /// blocks of the kernel's position count) times the transposed weights, with the output
     /// channels in the vector lanes; the result is position-major and transposed back while
@@ -548,31 +591,12 @@ impl DirectConv {
             .collect();
         let cols_ptr = Shared(cols.as_mut_ptr());
         let im2col = |c: usize| {
-            let mut padded = vec![0f32; hp * wp];
-            let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
-            for (y, row) in plane.chunks_exact(x.w.max(1)).enumerate() {
-                padded[(y + py) * wp + px..][..row.len()].copy_from_slice(row);
-            }
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let tap = ky * wp + kx;
-                    let i = (c * self.kh + ky) * self.kw + kx;
-                    for (blk, offs) in pos_off.chunks(pb).enumerate() {
-                        // SAFETY: block blk's row i (pb floats) lies inside `cols`
-                        // (pos_blocks·k·pb floats), and channel c alone writes rows
-                        // c·kh·kw.. of each block.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                cols_ptr.get().add((blk * k + i) * pb),
-                                offs.len(),
-                            )
-                        };
-                        for (d, &o) in dst.iter_mut().zip(offs) {
-                            *d = padded[o + tap];
-                        }
-                    }
-                }
-            }
+            PADDED.with(|p| {
+                let mut padded = p.borrow_mut();
+                padded.clear();
+                padded.resize(hp * wp, 0.0);
+                self.im2col_channel(x, c, &mut padded, (hp, wp), &pos_off, pb, k, cols_ptr);
+            })
         };
         parallel_for(self.in_channels, parallel, &im2col);
         let mut result = vec![0f32; pos_blocks * pb * oc_pad];
@@ -738,6 +762,7 @@ pub(crate) fn fill_polyphase(
                 }
             }
         }
+        let mut padded_row = vec![0f32; if sx > 1 { sx * g.wh } else { 0 }];
         for y in 0..h {
             let row = &src[y * x.row_pitch..y * x.row_pitch + w];
             let yy = y + py;
@@ -745,6 +770,10 @@ pub(crate) fn fill_polyphase(
             let base = a * sx * g.plane + r * g.wh;
             if sx == 1 {
                 dst[base + px..base + px + w].copy_from_slice(row);
+            } else if sx == 2 || sx == 4 {
+                // The padded row, then every phase row whole (its padding included).
+                padded_row[px..px + w].copy_from_slice(row);
+                deinterleave(&padded_row, sx, &mut dst[base..], g.plane, g.wh);
             } else {
                 let d = &mut dst[base..];
                 for (v, &at) in row.iter().zip(&columns) {
@@ -762,6 +791,125 @@ pub(crate) fn fill_polyphase(
         };
         fill((dst, &x.data[at..at + len]))
     });
+}
+
+/// `dst[b·pitch + k] = src[stride·k + b]` for every phase `b < stride` and `k < count`:
+/// splits a padded row into its column phases (stride 2 or 4 with AVX-512, else plainly).
+fn deinterleave(src: &[f32], stride: usize, dst: &mut [f32], pitch: usize, count: usize) {
+    assert!(src.len() >= stride * count && dst.len() >= (stride - 1) * pitch + count);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if (stride == 2 || stride == 4) && is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was just detected; the bounds were asserted above.
+        done = unsafe { deinterleave_avx512(src, stride, dst, pitch, count) };
+    }
+    for b in 0..stride {
+        for k in done..count {
+            dst[b * pitch + k] = src[stride * k + b];
+        }
+    }
+}
+
+/// [`deinterleave`] 16 values of each phase at a time (the last group masked); returns
+/// how many values of each phase it wrote (all).
+///
+/// # Safety
+/// AVX-512F, and the bounds [`deinterleave`] asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn deinterleave_avx512(
+    src: &[f32],
+    stride: usize,
+    dst: &mut [f32],
+    pitch: usize,
+    count: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    /// The mask of the first `n` (at most 16) lanes.
+    #[inline(always)]
+    fn first(n: usize) -> __mmask16 {
+        if n >= LANES {
+            !0
+        } else {
+            (1u16 << n) - 1
+        }
+    }
+    // Pointers past the data are formed (wrapping) but only used under masks that keep
+    // every access inside `src` and `dst`: masked-off lanes are never touched.
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    // Inputs at and past `limit` are not read (masked to zero).
+    let limit = stride * count;
+    let mut k = 0;
+    if stride == 2 {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        while k < count {
+            let at = 2 * k;
+            let v0 = _mm512_maskz_loadu_ps(first(limit - at), s.wrapping_add(at));
+            let v1 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 16)),
+                s.wrapping_add(at + 16),
+            );
+            let m = first(count - k);
+            _mm512_mask_storeu_ps(d.wrapping_add(k), m, _mm512_permutex2var_ps(v0, even, v1));
+            _mm512_mask_storeu_ps(
+                d.wrapping_add(pitch + k),
+                m,
+                _mm512_permutex2var_ps(v0, odd, v1),
+            );
+            k += LANES;
+        }
+    } else {
+        // Phase b of 64 values: lanes 0..8 pick b, b+4, … from (v0, v1), the same from
+        // (v2, v3), then the two halves are joined.
+        let pick = |b: i32| {
+            _mm512_setr_epi32(
+                b,
+                b + 4,
+                b + 8,
+                b + 12,
+                b + 16,
+                b + 20,
+                b + 24,
+                b + 28,
+                b,
+                b + 4,
+                b + 8,
+                b + 12,
+                b + 16,
+                b + 20,
+                b + 24,
+                b + 28,
+            )
+        };
+        let picks = [pick(0), pick(1), pick(2), pick(3)];
+        let join = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        while k < count {
+            let at = 4 * k;
+            let v0 = _mm512_maskz_loadu_ps(first(limit - at), s.wrapping_add(at));
+            let v1 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 16)),
+                s.wrapping_add(at + 16),
+            );
+            let v2 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 32)),
+                s.wrapping_add(at + 32),
+            );
+            let v3 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 48)),
+                s.wrapping_add(at + 48),
+            );
+            let m = first(count - k);
+            for (b, p) in picks.iter().enumerate() {
+                let lo = _mm512_permutex2var_ps(v0, *p, v1);
+                let hi = _mm512_permutex2var_ps(v2, *p, v3);
+                let out = _mm512_permutex2var_ps(lo, join, hi);
+                _mm512_mask_storeu_ps(d.wrapping_add(b * pitch + k), m, out);
+            }
+            k += LANES;
+        }
+    }
+    count
 }
 
 /// Runs [`kernel`] with the register block `block`.
@@ -848,6 +996,33 @@ unsafe fn kernel<const OCB: usize, const NV: usize>(
         for (v, a) in row.iter().enumerate() {
             let r = if relu { _mm512_max_ps(*a, zero) } else { *a };
             _mm512_storeu_ps(dst.add(j * out_stride + v * LANES), r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deinterleave;
+
+    #[test]
+    fn deinterleave_splits_phases_for_every_length() {
+        for stride in [2, 3, 4] {
+            for count in [0, 1, 5, 15, 16, 17, 40, 64, 65] {
+                let src: Vec<f32> = (0..stride * count + 3).map(|i| i as f32).collect();
+                let pitch = count + 7;
+                let mut dst = vec![-1f32; stride * pitch];
+                deinterleave(&src, stride, &mut dst, pitch, count);
+                for b in 0..stride {
+                    for k in 0..pitch {
+                        let want = if k < count {
+                            (stride * k + b) as f32
+                        } else {
+                            -1.0
+                        };
+                        assert_eq!(dst[b * pitch + k], want, "stride {stride} count {count}");
+                    }
+                }
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ const A: usize = M + 2;
 const A2: usize = A * A;
 
 thread_local! {
+    /// The output transform's tile outputs and row: reused between calls on one thread.
+    #[cfg(target_arch = "x86_64")]
+    static OUTPUT_SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     /// Polyphase input, transformed input, products: reused between calls on one thread.
     static BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
@@ -358,7 +361,11 @@ unsafe fn output_transform(
     let tiles = g.grid;
     assert!(m.len() >= A2 * rows * tiles && o < rows);
     // The 4×4 outputs of every tile, phase by phase: y[r·4 + s][tile].
-    let mut y = vec![0f32; M * M * tiles];
+    // Scratch kept per thread: `y` is wholly written below before it is read.
+    let mut scratch = OUTPUT_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let (y, row_buf) = &mut scratch;
+    y.resize(M * M * tiles, 0.0);
+    row_buf.resize(t.tw * M, 0.0);
     let base = m.as_ptr();
     for t0 in (0..tiles).step_by(LANES) {
         let at_q = |q: usize| _mm512_loadu_ps(base.add((q * rows + o) * tiles + t0));
@@ -380,7 +387,6 @@ unsafe fn output_transform(
     debug_assert!(t.th * wh <= tiles && tw < wh);
     // One output row at a time: interleave the four column phases, then the epilogue on
     // the contiguous row (vectorised).
-    let mut row_buf = vec![0f32; tw * M];
     for oy in 0..oh {
         let (ty, r) = (oy / M, oy % M);
         let phases: [&[f32]; M] =
@@ -418,4 +424,5 @@ unsafe fn output_transform(
             }
         }
     }
+    OUTPUT_SCRATCH.with(|s| *s.borrow_mut() = scratch);
 }
