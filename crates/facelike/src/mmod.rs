@@ -11,7 +11,8 @@
 //! 4. windows are sorted by score and greedily suppressed with dlib's `test_box_overlap`.
 //!
 //! Batch-norm layers are folded into the convolutions on load, so the scores differ from dlib's
-//! only by float summation order (about 1e-6).
+//! only by float summation order (about 1e-6). Where the CPU has AVX-512F the network runs as
+//! one chain of direct convolutions (`facelike_tensor::DirectConv::forward_chain_par`).
 
 use crate::cxxsort;
 use crate::geometry::{lround, DPoint, DRect, Point, Rect};

@@ -13,8 +13,11 @@
 //! ReLU happen while a layer's output is still in cache. Stride-1 3×3 layers run as Winograd
 //! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
-//! keeps only its centre tap. The results stay within 1e-6 of dlib's (the golden test checks
-//! 1e-4); [`DescriptorNet::without_winograd`] computes every layer directly.
+//! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
+//! kernels instead (`facelike_tensor::DirectConv` and `DirectWinograd`: no column matrices,
+//! no GEMM packing, each layer's steps spread over the cores). The results stay within 1e-6
+//! of dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
+//! layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
