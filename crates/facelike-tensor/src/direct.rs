@@ -721,25 +721,71 @@ impl DirectConv {
     }
 }
 
-/// Copies `x` into the zero-padded polyphase layout (module docs).
-/// `(wh, plane, chan)`: the phase planes' row length, the floats per phase plane and per
-/// channel; planes longer than the padded input are zero past it.
+/// Copies `x` into the zero-padded polyphase layout (module docs), each channel a piece of
+/// a parallel loop when `parallel`. `input` is resized to `x.c · g.chan` floats.
 pub(crate) fn fill_polyphase(
     x: Planes<'_>,
-    (sy, sx): (usize, usize),
-    (py, px): (usize, usize),
+    strides: (usize, usize),
+    pads: (usize, usize),
     g: &Geometry,
     input: &mut Vec<f32>,
     parallel: bool,
 ) {
     input.resize(x.c * g.chan, 0.0);
-    let (h, w) = (x.h, x.w);
-    // Where each input column goes within its phase row: (x + px) % sx selects the phase
-    // plane, (x + px) / sx the column.
-    let columns: Vec<usize> = (0..w)
-        .map(|x| ((x + px) % sx) * g.plane + (x + px) / sx)
-        .collect();
-    let fill = |(dst, src): (&mut [f32], &[f32])| {
+    let fill = PolyphaseFill::new(x, strides, pads, g);
+    parallel_chunks_mut(&mut input[..x.c * g.chan], g.chan, parallel, &|c, dst| {
+        fill.channel(c, dst)
+    });
+}
+
+/// Fills channels of the polyphase layout one at a time (for callers that go on to use each
+/// channel at once, on the same thread).
+pub(crate) struct PolyphaseFill<'a> {
+    x: Planes<'a>,
+    sy: usize,
+    sx: usize,
+    py: usize,
+    px: usize,
+    g: Geometry,
+    /// Where each input column goes within its phase row (strides other than 1, 2, 4).
+    columns: Vec<usize>,
+}
+
+impl<'a> PolyphaseFill<'a> {
+    pub(crate) fn new(
+        x: Planes<'a>,
+        (sy, sx): (usize, usize),
+        (py, px): (usize, usize),
+        g: &Geometry,
+    ) -> Self {
+        // (x + px) % sx selects the phase plane, (x + px) / sx the column.
+        let columns = (0..x.w)
+            .map(|c| ((c + px) % sx) * g.plane + (c + px) / sx)
+            .collect();
+        PolyphaseFill {
+            x,
+            sy,
+            sx,
+            py,
+            px,
+            g: *g,
+            columns,
+        }
+    }
+
+    /// Writes channel `c` into `dst` (`g.chan` floats), padding and slack zeroed.
+    pub(crate) fn channel(&self, c: usize, dst: &mut [f32]) {
+        let (x, g) = (&self.x, &self.g);
+        let (sy, sx, py, px) = (self.sy, self.sx, self.py, self.px);
+        let (h, w) = (x.h, x.w);
+        let at = c * x.chan_pitch;
+        let len = if h == 0 || w == 0 {
+            0
+        } else {
+            (h - 1) * x.row_pitch + w
+        };
+        let src = &x.data[at..at + len];
+        let dst = &mut dst[..g.chan];
         if g.chan <= 1 << 14 {
             // Small planes: one memset beats zeroing each phase's borders.
             dst.fill(0.0);
@@ -776,21 +822,12 @@ pub(crate) fn fill_polyphase(
                 deinterleave(&padded_row, sx, &mut dst[base..], g.plane, g.wh);
             } else {
                 let d = &mut dst[base..];
-                for (v, &at) in row.iter().zip(&columns) {
+                for (v, &at) in row.iter().zip(&self.columns) {
                     d[at] = *v;
                 }
             }
         }
-    };
-    parallel_chunks_mut(&mut input[..x.c * g.chan], g.chan, parallel, &|c, dst| {
-        let at = c * x.chan_pitch;
-        let len = if h == 0 || w == 0 {
-            0
-        } else {
-            (h - 1) * x.row_pitch + w
-        };
-        fill((dst, &x.data[at..at + len]))
-    });
+    }
 }
 
 /// `dst[b·pitch + k] = src[stride·k + b]` for every phase `b < stride` and `k < count`:

@@ -11,8 +11,8 @@
 //! The transformed weights are [`crate::Winograd3x3`]'s; the sums differ from direct
 //! convolution by float rounding (the tests bound it).
 
-use crate::direct::{fill_polyphase, run_block, Block, Geometry, Planes, Shared, LANES};
-use crate::team::{parallel_chunks_mut, parallel_for};
+use crate::direct::{run_block, Block, Geometry, Planes, PolyphaseFill, Shared, LANES};
+use crate::team::parallel_for;
 use crate::{BatchTensor, Conv2d, DirectConv, Epilogue, Tensor, Winograd3x3};
 use std::cell::RefCell;
 
@@ -74,7 +74,13 @@ impl DirectWinograd {
             zeros: Vec::new(),
         };
         let t = d.tiles(size.0, size.1, Block::C16V1);
-        d.block = Block::choose(oc, t.th * t.g.wh);
+        let grid = t.th * t.g.wh;
+        // Enough channel blocks (at least four) that both steps split well over threads.
+        d.block = if grid > 64 && oc.is_multiple_of(8) {
+            Block::C8V3
+        } else {
+            Block::choose(oc, grid)
+        };
         let ocb = d.block.channels();
         let blocks = oc.div_ceil(ocb);
         let transformed = w3.transformed_weights();
@@ -154,14 +160,7 @@ impl DirectWinograd {
         let tiles = g.grid;
         BUFFERS.with(|b| {
             let [input, v, m] = &mut *b.borrow_mut();
-            fill_polyphase(
-                planes,
-                (M, M),
-                (self.pad_y, self.pad_x),
-                &g,
-                input,
-                parallel,
-            );
+            input.resize(ic * g.chan, 0.0);
             v.resize(A2 * ic * tiles, 0.0);
             m.resize(A2 * blocks * ocb * tiles, 0.0);
             let offsets: Vec<usize> = (0..A2)
@@ -170,89 +169,85 @@ impl DirectWinograd {
                     ((i % M) * M + j % M) * g.plane + (i / M) * g.wh + j / M
                 })
                 .collect();
-            let threads = if parallel {
-                rayon::current_num_threads()
-            } else {
-                1
-            };
-            let parallel = threads > 1;
-            let input = &input[..];
-            // Input transform, by channel: V[q][c][tile].
-            let vp = Shared(v.as_mut_ptr());
-            let transform_in = |c: usize| {
-                // SAFETY: AVX-512F was detected in `new`; channel c's reads stay inside its
-                // polyphase planes (see `tiles`); it alone writes V[·][c][·].
+            let parallel = parallel && rayon::current_num_threads() > 1;
+            // Two steps, each one parallel loop: by input channel, its polyphase copy and
+            // input transform (V[q][c][tile]); by output channel block, its 36 products
+            // (M[q][o][tile]) and their output transforms with the epilogue.
+            let fill = PolyphaseFill::new(planes, (M, M), (self.pad_y, self.pad_x), &g);
+            let (ip, vp) = (Shared(input.as_mut_ptr()), Shared(v.as_mut_ptr()));
+            let by_input = |c: usize| {
+                // SAFETY: channel c alone writes its g.chan floats of `input` and
+                // V[·][c][·]; `input` holds ic·g.chan floats.
+                let chan =
+                    unsafe { std::slice::from_raw_parts_mut(ip.get().add(c * g.chan), g.chan) };
+                fill.channel(c, chan);
                 #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F was detected in `new`; channel c's reads stay inside its
+                // polyphase planes (see `tiles`).
                 unsafe {
-                    input_transform(
-                        input.as_ptr().add(c * g.chan),
-                        &offsets,
-                        tiles,
-                        vp.get(),
-                        c,
-                        ic,
-                    )
+                    input_transform(chan.as_ptr(), &offsets, tiles, vp.get(), c, ic)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("built only with AVX-512F ({c}, {:?})", vp.get());
             };
-            // The 36 products, by (q, channel block): M[q][o][tile].
-            let mp = Shared(m.as_mut_ptr());
+            parallel_for(ic, parallel, &by_input);
+            let (mp, op) = (Shared(m.as_mut_ptr()), Shared(out.data.as_mut_ptr()));
             let vref = &v[..];
-            let product = |task: usize| {
-                let (q, b) = (task / blocks, task % blocks);
+            let by_output = |b: usize| {
                 let k_len = ic * ocb;
-                let w = &self.u[(q * blocks + b) * k_len..][..k_len];
-                let src = vref[q * ic * tiles..].as_ptr();
                 let step = self.block.vectors() * LANES;
-                for t0 in (0..tiles).step_by(step) {
-                    // SAFETY: reads V[q][c][t0..t0 + step] for c < ic; writes rows
-                    // b·ocb.. of M[q] at t0.., which only this task touches.
-                    unsafe {
-                        run_block(
-                            self.block,
-                            src.add(t0),
-                            tiles,
-                            &[0],
-                            ic,
-                            w,
-                            &self.zeros,
-                            false,
-                            mp.get().add((q * blocks * ocb + b * ocb) * tiles + t0),
-                            tiles,
-                        );
+                for q in 0..A2 {
+                    let w = &self.u[(q * blocks + b) * k_len..][..k_len];
+                    let src = vref[q * ic * tiles..].as_ptr();
+                    for t0 in (0..tiles).step_by(step) {
+                        // SAFETY: reads V[q][c][t0..t0 + step] for c < ic; writes rows
+                        // b·ocb.. of M[q] at t0.., which only this task touches.
+                        unsafe {
+                            run_block(
+                                self.block,
+                                src.add(t0),
+                                tiles,
+                                &[0],
+                                ic,
+                                w,
+                                &self.zeros,
+                                false,
+                                mp.get().add((q * blocks * ocb + b * ocb) * tiles + t0),
+                                tiles,
+                            );
+                        }
                     }
                 }
+                for o in b * ocb..((b + 1) * ocb).min(oc) {
+                    let res = (o < residual_channels)
+                        .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
+                    // SAFETY: output channel o's plane, written by this task alone.
+                    let dst =
+                        unsafe { std::slice::from_raw_parts_mut(op.get().add(o * plane), plane) };
+                    let mref = mp.get() as *const f32;
+                    #[cfg(not(target_arch = "x86_64"))]
+                    unreachable!(
+                        "built only with AVX-512F ({o}, {}, {res:?}, {mref:?})",
+                        dst.len()
+                    );
+                    // SAFETY: AVX-512F was detected in `new`; this task wrote rows b·ocb.. of
+                    // every product above, and no other task writes them.
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        output_transform(
+                            mref,
+                            o,
+                            blocks * ocb,
+                            &t,
+                            self.bias[o],
+                            res,
+                            epilogue.relu,
+                            dst,
+                        )
+                    };
+                }
             };
-            // Output transform and epilogue, by output channel.
-            let mref = &m[..];
-            let finish = |(o, dst): (usize, &mut [f32])| {
-                let res = (o < residual_channels)
-                    .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
-                // SAFETY: AVX-512F was detected in `new`; reads M[·][o][·].
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!(
-                    "built only with AVX-512F ({o}, {}, {res:?}, {})",
-                    dst.len(),
-                    mref.len()
-                );
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    output_transform(
-                        mref,
-                        o,
-                        blocks * ocb,
-                        &t,
-                        self.bias[o],
-                        res,
-                        epilogue.relu,
-                        dst,
-                    )
-                };
-            };
-            parallel_for(ic, parallel, &transform_in);
-            parallel_for(A2 * blocks, parallel, &product);
-            parallel_chunks_mut(&mut out.data, plane, parallel, &|o, dst| finish((o, dst)));
+            parallel_for(blocks, parallel, &by_output);
         });
         BatchTensor::from_tensor(out)
     }
@@ -343,12 +338,13 @@ unsafe fn input_transform(
 /// `Aᵀ m A` for output channel `o`, then bias, residual and ReLU into `dst` (`oh × ow`).
 ///
 /// # Safety
-/// AVX-512F; `m` holds `36 × rows × tiles` floats with `o < rows`.
+/// AVX-512F; `m` points to `36 × rows × tiles` floats (`o < rows`) of which row `o` of every
+/// product is written and not written concurrently (other rows may be).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 unsafe fn output_transform(
-    m: &[f32],
+    m: *const f32,
     o: usize,
     rows: usize,
     t: &Tiles,
@@ -359,14 +355,14 @@ unsafe fn output_transform(
 ) {
     let g = &t.g;
     let tiles = g.grid;
-    assert!(m.len() >= A2 * rows * tiles && o < rows);
+    assert!(o < rows);
     // The 4×4 outputs of every tile, phase by phase: y[r·4 + s][tile].
     // Scratch kept per thread: `y` is wholly written below before it is read.
     let mut scratch = OUTPUT_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let (y, row_buf) = &mut scratch;
     y.resize(M * M * tiles, 0.0);
     row_buf.resize(t.tw * M, 0.0);
-    let base = m.as_ptr();
+    let base = m;
     for t0 in (0..tiles).step_by(LANES) {
         let at_q = |q: usize| _mm512_loadu_ps(base.add((q * rows + o) * tiles + t0));
         // Along y first (each column), then along x, as `Winograd3x3` does.
