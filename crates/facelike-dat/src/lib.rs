@@ -19,7 +19,9 @@
 
 pub mod dnn;
 pub mod hog;
+mod mapped;
 mod reader;
 pub mod shape_predictor;
 
+pub use mapped::FileBytes;
 pub use reader::{read_file, DatError, DatReader, Matrix, Result, Tensor};

@@ -95,6 +95,53 @@ pub struct DatReader<'a> {
     file: Arc<Path>,
 }
 
+/// The common case of a `float_details` value read into a `float`, decoded without any
+/// per-byte bounds checks: a well-formed mantissa of 1..=8 bytes and an exponent of one or two
+/// bytes within ±1000, with at least 18 bytes left so that both can be read as whole
+/// little-endian words. Returns the value and the bytes it took, or `None` for anything else,
+/// which [`DatReader::read_f32`] then reads the careful way (same value, or the error).
+#[inline(always)]
+fn fast_f32(p: &[u8]) -> Option<(f32, usize)> {
+    if p.len() < 18 {
+        return None;
+    }
+    let ctrl = p[0];
+    let n = (ctrl & 0x0F) as usize;
+    // Bits 4..6 set mean the old text format; counts outside 1..=8 are errors.
+    if ctrl & 0x70 != 0 || n == 0 || n > 8 {
+        return None;
+    }
+    let word = u64::from_le_bytes(p[1..9].try_into().expect("8 bytes"));
+    let mag = if n == 8 {
+        word
+    } else {
+        word & ((1u64 << (8 * n)) - 1)
+    };
+    if mag > i64::MAX as u64 {
+        return None;
+    }
+    let m = if ctrl & 0x80 != 0 {
+        -(mag as i64)
+    } else {
+        mag as i64
+    };
+    let ectrl = p[1 + n];
+    let en = (ectrl & 0x0F) as usize;
+    if en == 0 || en > 2 {
+        return None;
+    }
+    let eword = u16::from_le_bytes([p[2 + n], p[3 + n]]) as i64;
+    let emag = if en == 1 { eword & 0xFF } else { eword };
+    let e = if ectrl & 0x80 != 0 { -emag } else { emag };
+    if !(-1000..=1000).contains(&e) {
+        return None;
+    }
+    // Exactly `ldexp`: 2^e is a normal double for |e| <= 1000, so one multiply rounds once,
+    // as the careful path's multiply by `2f64.powi(e)` does.
+    let scale = f64::from_bits(((e + 1023) as u64) << 52);
+    Some((((m as f32) as f64 * scale) as f32, 2 + n + en))
+}
+
 /// `2^e` applied to a value without overflowing the intermediate power.
 fn ldexp(mut v: f64, mut e: i64) -> f64 {
     while e > 1000 {
@@ -316,7 +363,20 @@ impl<'a> DatReader<'a> {
     }
 
     /// A float read into `float`: dlib casts the mantissa to `float` before scaling.
+    #[inline]
     pub fn read_f32(&mut self, what: &str) -> Result<f32> {
+        if let Some((v, len)) = fast_f32(&self.data[self.pos..]) {
+            self.pos += len;
+            return Ok(v);
+        }
+        self.read_f32_slow(what)
+    }
+
+    /// [`read_f32`](Self::read_f32) for what the fast path leaves: special values, huge
+    /// exponents, the end of the stream and malformed input (with its error message).
+    #[cold]
+    #[inline(never)]
+    fn read_f32_slow(&mut self, what: &str) -> Result<f32> {
         let (m, e) = self.read_float_parts(what)?;
         Ok(match e {
             32000 => f32::INFINITY,
@@ -382,13 +442,55 @@ impl<'a> DatReader<'a> {
     /// A `dlib::matrix<float>`: dims as signed ints (negated in the current format), then the
     /// elements row-major in float encoding.
     pub fn read_matrix_f32(&mut self, what: &str) -> Result<Matrix<f32>> {
+        let mut data = Vec::new();
+        let (rows, cols) = self.read_matrix_f32_into(what, &mut data)?;
+        Ok(Matrix { rows, cols, data })
+    }
+
+    /// A `dlib::matrix<float>` whose elements are appended to `out` (so that many small
+    /// matrices can share one allocation); returns its rows and columns.
+    pub fn read_matrix_f32_into(
+        &mut self,
+        what: &str,
+        out: &mut Vec<f32>,
+    ) -> Result<(usize, usize)> {
         // Each float needs at least 4 bytes (two 2-byte ints).
         let (rows, cols) = self.read_matrix_dims(what, 4)?;
-        let mut data = Vec::with_capacity(rows * cols);
-        for _ in 0..rows * cols {
-            data.push(self.read_f32(what)?);
+        let count = rows * cols;
+        let start = out.len();
+        out.resize(start + count, 0.0);
+        let data = self.data;
+        let mut pos = self.pos;
+        for d in &mut out[start..] {
+            let p = &data[pos..];
+            // Almost every float of a trained model is a 3-byte mantissa and a 1-byte exponent
+            // (float's 24-bit significand): take those with a constant step, so that the next
+            // value's position does not wait for this one's control bytes.
+            if p.len() >= 18 && p[0] & 0x7F == 3 && p[4] & 0x7F == 1 {
+                let mag = u32::from_le_bytes([p[1], p[2], p[3], 0]) as i32;
+                let m = if p[0] & 0x80 != 0 { -mag } else { mag };
+                let e = if p[4] & 0x80 != 0 {
+                    -(p[5] as i32)
+                } else {
+                    p[5] as i32
+                };
+                // |m| < 2^24 converts exactly; with 2^e a normal float, the one float
+                // multiply rounds the exact product once, as dlib's double multiply and
+                // cast to float do.
+                *d = if (-126..=127).contains(&e) {
+                    m as f32 * f32::from_bits(((e + 127) as u32) << 23)
+                } else {
+                    ((m as f32) as f64 * f64::from_bits(((e + 1023) as u64) << 52)) as f32
+                };
+                pos += 6;
+            } else {
+                self.pos = pos;
+                *d = self.read_f32(what)?;
+                pos = self.pos;
+            }
         }
-        Ok(Matrix { rows, cols, data })
+        self.pos = pos;
+        Ok((rows, cols))
     }
 
     pub fn read_matrix_f64(&mut self, what: &str) -> Result<Matrix<f64>> {
@@ -511,6 +613,96 @@ mod tests {
         // The old ASCII float format is refused with a clear message.
         let e = r(b"1.5 ").read_f64("x").unwrap_err();
         assert!(e.to_string().contains("old text float"), "{e}");
+    }
+
+    /// dlib's encoding of an int: control byte (count | sign) and the magnitude's bytes.
+    fn encode_int(v: i64, out: &mut Vec<u8>) {
+        let mag = v.unsigned_abs();
+        let n = (8 - mag.leading_zeros() as usize / 8).max(1);
+        out.push(n as u8 | if v < 0 { 0x80 } else { 0 });
+        out.extend_from_slice(&mag.to_le_bytes()[..n]);
+    }
+
+    #[test]
+    fn fast_float_path_equals_the_careful_one() {
+        // Mantissas and exponents around every boundary of the fast path, each followed by
+        // padding so the fast path applies, and also at the very end of the stream.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases: Vec<(i64, i64)> = Vec::new();
+        for m in [
+            0i64,
+            1,
+            -1,
+            255,
+            256,
+            -65536,
+            16777217,
+            i64::MAX,
+            -i64::MAX,
+            1 << 40,
+        ] {
+            for e in [
+                0i64, 1, -1, -127, 127, -149, -150, -1000, 1000, -1001, 1001, 32000, 32002,
+            ] {
+                cases.push((m, e));
+            }
+        }
+        for _ in 0..20000 {
+            // Mostly the common form: a 24-bit mantissa and a one-byte exponent.
+            let m = (next() % (1 << 24)) as i64 - (1 << 23);
+            cases.push((m, (next() % 300) as i64 - 150));
+            let bits = next() % 64;
+            let m = (next() >> (63 - bits.min(62))) as i64 * if next() % 2 == 0 { 1 } else { -1 };
+            let e = (next() % 2400) as i64 - 1200;
+            cases.push((m, e));
+        }
+        // The same values as one matrix (the leaf-reading path), against one careful read each.
+        let mut matrix = Vec::new();
+        encode_int(-(cases.len() as i64), &mut matrix);
+        encode_int(-1, &mut matrix);
+        for &(m, e) in &cases {
+            encode_int(m, &mut matrix);
+            encode_int(e, &mut matrix);
+        }
+        let got = r(&matrix).read_matrix_f32("m").unwrap();
+        let mut slow = r(&matrix);
+        slow.read_signed("rows").unwrap();
+        slow.read_signed("cols").unwrap();
+        for (i, g) in got.data.iter().enumerate() {
+            let want = slow.read_f32_slow("x").unwrap();
+            assert_eq!(g.to_bits(), want.to_bits(), "{:?}", cases[i]);
+        }
+        for (m, e) in cases {
+            let mut b = Vec::new();
+            encode_int(m, &mut b);
+            encode_int(e, &mut b);
+            let len = b.len();
+            let mut padded = b.clone();
+            padded.resize(len + 20, 0x01);
+            let mut fast = r(&padded);
+            let got = fast.read_f32("x").unwrap();
+            let mut slow = r(&b);
+            let want = slow.read_f32_slow("x").unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "m={m} e={e}");
+            assert_eq!(fast.position(), len, "m={m} e={e}");
+            assert_eq!(r(&b).read_f32("x").unwrap().to_bits(), want.to_bits());
+        }
+        // Malformed input still gets the careful path's errors.
+        let mut bad = vec![0x00u8];
+        bad.resize(30, 0);
+        assert!(r(&bad).read_f32("x").is_err());
+        let mut bad = vec![0x09u8];
+        bad.resize(30, 0);
+        assert!(r(&bad).read_f32("x").is_err());
+        let mut text = b"1.5 ".to_vec();
+        text.resize(30, b' ');
+        assert!(r(&text).read_f32("x").is_err());
     }
 
     #[test]

@@ -10,12 +10,29 @@ pub struct SplitFeature {
     pub thresh: f32,
 }
 
-/// A complete binary tree stored as an array: node `i` has children `2i+1` and `2i+2`.
+/// One cascade's forest, flattened: the trees' splits and leaves concatenated in file order.
+///
+/// Each tree is a complete binary tree stored as an array (node `i` has children `2i+1` and
+/// `2i+2`) with one more leaf than splits; each leaf is a shape delta of `2 × parts` floats
+/// (x0, y0, x1, y1, …).
 #[derive(Clone, Debug, PartialEq)]
-pub struct RegressionTree {
+pub struct Forest {
+    /// The number of splits of each tree, in order.
+    pub tree_splits: Vec<u32>,
+    /// Every tree's splits, tree after tree.
     pub splits: Vec<SplitFeature>,
-    /// Each leaf is a shape delta of `2 × parts` floats (x0, y0, x1, y1, …).
-    pub leaf_values: Vec<Vec<f32>>,
+    /// Every tree's leaves, tree after tree, `2 × parts` floats each.
+    pub leaf_values: Vec<f32>,
+}
+
+impl Forest {
+    /// The number of trees.
+    pub fn len(&self) -> usize {
+        self.tree_splits.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tree_splits.is_empty()
+    }
 }
 
 /// The contents of a shape predictor file.
@@ -23,8 +40,8 @@ pub struct RegressionTree {
 pub struct ShapePredictorFile {
     /// Mean shape in rect-normalised coordinates, `2 × parts` floats.
     pub initial_shape: Vec<f32>,
-    /// `forests[cascade][tree]`.
-    pub forests: Vec<Vec<RegressionTree>>,
+    /// One forest per cascade.
+    pub forests: Vec<Forest>,
     /// `anchor_idx[cascade][feature]`: the landmark each feature pixel is anchored to.
     pub anchor_idx: Vec<Vec<u32>>,
     /// `deltas[cascade][feature]`: offset of the feature pixel from its anchor, normalised.
@@ -62,15 +79,22 @@ pub fn parse_shape_predictor(r: &mut DatReader<'_>) -> Result<ShapePredictorFile
     let mut forests = Vec::with_capacity(n_cascades);
     for _ in 0..n_cascades {
         let n_trees = r.read_len("tree count", 2)?;
-        let mut trees = Vec::with_capacity(n_trees);
+        let mut forest = Forest {
+            tree_splits: Vec::with_capacity(n_trees),
+            splits: Vec::new(),
+            leaf_values: Vec::new(),
+        };
         for _ in 0..n_trees {
             let n_splits = r.read_len("split count", 8)?;
-            let mut splits = Vec::with_capacity(n_splits);
+            let n_splits32 = u32::try_from(n_splits).map_err(|_| {
+                r.invalid(r.position(), "a 32-bit split count", n_splits.to_string())
+            })?;
+            forest.splits.reserve(n_splits);
             for _ in 0..n_splits {
                 let idx1 = read_u32(r, "split idx1")?;
                 let idx2 = read_u32(r, "split idx2")?;
                 let thresh = r.read_f32("split threshold")?;
-                splits.push(SplitFeature { idx1, idx2, thresh });
+                forest.splits.push(SplitFeature { idx1, idx2, thresh });
             }
             let leaves_at = r.position();
             let n_leaves = r.read_len("leaf count", 4)?;
@@ -81,25 +105,26 @@ pub fn parse_shape_predictor(r: &mut DatReader<'_>) -> Result<ShapePredictorFile
                     n_leaves.to_string(),
                 ));
             }
-            let mut leaf_values = Vec::with_capacity(n_leaves);
+            if forest.leaf_values.is_empty() {
+                // All trees of a cascade usually have the same size: reserve for them all
+                // once (bounded by what the rest of the file could hold, 4 bytes a float).
+                let guess = (n_trees * n_leaves * dims).min(r.remaining() / 4);
+                forest.leaf_values.reserve(guess);
+            }
             for _ in 0..n_leaves {
                 let lat = r.position();
-                let m = r.read_matrix_f32("leaf value")?;
-                if m.rows * m.cols != dims {
+                let (rows, cols) = r.read_matrix_f32_into("leaf value", &mut forest.leaf_values)?;
+                if rows * cols != dims {
                     return Err(r.invalid(
                         lat,
                         format!("a leaf of {dims} floats"),
-                        format!("{}x{}", m.rows, m.cols),
+                        format!("{rows}x{cols}"),
                     ));
                 }
-                leaf_values.push(m.data);
             }
-            trees.push(RegressionTree {
-                splits,
-                leaf_values,
-            });
+            forest.tree_splits.push(n_splits32);
         }
-        forests.push(trees);
+        forests.push(forest);
     }
     let at = r.position();
     let n_anchor = r.read_len("anchor cascade count", 1)?;
@@ -143,10 +168,10 @@ pub fn parse_shape_predictor(r: &mut DatReader<'_>) -> Result<ShapePredictorFile
         deltas.push(v);
     }
     // Every split must name feature pixels that exist.
-    for (c, trees) in forests.iter().enumerate() {
+    for (c, forest) in forests.iter().enumerate() {
         let n_feat = anchor_idx[c].len() as u32;
-        for t in trees {
-            if let Some(s) = t
+        {
+            if let Some(s) = forest
                 .splits
                 .iter()
                 .find(|s| s.idx1 >= n_feat || s.idx2 >= n_feat)

@@ -12,13 +12,27 @@
 //! loops as the definition the fast path is tested against. [`Winograd3x3`] computes stride-1
 //! 3×3 convolutions with 4× fewer multiplications (F(4×4, 3×3)), for layers with enough tiles.
 //!
+//! Where the CPU has AVX-512F, one large image or one sample runs on hand-written kernels
+//! instead: [`DirectConv`] convolves directly from a zero-padded polyphase copy of the input
+//! (no column matrix; [`DirectConv::forward_chain_par`] passes a whole detector network's
+//! planes from layer to layer in that form), with a small-plane form that puts output
+//! channels in the vector lanes for the late layers of a face network; [`DirectWinograd`] is
+//! F(4×4, 3×3) on the same kernels for one sample. Their steps are spread over the cores by a
+//! low-latency loop (a caller plus spinning helpers) that runs alone when the machine is
+//! crowded.
+//!
 //! Model code (facelike's ResNet and MMOD detector) lives elsewhere; this crate only computes.
 
 mod conv;
+mod direct;
+mod direct_winograd;
 mod ops;
+mod team;
 mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
+pub use direct::DirectConv;
+pub use direct_winograd::DirectWinograd;
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, relu_inplace, Pool,

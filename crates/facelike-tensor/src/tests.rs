@@ -275,3 +275,159 @@ fn padding_wider_than_the_input_matches_the_reference() {
         }
     }
 }
+
+#[test]
+fn direct_conv_matches_reference() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: direct convolution not tested");
+        return;
+    }
+    // The MMOD detector's layer kinds, and odd sizes, strides and channel counts.
+    let cases = [
+        // oc, ic, k, stride, pad, h, w
+        (16, 3, 5, 2, 0, 37, 50),
+        (32, 16, 5, 2, 0, 21, 30),
+        (45, 32, 5, 1, 2, 13, 17),
+        (45, 45, 5, 1, 2, 9, 40),
+        (1, 45, 9, 1, 4, 12, 11),
+        (7, 4, 3, 1, 1, 5, 6),
+        (10, 3, 3, 3, 1, 10, 11),
+        (9, 2, 5, 2, 3, 3, 2),
+        (16, 3, 5, 2, 0, 5, 5),
+        // The ResNet's kinds: small planes with many channels.
+        (32, 3, 7, 2, 0, 30, 30),
+        (64, 32, 3, 2, 0, 17, 17),
+        (32, 64, 3, 1, 1, 8, 8),
+        (256, 128, 3, 1, 1, 3, 3),
+        (48, 40, 3, 1, 1, 1, 1),
+        (40, 24, 3, 1, 1, 4, 4),
+        (20, 6, 3, 2, 0, 9, 11),
+    ];
+    for (i, &(oc, ic, k, s, p, h, w)) in cases.iter().enumerate() {
+        for relu in [false, true] {
+            let layer = conv(oc, ic, k, k, s, s, p, p, true, 100 + i as u64);
+            let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 7 + i as u64));
+            let mut want = layer.forward_reference(&x);
+            if relu {
+                relu_inplace(&mut want);
+            }
+            let direct = DirectConv::new(&layer, &[(h, w)]).unwrap();
+            let got = direct.forward_par(&x, relu);
+            assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "case {i}");
+            let err = max_abs_diff(&got.data, &want.data);
+            assert!(err < 1e-4, "case {i} relu {relu}: max error {err}");
+            // With a residual over a channel prefix, on one thread and on all.
+            let keep = (oc / 2).max(1);
+            let residual = noise(keep * got.h * got.w, 50 + i as u64);
+            let mut want = layer.forward_reference(&x);
+            for (v, r) in want.data.iter_mut().zip(&residual) {
+                *v += *r;
+            }
+            if relu {
+                relu_inplace(&mut want);
+            }
+            for parallel in [false, true] {
+                let epilogue = Epilogue {
+                    residual: Some(&residual),
+                    relu,
+                };
+                let got = direct.forward_with(&x, epilogue, parallel);
+                let err = max_abs_diff(&got.data, &want.data);
+                assert!(err < 1e-4, "case {i} residual relu {relu}: max error {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn direct_winograd_matches_reference() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: direct Winograd not tested");
+        return;
+    }
+    // The ResNet's single-face Winograd layers, and odd sizes and channel counts.
+    let cases = [
+        // oc, ic, pad, h, w
+        (32, 32, 1, 35, 35),
+        (64, 64, 1, 17, 17),
+        (45, 7, 1, 9, 13),
+        (16, 3, 0, 6, 6),
+        (8, 5, 2, 1, 1),
+        (9, 4, 1, 3, 40),
+    ];
+    for (i, &(oc, ic, p, h, w)) in cases.iter().enumerate() {
+        let layer = conv(oc, ic, 3, 3, 1, 1, p, p, true, 300 + i as u64);
+        let x = BatchTensor::from_vec(ic, 1, h, w, noise(ic * h * w, 9 + i as u64));
+        let wino = DirectWinograd::new(&layer, (h, w)).unwrap();
+        let plain = layer.forward_reference(&x.sample(0));
+        let keep = (oc / 2).max(1);
+        let residual = noise(keep * plain.h * plain.w, 70 + i as u64);
+        for (with_residual, relu, parallel) in [
+            (false, false, false),
+            (false, true, true),
+            (true, true, false),
+            (true, false, true),
+        ] {
+            let mut want = plain.clone();
+            if with_residual {
+                for (v, r) in want.data.iter_mut().zip(&residual) {
+                    *v += *r;
+                }
+            }
+            if relu {
+                relu_inplace(&mut want);
+            }
+            let epilogue = Epilogue {
+                residual: with_residual.then_some(&residual[..]),
+                relu,
+            };
+            let got = wino.forward_batch_with(&x, epilogue, parallel);
+            assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "case {i}");
+            // Threads change no sum's order.
+            assert_eq!(
+                got.data,
+                wino.forward_batch_with(&x, epilogue, !parallel).data
+            );
+            let err = max_abs_diff(&got.data, &want.data);
+            // As for `Winograd3x3`: sums of ic·9 terms in [-1, 1).
+            assert!(
+                err < 2e-5 * (ic * 9) as f32,
+                "case {i} {with_residual} {relu} {parallel}: max error {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn direct_chain_equals_layer_by_layer() {
+    if !DirectConv::supported() {
+        return;
+    }
+    // The MMOD detector's shapes, scaled down: strided 5×5s, same-padded 5×5s, a 9×9 scorer.
+    let shapes = [
+        (8, 3, 5, 2, 0, true),
+        (12, 8, 5, 2, 0, true),
+        (9, 12, 5, 1, 2, true),
+        (9, 9, 5, 1, 2, false),
+        (1, 9, 9, 1, 4, false),
+    ];
+    let layers: Vec<(DirectConv, bool)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(oc, ic, k, s, p, relu))| {
+            let conv = conv(oc, ic, k, k, s, s, p, p, true, 500 + i as u64);
+            (DirectConv::new(&conv, &[(512, 512)]).unwrap(), relu)
+        })
+        .collect();
+    let refs: Vec<(&DirectConv, bool)> = layers.iter().map(|(l, r)| (l, *r)).collect();
+    for (h, w) in [(97, 131), (40, 41), (20, 20)] {
+        let x = Tensor::from_vec(3, h, w, noise(3 * h * w, h as u64));
+        let mut want = x.clone();
+        for (l, relu) in &refs {
+            want = l.forward_par(&want, *relu);
+        }
+        let got = DirectConv::forward_chain_par(&refs, &x);
+        assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "{h}x{w}");
+        assert_eq!(got.data, want.data, "{h}x{w}");
+    }
+}

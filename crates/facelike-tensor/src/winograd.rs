@@ -196,25 +196,61 @@ impl Winograd3x3 {
             return None;
         }
         let (oc, ic) = (conv.out_channels, conv.in_channels);
-        let mut u = vec![0f32; A2 * oc * ic];
-        for o in 0..oc {
-            for c in 0..ic {
-                let g = &conv.weights[(o * ic + c) * 9..(o * ic + c + 1) * 9];
-                // G g Gᵀ in f64, rounded once.
-                let mut gg = [[0f64; 3]; A];
-                for (i, row) in gg.iter_mut().enumerate() {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = (0..3).map(|k| G[i][k] * g[k * 3 + j] as f64).sum();
+        // G g Gᵀ of every (out, in) filter, in f64 rounded once, written straight into the
+        // GEMMs' position-major layout. One task per output channel (a 256-channel layer has
+        // 65536 filters; this is most of the descriptor network's load time), eight input
+        // channels at a time so that the f64 arithmetic runs in vector lanes.
+        let mut u = Vec::<f32>::with_capacity(A2 * oc * ic);
+        let dst = SharedPtr(u.as_mut_ptr());
+        // Index loops over the small fixed matrices read most plainly as the formulas.
+        #[allow(clippy::needless_range_loop)]
+        (0..oc).into_par_iter().for_each(|o| {
+            const F: usize = 8;
+            for c0 in (0..ic).step_by(F) {
+                let nf = F.min(ic - c0);
+                let mut g = [[0f64; F]; 9];
+                for f in 0..nf {
+                    let w = &conv.weights[(o * ic + c0 + f) * 9..][..9];
+                    for (t, v) in w.iter().enumerate() {
+                        g[t][f] = *v as f64;
+                    }
+                }
+                // gg = G g (6×3), then G gg ᵀ... row by row: u_ij = Σ_k gg_ik G_jk.
+                let mut gg = [[[0f64; F]; 3]; A];
+                for i in 0..A {
+                    for j in 0..3 {
+                        for f in 0..F {
+                            gg[i][j][f] =
+                                G[i][0] * g[j][f] + G[i][1] * g[3 + j][f] + G[i][2] * g[6 + j][f];
+                        }
                     }
                 }
                 for i in 0..A {
                     for j in 0..A {
-                        let v: f64 = (0..3).map(|k| gg[i][k] * G[j][k]).sum();
-                        u[((i * A + j) * oc + o) * ic + c] = v as f32;
+                        let mut v = [0f32; F];
+                        for f in 0..F {
+                            v[f] = (gg[i][0][f] * G[j][0]
+                                + gg[i][1][f] * G[j][1]
+                                + gg[i][2][f] * G[j][2]) as f32;
+                        }
+                        let q = i * A + j;
+                        // SAFETY: element (q, o, c0..c0+nf) of the A2 × oc × ic buffer; no
+                        // other task writes row o.
+                        unsafe {
+                            let to = dst.get().add((q * oc + o) * ic + c0);
+                            if nf == F {
+                                // A constant length: a vector store, not a call to memmove.
+                                std::ptr::copy_nonoverlapping(v.as_ptr(), to, F);
+                            } else {
+                                std::ptr::copy_nonoverlapping(v.as_ptr(), to, nf);
+                            }
+                        }
                     }
                 }
             }
-        }
+        });
+        // SAFETY: the loop above wrote every (q, o, c) element.
+        unsafe { u.set_len(A2 * oc * ic) };
         Some(Winograd3x3 {
             out_channels: oc,
             in_channels: ic,
@@ -223,6 +259,11 @@ impl Winograd3x3 {
             u,
             bias: conv.bias.clone().unwrap_or_else(|| vec![0.0; oc]),
         })
+    }
+
+    /// The transformed weights: 36 matrices of `out × in`, position-major.
+    pub(crate) fn transformed_weights(&self) -> &[f32] {
+        &self.u
     }
 
     /// Output height and width for an `h × w` input.
@@ -672,6 +713,56 @@ impl Winograd3x3 {
                     self.finish_row(plan, epilogue, &mut out.data, (o, b, oy), |ox| {
                         src[ox * LANES]
                     });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::needless_range_loop)]
+    fn weight_transform_equals_the_plain_f64_formula() {
+        // Channel counts that leave partial blocks of eight.
+        for (oc, ic) in [(3, 5), (16, 13), (9, 24)] {
+            let mut s = 12345u64 + (oc * ic) as u64;
+            let weights: Vec<f32> = (0..oc * ic * 9)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect();
+            let conv = Conv2d {
+                out_channels: oc,
+                in_channels: ic,
+                kh: 3,
+                kw: 3,
+                stride_y: 1,
+                stride_x: 1,
+                pad_y: 1,
+                pad_x: 1,
+                weights,
+                bias: None,
+            };
+            let w = Winograd3x3::new(&conv).unwrap();
+            for o in 0..oc {
+                for c in 0..ic {
+                    let g = &conv.weights[(o * ic + c) * 9..][..9];
+                    for i in 0..A {
+                        for j in 0..A {
+                            let gg = |k: usize| -> f64 {
+                                (0..3).map(|t| G[i][t] * g[t * 3 + k] as f64).sum()
+                            };
+                            let want: f64 = (0..3).map(|k| gg(k) * G[j][k]).sum();
+                            let got = w.u[((i * A + j) * oc + o) * ic + c];
+                            assert_eq!(got, want as f32, "o={o} c={c} q={}", i * A + j);
+                        }
+                    }
                 }
             }
         }

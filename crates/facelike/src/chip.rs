@@ -6,7 +6,7 @@
 //! values are truncated, not rounded, and samples whose 2×2 neighbourhood leaves the image are
 //! black, as in dlib.
 
-use crate::geometry::{lround, DPoint, DRect, Rect};
+use crate::geometry::{floor_i64, lround, DPoint, DRect, Rect};
 use crate::shape_predictor::Landmarks;
 use crate::transform::{find_similarity_transform, rotate_point, AffineTransform};
 use facelike_image::RgbImage;
@@ -242,28 +242,52 @@ fn sub_image(img: &RgbImage, r: &Rect) -> RgbImage {
     out
 }
 
+/// Every byte value as a double.
+static U8_TO_F64: [f64; 256] = {
+    let mut t = [0f64; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as f64;
+        i += 1;
+    }
+    t
+};
+
 /// dlib's `transform_image` with `interpolate_bilinear`: chip pixel (c, r) samples `map(c, r)`.
+///
+/// `map.apply` is evaluated as ((m·c) + (m'·r)) + b, the same operations in the same order,
+/// with the products by c and by r computed once per column and per row.
 fn transform_bilinear(src: &RgbImage, map: &AffineTransform, rows: usize, cols: usize) -> RgbImage {
     let mut out = RgbImage::new(cols, rows);
     let (w, h) = (src.width() as i64, src.height() as i64);
     let s = src.as_raw();
     let o = out.as_raw_mut();
-    for r in 0..rows {
-        for c in 0..cols {
-            let p = map.apply(DPoint::new(c as f64, r as f64));
-            let (left, top) = (p.x.floor() as i64, p.y.floor() as i64);
+    let [[m00, m01], [m10, m11]] = map.m;
+    let [b0, b1] = map.b;
+    let col_terms: Vec<(f64, f64)> = (0..cols)
+        .map(|c| (m00 * c as f64, m10 * c as f64))
+        .collect();
+    for (r, orow) in o.chunks_exact_mut(cols * 3).enumerate() {
+        let (ry0, ry1) = (m01 * r as f64, m11 * r as f64);
+        for (&(cx0, cx1), px) in col_terms.iter().zip(orow.chunks_exact_mut(3)) {
+            let (x, y) = (cx0 + ry0 + b0, cx1 + ry1 + b1);
+            let (left, top) = (floor_i64(x), floor_i64(y));
             if !(left >= 0 && top >= 0 && left + 1 < w && top + 1 < h) {
                 continue;
             }
-            let lr = p.x - left as f64;
-            let tb = p.y - top as f64;
+            let lr = x - left as f64;
+            let tb = y - top as f64;
             let i = ((top * w + left) * 3) as usize;
             let j = i + (w * 3) as usize;
+            let (tl, tr) = (&s[i..i + 6], &s[j..j + 6]);
+            // Bytes to doubles by table: a load instead of a conversion that waits on its
+            // destination register.
+            let f = |b: u8| U8_TO_F64[b as usize];
             for ch in 0..3 {
-                let (tl, tr) = (s[i + ch] as f64, s[i + 3 + ch] as f64);
-                let (bl, br) = (s[j + ch] as f64, s[j + 3 + ch] as f64);
-                let v = (1.0 - tb) * ((1.0 - lr) * tl + lr * tr) + tb * ((1.0 - lr) * bl + lr * br);
-                o[(r * cols + c) * 3 + ch] = v as u8;
+                let (t0, t1) = (f(tl[ch]), f(tl[3 + ch]));
+                let (u0, u1) = (f(tr[ch]), f(tr[3 + ch]));
+                let v = (1.0 - tb) * ((1.0 - lr) * t0 + lr * t1) + tb * ((1.0 - lr) * u0 + lr * u1);
+                px[ch] = v as u8;
             }
         }
     }

@@ -11,7 +11,8 @@
 //! 4. windows are sorted by score and greedily suppressed with dlib's `test_box_overlap`.
 //!
 //! Batch-norm layers are folded into the convolutions on load, so the scores differ from dlib's
-//! only by float summation order (about 1e-6).
+//! only by float summation order (about 1e-6). Where the CPU has AVX-512F the network runs as
+//! one chain of direct convolutions (`facelike_tensor::DirectConv::forward_chain_par`).
 
 use crate::cxxsort;
 use crate::geometry::{lround, DPoint, DRect, Point, Rect};
@@ -21,7 +22,7 @@ use facelike_dat::dnn::{parse_dnn, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
 use facelike_image::resample::pyramid_up_rgb;
 use facelike_image::RgbImage;
-use facelike_tensor::{Conv2d, Epilogue, Tensor};
+use facelike_tensor::{Conv2d, DirectConv, Epilogue, Tensor};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -38,6 +39,8 @@ pub struct CnnDetection {
 struct Stage {
     conv: Conv2d,
     relu: bool,
+    /// The same convolution for the direct AVX-512 kernel, where the CPU has it.
+    direct: Option<DirectConv>,
 }
 
 /// The loaded detector.
@@ -124,6 +127,7 @@ impl CnnDetector {
                             bias: use_bias.then(|| params.data[wlen..].to_vec()),
                         },
                         relu: *use_relu,
+                        direct: None,
                     });
                     channels = *num_filters;
                 }
@@ -145,6 +149,10 @@ impl CnnDetector {
             return Err(wrong(format!(
                 "the network ends with {channels} channels (one score map expected)"
             )));
+        }
+        for s in &mut stages {
+            // Any large input: detection canvases are hundreds of pixels a side.
+            s.direct = DirectConv::new(&s.conv, &[(512, 512)]);
         }
         // Compose dlib's `map_output_to_input` (p·stride − pad + k/2) from the output back.
         let (mut stride, mut offset) = (1.0f64, 0.0f64);
@@ -187,6 +195,26 @@ impl CnnDetector {
             .collect()
     }
 
+    /// Floating-point operations (2 per multiply-add) of the network's convolutions for a
+    /// `width × height` image at `upsample`: the work [`detect`](Self::detect) does, for
+    /// reporting achieved FLOP rates.
+    pub fn flops(&self, width: usize, height: usize, upsample: u32) -> u64 {
+        let (mut w, mut h) = (width, height);
+        for _ in 0..upsample {
+            (w, h) = (2 * w, 2 * h);
+        }
+        let Some(p) = TiledPyramid::new(h, w, self.padding, self.outer_padding) else {
+            return 0;
+        };
+        let (mut h, mut w) = (p.rows, p.cols);
+        let mut total = 0;
+        for s in &self.stages {
+            total += s.conv.flops(h, w);
+            (h, w) = s.conv.out_shape(h, w);
+        }
+        total
+    }
+
     fn detect_at_scale(&self, img: &RgbImage) -> Vec<CnnDetection> {
         let Some(pyramid) =
             TiledPyramid::new(img.height(), img.width(), self.padding, self.outer_padding)
@@ -194,18 +222,32 @@ impl CnnDetector {
             return Vec::new();
         };
         let mut x = pyramid.build(img, self.avg);
+        // Every stage must leave a non-empty map (else there is nothing to find).
+        let (mut h, mut w) = (x.h, x.w);
         for s in &self.stages {
-            let (oh, ow) = s.conv.out_shape(x.h, x.w);
-            if oh == 0 || ow == 0 {
+            (h, w) = s.conv.out_shape(h, w);
+            if h == 0 || w == 0 {
                 return Vec::new();
             }
-            x = s.conv.forward_par(
-                &x,
-                Epilogue {
-                    residual: None,
-                    relu: s.relu,
-                },
-            );
+        }
+        let direct: Option<Vec<(&DirectConv, bool)>> = self
+            .stages
+            .iter()
+            .map(|s| s.direct.as_ref().map(|d| (d, s.relu)))
+            .collect();
+        match direct {
+            Some(layers) => x = DirectConv::forward_chain_par(&layers, &x),
+            None => {
+                for s in &self.stages {
+                    x = s.conv.forward_par(
+                        &x,
+                        Epilogue {
+                            residual: None,
+                            relu: s.relu,
+                        },
+                    );
+                }
+            }
         }
         // Candidates, in dlib's scan order, then sorted by score as dlib's std::sort does.
         let mut cands: Vec<(f64, DRect)> = Vec::new();

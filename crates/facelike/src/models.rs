@@ -145,10 +145,14 @@ pub fn locate(dir: &Path, model: Model) -> Result<PathBuf, ModelError> {
     Ok(path)
 }
 
-/// Reads a model file after checking it is present and has the right size.
-pub fn read_model(dir: &Path, model: Model) -> Result<(PathBuf, Vec<u8>), ModelError> {
+/// Reads a model file after checking it is present and has the right size (mapped from the
+/// page cache where the platform allows: see [`facelike_dat::FileBytes`]).
+pub fn read_model(
+    dir: &Path,
+    model: Model,
+) -> Result<(PathBuf, facelike_dat::FileBytes), ModelError> {
     let path = locate(dir, model)?;
-    let bytes = facelike_dat::read_file(&path)?;
+    let bytes = facelike_dat::FileBytes::open(&path)?;
     Ok((path, bytes))
 }
 

@@ -13,8 +13,11 @@
 //! ReLU happen while a layer's output is still in cache. Stride-1 3×3 layers run as Winograd
 //! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
-//! keeps only its centre tap. The results stay within 1e-6 of dlib's (the golden test checks
-//! 1e-4); [`DescriptorNet::without_winograd`] computes every layer directly.
+//! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
+//! kernels instead (`facelike_tensor::DirectConv` and `DirectWinograd`: no column matrices,
+//! no GEMM packing, each layer's steps spread over the cores). The results stay within 1e-6
+//! of dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
+//! layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
@@ -22,11 +25,12 @@ use facelike_dat::dnn::{parse_dnn, DnnFile, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
-    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, Epilogue, Pool,
-    Winograd3x3,
+    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, DirectConv,
+    DirectWinograd, Epilogue, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// Side of the square face chip the network takes.
 pub const CHIP_SIZE: usize = 150;
@@ -84,11 +88,19 @@ struct ResBlock {
 #[derive(Clone, Debug)]
 struct Layer3x3 {
     conv: Conv2d,
-    /// Winograd F(4×4, 3×3), for stride 1.
-    winograd: Option<Winograd3x3>,
+    /// The side of this layer's (square) input.
+    size: usize,
+    /// Winograd F(4×4, 3×3), for stride 1, where it pays for batches; prepared on first use
+    /// (one chip at a time never needs it where the direct kernels run).
+    winograd: OnceLock<Option<Winograd3x3>>,
     /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
     /// with padding 1 (the last block's second convolution).
     centre: Option<Conv2d>,
+    /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F): of
+    /// the centre tap where `centre` is set, else of `conv`.
+    direct: Option<DirectConv>,
+    /// Winograd on the direct kernels, for one chip at a time on planes with many tiles.
+    direct_winograd: Option<DirectWinograd>,
 }
 
 impl Layer3x3 {
@@ -96,36 +108,78 @@ impl Layer3x3 {
     /// [`forward`](Self::forward) can choose at that size are built: Winograd's weights take
     /// 4× the memory (9.4 MB for a 256-channel layer).
     fn new(conv: Conv2d, size: usize) -> Self {
-        let winograd = Winograd3x3::new(&conv)
-            .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1);
         let centre = (size == 1
             && (conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
             && (conv.pad_y, conv.pad_x) == (1, 1))
             .then(|| Conv2d {
+                out_channels: conv.out_channels,
+                in_channels: conv.in_channels,
                 kh: 1,
                 kw: 1,
+                stride_y: 1,
+                stride_x: 1,
                 pad_y: 0,
                 pad_x: 0,
                 weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
-                ..conv.clone()
+                bias: conv.bias.clone(),
             });
+        let direct = match &centre {
+            // One chip's 1×1 input: the centre tap in the small-plane form.
+            Some(c) => DirectConv::new(c, &[(1, 1)]),
+            None => DirectConv::new(&conv, &[(size, size)]),
+        };
+        // One sample's 17×17 plane has 25 tiles, its 8×8 one only 4: too few to pay.
+        let direct_winograd = (size >= 12)
+            .then(|| DirectWinograd::new(&conv, (size, size)))
+            .flatten();
         Layer3x3 {
             conv,
-            winograd,
+            size,
+            winograd: OnceLock::new(),
             centre,
+            direct,
+            direct_winograd,
         }
     }
 
     /// The fastest exact-enough form for this batch and input size.
     /// `parallel`: spread the work of this one layer over rayon's threads.
     fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
-        match (&self.winograd, &self.centre, parallel) {
-            (_, Some(c), _) if (x.h, x.w) == (1, 1) => c.forward_batch(x, epilogue),
-            (Some(w), _, false) if w.pays_off(x.n, x.h, x.w) => w.forward_batch(x, epilogue),
-            (Some(w), _, true) if w.pays_off(x.n, x.h, x.w) => w.forward_batch_par(x, epilogue),
-            (_, _, false) => self.conv.forward_batch(x, epilogue),
-            (_, _, true) => self.conv.forward_batch_par(x, epilogue),
+        if let (Some(c), true) = (&self.centre, (x.h, x.w) == (1, 1)) {
+            return match &self.direct {
+                Some(d) if x.n == 1 => d.forward_batch_with(x, epilogue, parallel),
+                _ => c.forward_batch(x, epilogue),
+            };
         }
+        if x.n == 1 {
+            if let (Some(d), true) = (&self.direct_winograd, x.h >= 12) {
+                return d.forward_batch_with(x, epilogue, parallel);
+            }
+            if let (Some(d), None) = (&self.direct, &self.centre) {
+                return d.forward_batch_with(x, epilogue, parallel);
+            }
+        }
+        match (
+            self.winograd().filter(|w| w.pays_off(x.n, x.h, x.w)),
+            parallel,
+        ) {
+            (Some(w), false) => w.forward_batch(x, epilogue),
+            (Some(w), true) => w.forward_batch_par(x, epilogue),
+            (None, false) => self.conv.forward_batch(x, epilogue),
+            (None, true) => self.conv.forward_batch_par(x, epilogue),
+        }
+    }
+
+    /// The Winograd form, prepared on first use: only the layers and sizes where it can pay
+    /// (its weights take 4× the memory, 9.4 MB for a 256-channel layer).
+    fn winograd(&self) -> Option<&Winograd3x3> {
+        let size = self.size;
+        self.winograd
+            .get_or_init(|| {
+                Winograd3x3::new(&self.conv)
+                    .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1)
+            })
+            .as_ref()
     }
 }
 
@@ -135,6 +189,8 @@ pub struct DescriptorNet {
     /// Mean R, G, B subtracted from the chip before dividing by 256.
     avg: [f32; 3],
     stem: Conv2d,
+    /// The stem for the direct AVX-512 kernel (one chip at a time), where the CPU has it.
+    stem_direct: Option<DirectConv>,
     blocks: Vec<ResBlock>,
     /// `256 × 128` row-major: `out[o] = Σ_i x[i]·fc[i·128 + o]` (no bias).
     fc: Vec<f32>,
@@ -438,11 +494,7 @@ impl DescriptorNet {
             cur.add_prev()?;
             cur.relu()?;
             let conv_size = Conv2d::out_size(size, 3, conv1.stride_y, conv1.pad_y);
-            blocks.push(ResBlock {
-                conv1: Layer3x3::new(conv1, size),
-                conv2: Layer3x3::new(conv2, conv_size),
-                down,
-            });
+            blocks.push((conv1, size, conv2, conv_size, down));
             if down {
                 // The sum takes the larger of the conv path and the pooled shortcut.
                 size = conv_size.max(Conv2d::out_size(size, 2, 2, 0));
@@ -469,9 +521,23 @@ impl DescriptorNet {
         if cur.pos != file.layers.len() {
             return Err(cur.wrong("the end of the network after the fully connected layer"));
         }
+        // Preparing each layer's faster forms (Winograd transforms, packings) is most of the
+        // load time: all layers at once.
+        let blocks: Vec<ResBlock> = blocks
+            .into_par_iter()
+            .map(|(conv1, size, conv2, conv_size, down)| {
+                let (conv1, conv2) = rayon::join(
+                    || Layer3x3::new(conv1, size),
+                    || Layer3x3::new(conv2, conv_size),
+                );
+                ResBlock { conv1, conv2, down }
+            })
+            .collect();
+        let stem_direct = DirectConv::new(&stem, &[(CHIP_SIZE, CHIP_SIZE)]);
         Ok(DescriptorNet {
             avg,
             stem,
+            stem_direct,
             blocks,
             fc,
         })
@@ -514,10 +580,13 @@ impl DescriptorNet {
     pub fn without_winograd(mut self) -> Self {
         for block in &mut self.blocks {
             for layer in [&mut block.conv1, &mut block.conv2] {
-                layer.winograd = None;
+                layer.winograd = OnceLock::from(None);
                 layer.centre = None;
+                layer.direct = None;
+                layer.direct_winograd = None;
             }
         }
+        self.stem_direct = None;
         self
     }
 
@@ -560,7 +629,9 @@ impl DescriptorNet {
                 }
             }
         }
-        let x = if parallel {
+        let x = if let (1, Some(d)) = (n, &self.stem_direct) {
+            d.forward_batch_with(&input, Epilogue::RELU, parallel)
+        } else if parallel {
             self.stem.forward_batch_par(&input, Epilogue::RELU)
         } else {
             self.stem.forward_batch(&input, Epilogue::RELU)

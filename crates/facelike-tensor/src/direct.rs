@@ -1,0 +1,1065 @@
+//! Direct convolution with AVX-512: no column matrix, for large single inputs (a detector's
+//! tiled image pyramid).
+//!
+//! The input is copied once into a zero-padded *polyphase* layout: for stride `sy × sx`, each
+//! channel holds `sy·sx` planes, plane `(a, b)` keeping the padded rows `a, a + sy, …` and
+//! columns `b, b + sx, …`. Output `(oy, ox)` is then computed on a grid as wide as a phase
+//! plane (`wh` columns; those past the real output width are computed and dropped), and every
+//! filter tap `(ky, kx)` reads the input at `p + offset(ky, kx)` for output index
+//! `p = oy·wh + ox`: a contiguous run for any run of outputs, across row ends too. So the
+//! kernel sweeps the whole output plane as one long vector, 16 outputs per register, keeping a
+//! block of `OCB` output channels × `NV` registers of outputs in registers while it walks all
+//! `in × kh × kw` taps: per tap, `NV` loads and `OCB` weight broadcasts feed `OCB·NV` FMAs.
+//!
+//! Sums run over (channel, ky, kx) in that order, with fused multiply-adds; results differ
+//! from the im2col path by float rounding only.
+
+use crate::team::{parallel_chunks_mut, parallel_for, parallel_for_coarse};
+use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
+use std::cell::RefCell;
+
+/// Floats per vector register.
+pub(crate) const LANES: usize = 16;
+
+/// Output positions per parallel task (several register blocks: the task's input window and
+/// the weights stay in L2 while it sweeps every output-channel block over it).
+const TASK_POSITIONS: usize = 2048;
+
+thread_local! {
+    /// A zero-padded channel for the small-plane form's column matrix.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Two grids and a polyphase input for `forward_chain_par`, reused between calls.
+    static CHAIN_BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    /// The polyphase input and the output grid, reused between calls on the calling thread.
+    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A register-blocking shape: output channels × vectors of outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// 8 channels × 3 vectors.
+    C8V3,
+    /// 9 channels × 3 vectors.
+    C9V3,
+    /// 5 channels × 5 vectors.
+    C5V5,
+    /// 1 channel × 8 vectors.
+    C1V8,
+    /// 16 channels × 1 vector: for small planes (a few 16-output vectors in all).
+    C16V1,
+    /// 9 × 2 and 8 × 2: in the small-plane form, 9 or 8 output positions × 32 channels.
+    C9V2,
+    C8V2,
+}
+
+impl Block {
+    /// The block for `oc` output channels over a grid of about `positions` outputs.
+    pub(crate) fn choose(oc: usize, positions: usize) -> Block {
+        if oc == 1 {
+            Block::C1V8
+        } else if positions <= 128 && oc.is_multiple_of(16) {
+            Block::C16V1
+        } else if oc.is_multiple_of(9) {
+            Block::C9V3
+        } else if oc.is_multiple_of(5) && !oc.is_multiple_of(8) {
+            Block::C5V5
+        } else {
+            Block::C8V3
+        }
+    }
+    pub(crate) fn channels(self) -> usize {
+        match self {
+            Block::C8V3 => 8,
+            Block::C9V3 => 9,
+            Block::C5V5 => 5,
+            Block::C1V8 => 1,
+            Block::C16V1 => 16,
+            Block::C9V2 => 9,
+            Block::C8V2 => 8,
+        }
+    }
+    pub(crate) fn vectors(self) -> usize {
+        match self {
+            Block::C8V3 | Block::C9V3 => 3,
+            Block::C5V5 => 5,
+            Block::C1V8 => 8,
+            Block::C16V1 => 1,
+            Block::C9V2 | Block::C8V2 => 2,
+        }
+    }
+    const ALL: [Block; 5] = [
+        Block::C8V3,
+        Block::C9V3,
+        Block::C5V5,
+        Block::C1V8,
+        Block::C16V1,
+    ];
+}
+
+/// Weights packed for one block shape: `[channel block][in][kh·kw][OCB]`, padded with zero
+/// filters, and one bias per padded output channel.
+#[derive(Clone, Debug)]
+struct Packed {
+    block: Block,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// A convolution prepared for [`DirectConv::forward_par`]; built only where the CPU has
+/// AVX-512F (see [`DirectConv::new`]).
+#[derive(Clone, Debug)]
+pub struct DirectConv {
+    pub out_channels: usize,
+    pub in_channels: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride_y: usize,
+    pub stride_x: usize,
+    pub pad_y: usize,
+    pub pad_x: usize,
+    /// The weights packed for each block shape this layer may use (chosen per input size).
+    packed: Vec<Packed>,
+    /// For outputs of at most [`SMALL_PLANE`] positions, per block shape: the weights
+    /// transposed in blocks of output channels, `[channel block][in·kh·kw][NV·16]`, padded
+    /// with zero filters (see `forward_small`).
+    transposed: Vec<(Block, Vec<f32>)>,
+}
+
+/// Output planes up to this many positions take the small-plane form: the output channels
+/// in the vector lanes and the positions broadcast, so that a 3×3 plane does not fill 16
+/// lanes with 9 positions.
+const SMALL_PLANE: usize = 64;
+
+/// The register block of the small-plane form for a plane of `positions` outputs: the
+/// kernel's channels are positions here, its vectors output channels.
+fn small_block(positions: usize) -> Block {
+    match positions {
+        1 => Block::C1V8,
+        2..=9 => Block::C9V2,
+        // One block of positions reads every weight once (a 4×4 plane at 256 channels has
+        // 2.4 MB of them, more than the L2 cache).
+        10..=16 => Block::C16V1,
+        _ => Block::C8V2,
+    }
+}
+
+/// A C × H × W input, borrowed from a [`Tensor`] or a one-sample [`BatchTensor`].
+#[derive(Clone, Copy)]
+pub(crate) struct Planes<'a> {
+    pub(crate) c: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    /// Floats from one row to the next, and from one channel to the next (`w` and `h · w`
+    /// when packed; wider for a direct convolution's output grid).
+    pub(crate) row_pitch: usize,
+    pub(crate) chan_pitch: usize,
+    pub(crate) data: &'a [f32],
+}
+
+impl<'a> Planes<'a> {
+    /// Packed C × H × W planes.
+    pub(crate) fn packed(c: usize, h: usize, w: usize, data: &'a [f32]) -> Self {
+        Planes {
+            c,
+            h,
+            w,
+            row_pitch: w,
+            chan_pitch: h * w,
+            data,
+        }
+    }
+}
+
+impl<'a> From<&'a Tensor> for Planes<'a> {
+    fn from(t: &'a Tensor) -> Self {
+        Planes::packed(t.c, t.h, t.w, &t.data)
+    }
+}
+
+/// Geometry of one call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    /// Columns of each phase plane (the output grid's width).
+    pub(crate) wh: usize,
+    /// Floats between phase planes and between channels of the polyphase input.
+    pub(crate) plane: usize,
+    pub(crate) chan: usize,
+    /// Grid outputs (`oh · wh`) rounded up to whole register blocks.
+    pub(crate) grid: usize,
+}
+
+/// A pointer shared by tasks that touch disjoint elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared(pub(crate) *mut f32);
+// SAFETY: tasks write disjoint ranges (see each use).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+impl Shared {
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl DirectConv {
+    /// Whether this CPU can run direct convolutions.
+    pub fn supported() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Packs `conv`'s weights for the direct kernel; `None` where the CPU lacks AVX-512F.
+    /// `sizes`: the input sizes (height, width) the layer will see, which decide the
+    /// register blocks to prepare; inputs of other sizes use the nearest prepared one.
+    pub fn new(conv: &Conv2d, sizes: &[(usize, usize)]) -> Option<Self> {
+        if !Self::supported() || conv.stride_x == 0 || conv.stride_y == 0 || sizes.is_empty() {
+            return None;
+        }
+        let mut d = DirectConv {
+            out_channels: conv.out_channels,
+            in_channels: conv.in_channels,
+            kh: conv.kh,
+            kw: conv.kw,
+            stride_y: conv.stride_y,
+            stride_x: conv.stride_x,
+            pad_y: conv.pad_y,
+            pad_x: conv.pad_x,
+            packed: Vec::new(),
+            transposed: Vec::new(),
+        };
+        let small = |&&(h, w): &&(usize, usize)| {
+            let (oh, ow) = conv.out_shape(h, w);
+            oh * ow <= SMALL_PLANE
+        };
+        for &(h, w) in sizes.iter().filter(|s| small(s)) {
+            let (oh, ow) = conv.out_shape(h, w);
+            let block = small_block(oh * ow);
+            if d.transposed.iter().any(|(b, _)| *b == block) {
+                continue;
+            }
+            let k = conv.filter_len();
+            let width = block.vectors() * LANES;
+            let blocks = conv.out_channels.div_ceil(width);
+            let mut t = vec![0f32; blocks * k * width];
+            for (o, filter) in conv.weights.chunks_exact(k).enumerate() {
+                let (b, j) = (o / width, o % width);
+                for (i, v) in filter.iter().enumerate() {
+                    t[(b * k + i) * width + j] = *v;
+                }
+            }
+            d.transposed.push((block, t));
+        }
+        let mut blocks: Vec<Block> = sizes
+            .iter()
+            .filter(|s| !small(s))
+            .map(|&(h, w)| d.block_for(h, w))
+            .collect();
+        if blocks.is_empty() {
+            // Still have one packing for other sizes.
+            blocks.push(d.block_for(64, 64));
+        }
+        blocks.dedup();
+        for block in Block::ALL.into_iter().filter(|b| blocks.contains(b)) {
+            let ocb = block.channels();
+            let nb = conv.out_channels.div_ceil(ocb);
+            let (ic, taps) = (conv.in_channels, conv.kh * conv.kw);
+            let mut weights = vec![0f32; nb * ic * taps * ocb];
+            for o in 0..conv.out_channels {
+                let (b, j) = (o / ocb, o % ocb);
+                for c in 0..ic {
+                    for t in 0..taps {
+                        weights[((b * ic + c) * taps + t) * ocb + j] =
+                            conv.weights[(o * ic + c) * taps + t];
+                    }
+                }
+            }
+            let mut bias = vec![0f32; nb * ocb];
+            if let Some(b) = &conv.bias {
+                bias[..conv.out_channels].copy_from_slice(b);
+            }
+            d.packed.push(Packed {
+                block,
+                weights,
+                bias,
+            });
+        }
+        Some(d)
+    }
+
+    /// The block shape for an `h × w` input.
+    fn block_for(&self, h: usize, w: usize) -> Block {
+        let (oh, _) = self.out_shape(h, w);
+        let wh = (w + 2 * self.pad_x).div_ceil(self.stride_x);
+        Block::choose(self.out_channels, oh * wh)
+    }
+
+    /// The prepared packing for an `h × w` input.
+    fn packed_for(&self, h: usize, w: usize) -> &Packed {
+        let want = self.block_for(h, w);
+        self.packed
+            .iter()
+            .find(|p| p.block == want)
+            .unwrap_or(&self.packed[0])
+    }
+
+    /// Output height and width for an `h × w` input.
+    pub fn out_shape(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            Conv2d::out_size(h, self.kh, self.stride_y, self.pad_y),
+            Conv2d::out_size(w, self.kw, self.stride_x, self.pad_x),
+        )
+    }
+
+    fn geometry(&self, h: usize, w: usize, block: Block) -> Geometry {
+        let (oh, ow) = self.out_shape(h, w);
+        let (sy, sx) = (self.stride_y, self.stride_x);
+        let hh = (h + 2 * self.pad_y).div_ceil(sy);
+        let wh = (w + 2 * self.pad_x).div_ceil(sx);
+        let step = block.vectors() * LANES;
+        let grid = (oh * wh).div_ceil(step) * step;
+        // The last register block reads up to `grid + largest tap offset` in the last phase
+        // plane of the last channel: give every plane room for that, so reads stay inside.
+        let max_tap = ((self.kh - 1) / sy) * wh + (self.kw - 1) / sx;
+        let plane = (hh * wh).max(grid + max_tap);
+        Geometry {
+            oh,
+            ow,
+            wh,
+            plane,
+            chan: sy * sx * plane,
+            grid,
+        }
+    }
+
+    /// The convolution plus bias (and a ReLU if `relu`), spread over rayon's threads.
+    pub fn forward_par(&self, x: &Tensor, relu: bool) -> Tensor {
+        self.forward_with(
+            x,
+            Epilogue {
+                residual: None,
+                relu,
+            },
+            true,
+        )
+    }
+
+    /// The convolution followed by `epilogue` (bias, residual, ReLU: see [`Epilogue`]); with
+    /// `parallel`, spread over rayon's threads.
+    pub fn forward_with(&self, x: &Tensor, epilogue: Epilogue<'_>, parallel: bool) -> Tensor {
+        self.forward_planes(x, epilogue, parallel)
+    }
+
+    /// [`forward_with`](Self::forward_with) for a batch of one sample (laid out as a tensor).
+    pub fn forward_batch_with(
+        &self,
+        x: &BatchTensor,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> BatchTensor {
+        assert_eq!(x.n, 1, "direct convolution takes one sample");
+        let view = Planes::packed(x.c, x.h, x.w, &x.data);
+        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel))
+    }
+
+    fn forward_planes<'x>(
+        &self,
+        x: impl Into<Planes<'x>>,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> Tensor {
+        let x: Planes<'x> = x.into();
+        assert_eq!(x.c, self.in_channels, "conv input channels");
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        if oh * ow <= SMALL_PLANE && oh * ow > 0 {
+            let want = small_block(oh * ow);
+            if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
+                return self.forward_small(x, t, epilogue, parallel);
+            }
+        }
+        let packed = self.packed_for(x.h, x.w);
+        let g = self.geometry(x.h, x.w, packed.block);
+        let mut out = Tensor::zeros(self.out_channels, g.oh, g.ow);
+        let plane = g.oh * g.ow;
+        if plane == 0 || self.out_channels == 0 {
+            return out;
+        }
+        let residual_channels = epilogue.residual.map_or(0, |r| {
+            assert!(
+                r.len() % plane == 0 && r.len() <= out.data.len(),
+                "residual must be a channel prefix of the output"
+            );
+            r.len() / plane
+        });
+        // Large planes are worth threads for the copies too.
+        let copy_par = parallel;
+        BUFFERS.with(|b| {
+            let (input, grid) = &mut *b.borrow_mut();
+            fill_polyphase(
+                x,
+                (self.stride_y, self.stride_x),
+                (self.pad_y, self.pad_x),
+                &g,
+                input,
+                copy_par,
+            );
+            let ocb = packed.block.channels();
+            let blocks = self.out_channels.div_ceil(ocb);
+            grid.resize(blocks * ocb * g.grid, 0.0);
+            // The ReLU can go in the kernel unless a residual comes between.
+            let kernel_relu = epilogue.relu && residual_channels == 0;
+            self.compute(packed, input, &g, kernel_relu, grid, parallel);
+            // Keep only the real output columns, adding the residual.
+            let finish = |(o, dst): (usize, &mut [f32])| {
+                let src = &grid[o * g.grid..];
+                let res = (o < residual_channels)
+                    .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
+                for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                    let s = &src[oy * g.wh..oy * g.wh + g.ow];
+                    match res {
+                        None if epilogue.relu && !kernel_relu => {
+                            for (d, v) in row.iter_mut().zip(s) {
+                                *d = crate::relu(*v);
+                            }
+                        }
+                        None => row.copy_from_slice(s),
+                        Some(r) => {
+                            let r = &r[oy * g.ow..(oy + 1) * g.ow];
+                            for ((d, v), r) in row.iter_mut().zip(s).zip(r) {
+                                let v = *v + *r;
+                                *d = if epilogue.relu { crate::relu(v) } else { v };
+                            }
+                        }
+                    }
+                }
+            };
+            parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| finish((o, dst)));
+        });
+        out
+    }
+
+    /// Several convolutions in a row, each followed by its bias and, where its flag says, a
+    /// ReLU: `layers[0]` takes `x`, each next one the previous output. Spread over all
+    /// threads, for large planes (a detector's pyramid): each output goes straight from the
+    /// kernel's grid into the next layer's padded polyphase input, never compacted in
+    /// between. Equal to calling [`forward_par`](Self::forward_par) layer by layer.
+    pub fn forward_chain_par(layers: &[(&DirectConv, bool)], x: &Tensor) -> Tensor {
+        let Some(((last, _), _)) = layers.split_last() else {
+            return x.clone();
+        };
+        // Grids alternate between two buffers: one read while the other is written. They
+        // and the polyphase input are kept between calls on this thread (fresh pages cost
+        // more to fault in than to fill).
+        let [g0, g1, mut input] = CHAIN_BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let mut grids = [g0, g1];
+        let (mut c, mut h, mut w) = (x.c, x.h, x.w);
+        // Where the current input lives: the tensor, or grid buffer 0 or 1 with its pitches.
+        let mut source: Option<(usize, usize, usize)> = None;
+        for (i, (layer, relu)) in layers.iter().enumerate() {
+            assert_eq!(c, layer.in_channels, "conv input channels");
+            let packed = layer.packed_for(h, w);
+            let g = layer.geometry(h, w, packed.block);
+            if g.oh == 0 || g.ow == 0 || layer.out_channels == 0 {
+                let [g0, g1] = grids;
+                CHAIN_BUFFERS.with(|b| *b.borrow_mut() = [g0, g1, input]);
+                return Tensor::zeros(last.out_channels, 0, 0);
+            }
+            let planes = match source {
+                None => Planes::packed(c, h, w, &x.data),
+                Some((buf, row_pitch, chan_pitch)) => Planes {
+                    c,
+                    h,
+                    w,
+                    row_pitch,
+                    chan_pitch,
+                    data: &grids[buf],
+                },
+            };
+            fill_polyphase(
+                planes,
+                (layer.stride_y, layer.stride_x),
+                (layer.pad_y, layer.pad_x),
+                &g,
+                &mut input,
+                true,
+            );
+            let out = i % 2;
+            let ocb = packed.block.channels();
+            let grid = &mut grids[out];
+            grid.resize(layer.out_channels.div_ceil(ocb) * ocb * g.grid, 0.0);
+            layer.compute(packed, &input, &g, *relu, grid, true);
+            source = Some((out, g.wh, g.grid));
+            (c, h, w) = (layer.out_channels, g.oh, g.ow);
+        }
+        let (buf, row_pitch, chan_pitch) = source.expect("at least one layer ran");
+        let grid = &grids[buf];
+        let mut out = Tensor::zeros(c, h, w);
+        parallel_chunks_mut(&mut out.data, h * w, true, &|o, dst| {
+            let src = &grid[o * chan_pitch..];
+            for (oy, row) in dst.chunks_exact_mut(w).enumerate() {
+                row.copy_from_slice(&src[oy * row_pitch..oy * row_pitch + w]);
+            }
+        });
+        let [g0, g1] = grids;
+        CHAIN_BUFFERS.with(|b| *b.borrow_mut() = [g0, g1, input]);
+        out
+    }
+
+    /// Channel `c`'s rows of the small-plane column matrix (see `forward_small`), through
+    /// `padded`, a zeroed `hp × wp` buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn im2col_channel(
+        &self,
+        x: Planes<'_>,
+        c: usize,
+        padded: &mut [f32],
+        (_hp, wp): (usize, usize),
+        pos_off: &[usize],
+        pb: usize,
+        k: usize,
+        cols_ptr: Shared,
+    ) {
+        let (py, px) = (self.pad_y, self.pad_x);
+        let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+        for (y, row) in plane.chunks_exact(x.w.max(1)).enumerate() {
+            padded[(y + py) * wp + px..][..row.len()].copy_from_slice(row);
+        }
+        for ky in 0..self.kh {
+            for kx in 0..self.kw {
+                let tap = ky * wp + kx;
+                let i = (c * self.kh + ky) * self.kw + kx;
+                for (blk, offs) in pos_off.chunks(pb).enumerate() {
+                    // SAFETY: block blk's row i (pb floats) lies inside `cols`
+                    // (pos_blocks·k·pb floats), and channel c alone writes rows
+                    // c·kh·kw.. of each block.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            cols_ptr.get().add((blk * k + i) * pb),
+                            offs.len(),
+                        )
+                    };
+                    for (d, &o) in dst.iter_mut().zip(offs) {
+                        *d = padded[o + tap];
+                    }
+                }
+            }
+        }
+    }
+
+    /// The small-plane form: the column matrix (one column per output position, built in
+    /// blocks of the kernel's position count) times the transposed weights, with the output
+    /// channels in the vector lanes; the result is position-major and transposed back while
+    /// the epilogue is applied.
+    fn forward_small(
+        &self,
+        x: Planes<'_>,
+        transposed: &[f32],
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> Tensor {
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let (oc, positions) = (self.out_channels, oh * ow);
+        let block = small_block(positions);
+        let (pb, ob) = (block.channels(), block.vectors() * LANES);
+        let pos_blocks = positions.div_ceil(pb);
+        let oc_blocks = oc.div_ceil(ob);
+        let oc_pad = oc_blocks * ob;
+        let taps = self.kh * self.kw;
+        let k = self.in_channels * taps;
+        let mut out = Tensor::zeros(oc, oh, ow);
+        let residual_channels = epilogue.residual.map_or(0, |r| {
+            assert!(
+                r.len() % positions == 0 && r.len() <= out.data.len(),
+                "residual must be a channel prefix of the output"
+            );
+            r.len() / positions
+        });
+        // Columns: [position block][k][pb], zero outside the input and past the last position.
+        let mut cols = vec![0f32; pos_blocks * k * pb];
+        let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
+        // Each channel is first copied into a zero-padded plane, so that every tap of every
+        // position is one load: position p's window starts at pos_off[p].
+        let (hp, wp) = (x.h + 2 * py, x.w + 2 * px);
+        let pos_off: Vec<usize> = (0..positions)
+            .map(|p| (p / ow) * sy * wp + (p % ow) * sx)
+            .collect();
+        let cols_ptr = Shared(cols.as_mut_ptr());
+        let im2col = |c: usize| {
+            PADDED.with(|p| {
+                let mut padded = p.borrow_mut();
+                padded.clear();
+                padded.resize(hp * wp, 0.0);
+                self.im2col_channel(x, c, &mut padded, (hp, wp), &pos_off, pb, k, cols_ptr);
+            })
+        };
+        parallel_for(self.in_channels, parallel, &im2col);
+        let mut result = vec![0f32; pos_blocks * pb * oc_pad];
+        let res_ptr = Shared(result.as_mut_ptr());
+        let zeros = [0f32; 16];
+        let run = |task: usize| {
+            let (blk, o) = (task / oc_blocks, task % oc_blocks);
+            // SAFETY: AVX-512F was detected in `new`. Reads channel block o's k × ob
+            // transposed weights and this position block's k × pb columns; writes positions
+            // blk·pb.. at channels o·ob.., which no other task writes.
+            unsafe {
+                run_block(
+                    block,
+                    transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
+                    ob,
+                    &[0],
+                    k,
+                    &cols[blk * k * pb..(blk + 1) * k * pb],
+                    &zeros[..pb],
+                    false,
+                    res_ptr.get().add(blk * pb * oc_pad + o * ob),
+                    oc_pad,
+                );
+            }
+        };
+        parallel_for(pos_blocks * oc_blocks, parallel, &run);
+        // Back to channel-major, with bias, residual and ReLU; 16 channels a piece.
+        let finish = |piece: usize, dst: &mut [f32]| {
+            for (i, dst) in dst.chunks_exact_mut(positions).enumerate() {
+                let o = piece * 16 + i;
+                let b = self.bias_of(o);
+                let res = (o < residual_channels)
+                    .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
+                for (p, d) in dst.iter_mut().enumerate() {
+                    let mut v = result[p * oc_pad + o] + b;
+                    if let Some(r) = res {
+                        v += r[p];
+                    }
+                    *d = if epilogue.relu { crate::relu(v) } else { v };
+                }
+            }
+        };
+        parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &finish);
+        out
+    }
+
+    /// The bias of output channel `o`.
+    fn bias_of(&self, o: usize) -> f32 {
+        let p = &self.packed[0];
+        p.bias[o]
+    }
+
+    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
+    fn compute(
+        &self,
+        packed: &Packed,
+        input: &[f32],
+        g: &Geometry,
+        relu: bool,
+        grid: &mut [f32],
+        parallel: bool,
+    ) {
+        let (sy, sx) = (self.stride_y, self.stride_x);
+        let offsets: Vec<usize> = (0..self.kh)
+            .flat_map(|ky| {
+                (0..self.kw).map(move |kx| {
+                    ((ky % sy) * sx + kx % sx) * g.plane + (ky / sy) * g.wh + kx / sx
+                })
+            })
+            .collect();
+        let block = packed.block;
+        let step = block.vectors() * LANES;
+        let ocb = block.channels();
+        let blocks = self.out_channels.div_ceil(ocb);
+        let task = TASK_POSITIONS.div_ceil(step) * step;
+        let position_tasks = g.grid.div_ceil(task);
+        // Small planes: split the output channels too, so every thread has work.
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let groups = if threads > 1 && position_tasks < 4 * threads {
+            blocks
+        } else {
+            1
+        };
+        let per_group = blocks.div_ceil(groups);
+        let out = Shared(grid.as_mut_ptr());
+        assert!(grid.len() >= blocks * ocb * g.grid);
+        assert!(input.len() >= self.in_channels * g.chan);
+        let k_len = self.in_channels * offsets.len() * ocb;
+        let run = |t: usize| {
+            let (pt, grp) = (t / groups, t % groups);
+            let p0 = pt * task;
+            let p1 = (p0 + task).min(g.grid);
+            for b in grp * per_group..((grp + 1) * per_group).min(blocks) {
+                let w = &packed.weights[b * k_len..(b + 1) * k_len];
+                let bias = &packed.bias[b * ocb..(b + 1) * ocb];
+                let mut p = p0;
+                while p < p1 {
+                    // SAFETY: AVX-512F was detected in `new`. Reads: channel c < in, tap
+                    // offset ≤ the plane's slack, p + step ≤ g.grid, all inside `input`
+                    // (see `geometry`). Writes: rows b·ocb.. of the grid at p..p + step,
+                    // which belong to this task alone.
+                    unsafe {
+                        let dst = out.get().add(b * ocb * g.grid + p);
+                        let src = input.as_ptr().add(p);
+                        let ic = self.in_channels;
+                        run_block(block, src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid);
+                    }
+                    p += step;
+                }
+            }
+        };
+        if threads > 1 && groups == 1 {
+            // Many position tasks: a large plane.
+            parallel_for_coarse(position_tasks, &run);
+        } else {
+            parallel_for(position_tasks * groups, threads > 1, &run);
+        }
+    }
+}
+
+/// Copies `x` into the zero-padded polyphase layout (module docs), each channel a piece of
+/// a parallel loop when `parallel`. `input` is resized to `x.c · g.chan` floats.
+pub(crate) fn fill_polyphase(
+    x: Planes<'_>,
+    strides: (usize, usize),
+    pads: (usize, usize),
+    g: &Geometry,
+    input: &mut Vec<f32>,
+    parallel: bool,
+) {
+    input.resize(x.c * g.chan, 0.0);
+    let fill = PolyphaseFill::new(x, strides, pads, g);
+    parallel_chunks_mut(&mut input[..x.c * g.chan], g.chan, parallel, &|c, dst| {
+        fill.channel(c, dst)
+    });
+}
+
+/// Fills channels of the polyphase layout one at a time (for callers that go on to use each
+/// channel at once, on the same thread).
+pub(crate) struct PolyphaseFill<'a> {
+    x: Planes<'a>,
+    sy: usize,
+    sx: usize,
+    py: usize,
+    px: usize,
+    g: Geometry,
+    /// Where each input column goes within its phase row (strides other than 1, 2, 4).
+    columns: Vec<usize>,
+}
+
+impl<'a> PolyphaseFill<'a> {
+    pub(crate) fn new(
+        x: Planes<'a>,
+        (sy, sx): (usize, usize),
+        (py, px): (usize, usize),
+        g: &Geometry,
+    ) -> Self {
+        // (x + px) % sx selects the phase plane, (x + px) / sx the column.
+        let columns = (0..x.w)
+            .map(|c| ((c + px) % sx) * g.plane + (c + px) / sx)
+            .collect();
+        PolyphaseFill {
+            x,
+            sy,
+            sx,
+            py,
+            px,
+            g: *g,
+            columns,
+        }
+    }
+
+    /// Writes channel `c` into `dst` (`g.chan` floats), padding and slack zeroed.
+    pub(crate) fn channel(&self, c: usize, dst: &mut [f32]) {
+        let (x, g) = (&self.x, &self.g);
+        let (sy, sx, py, px) = (self.sy, self.sx, self.py, self.px);
+        let (h, w) = (x.h, x.w);
+        let at = c * x.chan_pitch;
+        let len = if h == 0 || w == 0 {
+            0
+        } else {
+            (h - 1) * x.row_pitch + w
+        };
+        let src = &x.data[at..at + len];
+        let dst = &mut dst[..g.chan];
+        if g.chan <= 1 << 14 {
+            // Small planes: one memset beats zeroing each phase's borders.
+            dst.fill(0.0);
+        } else {
+            // Zero what the copy below leaves: the padding rows and columns, the slack.
+            for a in 0..sy {
+                for b in 0..sx {
+                    let plane = &mut dst[(a * sx + b) * g.plane..][..g.plane];
+                    // Rows of this phase that hold input rows: yy = r·sy + a in py..py+h.
+                    let r0 = py.saturating_sub(a).div_ceil(sy);
+                    let r1 = (py + h).saturating_sub(a).div_ceil(sy).max(r0);
+                    let c0 = px.saturating_sub(b).div_ceil(sx);
+                    let c1 = (px + w).saturating_sub(b).div_ceil(sx).max(c0);
+                    plane[..r0 * g.wh].fill(0.0);
+                    plane[r1 * g.wh..].fill(0.0);
+                    for row in plane[r0 * g.wh..r1 * g.wh].chunks_exact_mut(g.wh) {
+                        row[..c0].fill(0.0);
+                        row[c1..].fill(0.0);
+                    }
+                }
+            }
+        }
+        let mut padded_row = vec![0f32; if sx > 1 { sx * g.wh } else { 0 }];
+        for y in 0..h {
+            let row = &src[y * x.row_pitch..y * x.row_pitch + w];
+            let yy = y + py;
+            let (a, r) = (yy % sy, yy / sy);
+            let base = a * sx * g.plane + r * g.wh;
+            if sx == 1 {
+                dst[base + px..base + px + w].copy_from_slice(row);
+            } else if sx == 2 || sx == 4 {
+                // The padded row, then every phase row whole (its padding included).
+                padded_row[px..px + w].copy_from_slice(row);
+                deinterleave(&padded_row, sx, &mut dst[base..], g.plane, g.wh);
+            } else {
+                let d = &mut dst[base..];
+                for (v, &at) in row.iter().zip(&self.columns) {
+                    d[at] = *v;
+                }
+            }
+        }
+    }
+}
+
+/// `dst[b·pitch + k] = src[stride·k + b]` for every phase `b < stride` and `k < count`:
+/// splits a padded row into its column phases (stride 2 or 4 with AVX-512, else plainly).
+fn deinterleave(src: &[f32], stride: usize, dst: &mut [f32], pitch: usize, count: usize) {
+    assert!(src.len() >= stride * count && dst.len() >= (stride - 1) * pitch + count);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if (stride == 2 || stride == 4) && is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was just detected; the bounds were asserted above.
+        done = unsafe { deinterleave_avx512(src, stride, dst, pitch, count) };
+    }
+    for b in 0..stride {
+        for k in done..count {
+            dst[b * pitch + k] = src[stride * k + b];
+        }
+    }
+}
+
+/// [`deinterleave`] 16 values of each phase at a time (the last group masked); returns
+/// how many values of each phase it wrote (all).
+///
+/// # Safety
+/// AVX-512F, and the bounds [`deinterleave`] asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn deinterleave_avx512(
+    src: &[f32],
+    stride: usize,
+    dst: &mut [f32],
+    pitch: usize,
+    count: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    /// The mask of the first `n` (at most 16) lanes.
+    #[inline(always)]
+    fn first(n: usize) -> __mmask16 {
+        if n >= LANES {
+            !0
+        } else {
+            (1u16 << n) - 1
+        }
+    }
+    // Pointers past the data are formed (wrapping) but only used under masks that keep
+    // every access inside `src` and `dst`: masked-off lanes are never touched.
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    // Inputs at and past `limit` are not read (masked to zero).
+    let limit = stride * count;
+    let mut k = 0;
+    if stride == 2 {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        while k < count {
+            let at = 2 * k;
+            let v0 = _mm512_maskz_loadu_ps(first(limit - at), s.wrapping_add(at));
+            let v1 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 16)),
+                s.wrapping_add(at + 16),
+            );
+            let m = first(count - k);
+            _mm512_mask_storeu_ps(d.wrapping_add(k), m, _mm512_permutex2var_ps(v0, even, v1));
+            _mm512_mask_storeu_ps(
+                d.wrapping_add(pitch + k),
+                m,
+                _mm512_permutex2var_ps(v0, odd, v1),
+            );
+            k += LANES;
+        }
+    } else {
+        // Phase b of 64 values: lanes 0..8 pick b, b+4, … from (v0, v1), the same from
+        // (v2, v3), then the two halves are joined.
+        let pick = |b: i32| {
+            _mm512_setr_epi32(
+                b,
+                b + 4,
+                b + 8,
+                b + 12,
+                b + 16,
+                b + 20,
+                b + 24,
+                b + 28,
+                b,
+                b + 4,
+                b + 8,
+                b + 12,
+                b + 16,
+                b + 20,
+                b + 24,
+                b + 28,
+            )
+        };
+        let picks = [pick(0), pick(1), pick(2), pick(3)];
+        let join = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        while k < count {
+            let at = 4 * k;
+            let v0 = _mm512_maskz_loadu_ps(first(limit - at), s.wrapping_add(at));
+            let v1 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 16)),
+                s.wrapping_add(at + 16),
+            );
+            let v2 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 32)),
+                s.wrapping_add(at + 32),
+            );
+            let v3 = _mm512_maskz_loadu_ps(
+                first(limit.saturating_sub(at + 48)),
+                s.wrapping_add(at + 48),
+            );
+            let m = first(count - k);
+            for (b, p) in picks.iter().enumerate() {
+                let lo = _mm512_permutex2var_ps(v0, *p, v1);
+                let hi = _mm512_permutex2var_ps(v2, *p, v3);
+                let out = _mm512_permutex2var_ps(lo, join, hi);
+                _mm512_mask_storeu_ps(d.wrapping_add(b * pitch + k), m, out);
+            }
+            k += LANES;
+        }
+    }
+    count
+}
+
+/// Runs [`kernel`] with the register block `block`.
+///
+/// # Safety
+/// As for [`kernel`], with `OCB`, `NV` those of `block`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn run_block(
+    block: Block,
+    src: *const f32,
+    chan: usize,
+    offsets: &[usize],
+    ic: usize,
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+    dst: *mut f32,
+    out_stride: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match block {
+        Block::C8V3 => kernel::<8, 3>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C9V3 => kernel::<9, 3>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C5V5 => kernel::<5, 5>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C1V8 => kernel::<1, 8>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C16V1 => kernel::<16, 1>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C9V2 => kernel::<9, 2>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+        Block::C8V2 => kernel::<8, 2>(src, chan, offsets, ic, w, bias, relu, dst, out_stride),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct kernels are only built on x86_64 with AVX-512F");
+}
+
+/// One register block: `OCB` output channels × `NV·16` consecutive grid positions.
+///
+/// # Safety
+/// AVX-512F must be available; `src + c·chan + offsets[t] + NV·16` must stay inside the input
+/// for every channel `c < ic` and tap `t`; `w` holds `ic · taps · OCB` floats, `bias` `OCB`;
+/// `dst + j·out_stride + NV·16` must be writable for `j < OCB`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<const OCB: usize, const NV: usize>(
+    src: *const f32,
+    chan: usize,
+    offsets: &[usize],
+    ic: usize,
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+    dst: *mut f32,
+    out_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); NV]; OCB];
+    for (j, row) in acc.iter_mut().enumerate() {
+        let b = _mm512_set1_ps(bias[j]);
+        for a in row.iter_mut() {
+            *a = b;
+        }
+    }
+    let taps = offsets.len();
+    let mut wp = w.as_ptr();
+    for c in 0..ic {
+        let base = src.add(c * chan);
+        for &off in offsets.iter().take(taps) {
+            let s = base.add(off);
+            let mut x = [_mm512_setzero_ps(); NV];
+            for (v, xv) in x.iter_mut().enumerate() {
+                *xv = _mm512_loadu_ps(s.add(v * LANES));
+            }
+            for row in acc.iter_mut() {
+                let wj = _mm512_set1_ps(*wp);
+                wp = wp.add(1);
+                for (a, xv) in row.iter_mut().zip(&x) {
+                    *a = _mm512_fmadd_ps(*xv, wj, *a);
+                }
+            }
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    for (j, row) in acc.iter().enumerate() {
+        for (v, a) in row.iter().enumerate() {
+            let r = if relu { _mm512_max_ps(*a, zero) } else { *a };
+            _mm512_storeu_ps(dst.add(j * out_stride + v * LANES), r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deinterleave;
+
+    #[test]
+    fn deinterleave_splits_phases_for_every_length() {
+        for stride in [2, 3, 4] {
+            for count in [0, 1, 5, 15, 16, 17, 40, 64, 65] {
+                let src: Vec<f32> = (0..stride * count + 3).map(|i| i as f32).collect();
+                let pitch = count + 7;
+                let mut dst = vec![-1f32; stride * pitch];
+                deinterleave(&src, stride, &mut dst, pitch, count);
+                for b in 0..stride {
+                    for k in 0..pitch {
+                        let want = if k < count {
+                            (stride * k + b) as f32
+                        } else {
+                            -1.0
+                        };
+                        assert_eq!(dst[b * pitch + k], want, "stride {stride} count {count}");
+                    }
+                }
+            }
+        }
+    }
+}
