@@ -203,11 +203,16 @@ impl Shared {
 }
 
 impl DirectConv {
-    /// Whether this CPU can run direct convolutions.
+    /// Whether this CPU can run direct convolutions. Setting `FACELIKE_NO_AVX512` in the
+    /// environment turns them off, so the portable path can be tested on AVX-512 machines.
     pub fn supported() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            is_x86_feature_detected!("avx512f")
+            static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            *SUPPORTED.get_or_init(|| {
+                std::env::var_os("FACELIKE_NO_AVX512").is_none()
+                    && is_x86_feature_detected!("avx512f")
+            })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
