@@ -58,21 +58,8 @@ def load(p):
     return np.asarray(Image.open(p).convert("RGB"))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=0, help="RAYON_NUM_THREADS for facelike (0 = all cores)")
-    ap.add_argument("--shared")
-    ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    ap.add_argument("--facelike", default=str(REPO / "target" / "release" / "facelike"))
-    a = ap.parse_args()
-    shared = shared_dir(a.shared)
-    models = models_dir()
-    data = shared / "data"
-    chips = sorted((shared / "golden" / "chips_face_recognition").glob("*.png"))[:8]
-    photos = [data / "face_recognition/examples/obama-480p.jpg", data / "face_recognition/examples/two_people.jpg"]
-    folder = data / "face_recognition/examples/knn_examples"
-
+def reference(runs, models, chips, photos, folder):
+    """Times the Python reference in this process; returns its figures."""
     ref = {}
     t = time.perf_counter()
     net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -89,9 +76,9 @@ def main():
         net.compute_face_descriptor(chip_arrays[i[0] % len(chip_arrays)])
         i[0] += 1
 
-    ref["descriptor_single_s"] = median_secs(a.runs * len(chip_arrays), one)
+    ref["descriptor_single_s"] = median_secs(runs * len(chip_arrays), one)
     batch = [chip_arrays[k % len(chip_arrays)] for k in range(32)]
-    ref["descriptor_batch32_faces_per_s"] = 32 / median_secs(max(1, a.runs // 2), lambda: net.compute_face_descriptor(batch))
+    ref["descriptor_batch32_faces_per_s"] = 32 / median_secs(max(1, runs // 2), lambda: net.compute_face_descriptor(batch))
     ref["detect"] = []
     for p in photos:
         img = load(p)
@@ -99,11 +86,11 @@ def main():
         shape = sp5(img, rect)
         ref["detect"].append({
             "image": p.name,
-            "hog_up1_s": median_secs(a.runs, lambda: hog(img, 1)),
-            "cnn_up0_s": median_secs(max(1, a.runs // 2), lambda: cnn(img, 0)),
-            "cnn_up1_s": median_secs(max(1, min(a.runs // 2, 2)), lambda: cnn(img, 1)),
-            "landmarks5_s": median_secs(a.runs * 10, lambda: sp5(img, rect)),
-            "chip_s": median_secs(a.runs * 10, lambda: dlib.get_face_chip(img, shape, 150, 0.25)),
+            "hog_up1_s": median_secs(runs, lambda: hog(img, 1)),
+            "cnn_up0_s": median_secs(max(1, runs // 2), lambda: cnn(img, 0)),
+            "cnn_up1_s": median_secs(max(1, min(runs // 2, 2)), lambda: cnn(img, 1)),
+            "landmarks5_s": median_secs(runs * 10, lambda: sp5(img, rect)),
+            "chip_s": median_secs(runs * 10, lambda: dlib.get_face_chip(img, shape, 150, 0.25)),
         })
     # End to end as face_recognition does it (one process, its defaults).
     import face_recognition
@@ -113,6 +100,40 @@ def main():
     secs = time.perf_counter() - t
     ref["encode_folder"] = {"images": len(files), "faces": nfaces, "seconds": secs, "images_per_s": len(files) / secs}
     ref["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    return ref
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="RAYON_NUM_THREADS for facelike (0 = all cores)")
+    ap.add_argument("--shared")
+    ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--facelike", default=str(REPO / "target" / "release" / "facelike"))
+    ap.add_argument("--openblas-python", help="a Python whose dlib was built from source against OpenBLAS "
+                    "(bench/build_dlib_openblas.sh): its times become a second reference column")
+    ap.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    shared = shared_dir(a.shared)
+    models = models_dir()
+    data = shared / "data"
+    chips = sorted((shared / "golden" / "chips_face_recognition").glob("*.png"))[:8]
+    photos = [data / "face_recognition/examples/obama-480p.jpg", data / "face_recognition/examples/two_people.jpg"]
+    folder = data / "face_recognition/examples/knn_examples"
+
+    if a.reference_only:
+        ref = reference(a.runs, models, chips, photos, folder)
+        ref["dlib_version"] = dlib.__version__
+        ref["dlib_blas"] = bool(getattr(dlib, "DLIB_USE_BLAS", False))
+        print(json.dumps(ref))
+        return
+    ref = reference(a.runs, models, chips, photos, folder)
+    blas = None
+    if a.openblas_python:
+        out = subprocess.run([a.openblas_python, __file__, "--reference-only", "--runs", str(a.runs),
+                              "--shared", str(shared)], check=True, capture_output=True, text=True).stdout
+        blas = json.loads(out)
 
     cmd = [a.facelike, "bench", "--runs", str(a.runs), "--folder", str(folder)]
     for c in chips:
@@ -124,37 +145,59 @@ def main():
         env["RAYON_NUM_THREADS"] = str(a.threads)
     ours = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
 
-    rows = [
-        ("load all 5 models", ref["load_all_models_s"], ours["load_all_models_s"], "s"),
-        ("descriptor, one face (chip→128-D)", ref["descriptor_single_s"], ours["descriptor_single_s"], "s"),
-        ("descriptor, batch of 32", ref["descriptor_batch32_faces_per_s"], ours["descriptor_batch32_faces_per_s"], "faces/s"),
-    ]
-    for r, o in zip(ref["detect"], ours["detect"]):
-        for key, label in [("hog_up1_s", "HOG detect, upsample 1"), ("cnn_up0_s", "CNN detect, upsample 0"),
-                           ("cnn_up1_s", "CNN detect, upsample 1"), ("landmarks5_s", "5-point landmarks"),
-                           ("chip_s", "face chip 150x150")]:
-            rows.append((f"{label}, {r['image']}", r[key], o[key], "s"))
-    rows.append((f"encode folder ({ref['encode_folder']['images']} photos, {ref['encode_folder']['faces']} faces)",
-                 ref["encode_folder"]["images_per_s"], ours["encode_folder"]["images_per_s"], "images/s"))
-    rows.append(("peak RSS of the whole run", ref["peak_rss_kb"] / 1024, ours["peak_rss_kb"] / 1024, "MiB"))
+    def rows_of(r):
+        rows = [
+            ("load all 5 models", r["load_all_models_s"], "s"),
+            ("descriptor, one face (chip→128-D)", r["descriptor_single_s"], "s"),
+            ("descriptor, batch of 32", r["descriptor_batch32_faces_per_s"], "faces/s"),
+        ]
+        for d in r["detect"]:
+            for key, label in [("hog_up1_s", "HOG detect, upsample 1"), ("cnn_up0_s", "CNN detect, upsample 0"),
+                               ("cnn_up1_s", "CNN detect, upsample 1"), ("landmarks5_s", "5-point landmarks"),
+                               ("chip_s", "face chip 150x150")]:
+                rows.append((f"{label}, {d['image']}", d[key], "s"))
+        rows.append((f"encode folder ({ref['encode_folder']['images']} photos, {ref['encode_folder']['faces']} faces)",
+                     r["encode_folder"]["images_per_s"], "images/s"))
+        rows.append(("peak RSS of the whole run", r["peak_rss_kb"] / 1024, "MiB"))
+        return rows
+
+    ref_rows, our_rows = rows_of(ref), rows_of(ours)
+    blas_rows = rows_of(blas) if blas else [None] * len(ref_rows)
 
     def fmt(v, unit):
         if unit == "s":
             return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
         return f"{v:.1f} {unit}"
 
+    def ratio(r, o, unit):
+        x = (r / o) if unit in ("s", "MiB") else (o / r)
+        return f"{x:.1f}x" if unit != "MiB" else f"{x:.2f}x less"
+
     load_avg = os.getloadavg()[0]
+    gflop = ours["descriptor_flops_per_face"] / 1e9
     print(f"# {os.cpu_count()} CPUs, load average {load_avg:.1f}; facelike threads: {ours['threads']}; "
-          f"dlib {dlib.__version__} (single-threaded); descriptor cost {ours['descriptor_flops_per_face'] / 1e9:.3f} GFLOP/face")
+          f"dlib-bin {dlib.__version__} (single-threaded, no BLAS)"
+          + (f"; dlib {blas['dlib_version']} built with OpenBLAS (BLAS in use: {blas['dlib_blas']})" if blas else "")
+          + f"; descriptor cost {ours['descriptor_flops_per_face']:,} FLOP/face ({gflop:.3f} GFLOP)")
+    peak = ours.get("peak_gflops_one_core")
+    if peak:
+        one = ours["descriptor_batch32_1thread_faces_per_s"]
+        allt = ours["descriptor_batch32_faces_per_s"]
+        print(f"# batch of 32: {one:.1f} faces/s on 1 thread ({one * gflop:.0f} GFLOP/s, {100 * one * gflop / peak:.0f}% of "
+              f"one core's measured FMA peak {peak:.0f} GFLOP/s); {allt:.1f} faces/s on {ours['threads']} threads "
+              f"({allt * gflop:.0f} GFLOP/s, {100 * allt * gflop / (peak * ours['threads']):.0f}% of {ours['threads']}x peak)")
     if a.markdown:
-        print("| stage | Python reference | facelike | speed-up |\n|---|---|---|---|")
-    for name, r, o, unit in rows:
-        ratio = (r / o) if unit in ("s", "MiB") else (o / r)
-        ratio_s = f"{ratio:.1f}x" if unit != "MiB" else f"{ratio:.2f}x less"
-        if a.markdown:
-            print(f"| {name} | {fmt(r, unit)} | {fmt(o, unit)} | {ratio_s} |")
+        if blas:
+            print("| stage | dlib-bin | dlib + OpenBLAS | facelike | vs dlib-bin | vs OpenBLAS |\n|---|---|---|---|---|---|")
         else:
-            print(f"{name:<55} {fmt(r, unit):>14} {fmt(o, unit):>14} {ratio_s:>10}")
+            print("| stage | Python reference | facelike | speed-up |\n|---|---|---|---|")
+    for (name, r, unit), (_, o, _), b in zip(ref_rows, our_rows, blas_rows):
+        cells = [name, fmt(r, unit)] + ([fmt(b[1], unit)] if blas else []) + [fmt(o, unit), ratio(r, o, unit)] \
+            + ([ratio(b[1], o, unit)] if blas else [])
+        if a.markdown:
+            print("| " + " | ".join(cells) + " |")
+        else:
+            print(f"{cells[0]:<55} " + " ".join(f"{c:>14}" for c in cells[1:]))
 
 
 if __name__ == "__main__":

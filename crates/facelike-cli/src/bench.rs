@@ -71,6 +71,21 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             net.compute_batch(&batch).unwrap();
         });
         out.insert("descriptor_batch32_faces_per_s".into(), json!(32.0 / b));
+        // The same batch on one thread, for the per-core rate.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        let b1 = pool.install(|| {
+            median_secs(a.runs, || {
+                net.compute_batch(&batch).unwrap();
+            })
+        });
+        out.insert(
+            "descriptor_batch32_1thread_faces_per_s".into(),
+            json!(32.0 / b1),
+        );
+        out.insert(
+            "peak_gflops_one_core".into(),
+            json!(facelike_tensor::peak_gflops_one_core()),
+        );
         out.insert(
             "descriptor_flops_per_face".into(),
             json!(DescriptorNet::flops_per_face()),

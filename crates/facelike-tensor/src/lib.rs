@@ -27,6 +27,7 @@ mod conv;
 mod direct;
 mod direct_winograd;
 mod ops;
+mod peak;
 mod team;
 mod winograd;
 
@@ -37,6 +38,7 @@ pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, relu_inplace, Pool,
 };
+pub use peak::peak_gflops_one_core;
 pub use winograd::Winograd3x3;
 
 /// `max(0, v)`, written so that loops of it vectorise (`f32::max` orders NaNs, which keeps
