@@ -25,6 +25,16 @@ fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// Median over `runs` loops of `calls` calls, per call: for sub-millisecond stages (the same
+/// rule as `bench/compare.py`).
+fn median_per_call(runs: usize, calls: usize, mut f: impl FnMut()) -> f64 {
+    median_secs(runs, || {
+        for _ in 0..calls {
+            f();
+        }
+    }) / calls as f64
+}
+
 fn load(p: &Path) -> Result<RgbImage> {
     Ok(facelike_image::load_with(
         p,
@@ -110,13 +120,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             .first()
             .map(|f| f.rect)
             .unwrap_or(Rect::new(0, 0, 99, 99));
-        let lm = median_secs(a.runs * 10, || {
-            sp5.predict(&img, rect);
+        let lm = median_per_call(a.runs, 500, || {
+            std::hint::black_box(sp5.predict(&img, rect));
         });
         let shape = sp5.predict(&img, rect);
         let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING)?;
-        let chip_t = median_secs(a.runs * 10, || {
-            extract_chip(&img, &details);
+        let chip_t = median_per_call(a.runs, 500, || {
+            std::hint::black_box(extract_chip(&img, &details));
         });
         detect.push(json!({"image": name, "hog_up1_s": hog1, "cnn_up0_s": cnn0, "cnn_up1_s": cnn1, "landmarks5_s": lm, "chip_s": chip_t}));
     }
