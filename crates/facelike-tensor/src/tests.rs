@@ -302,6 +302,15 @@ fn direct_conv_matches_reference() {
         (48, 40, 3, 1, 1, 1, 1),
         (40, 24, 3, 1, 1, 4, 4),
         (20, 6, 3, 2, 0, 9, 11),
+        // Small planes read from padded or unpadded planes, partial blocks of positions and
+        // of channels.
+        (24, 10, 3, 2, 1, 9, 9),
+        (33, 7, 3, 1, 1, 7, 7),
+        (17, 5, 3, 2, 0, 5, 5),
+        (64, 48, 3, 2, 0, 8, 8),
+        (70, 9, 3, 1, 1, 8, 8),
+        (40, 12, 3, 2, 0, 4, 4),
+        (16, 3, 3, 1, 1, 5, 3),
     ];
     for (i, &(oc, ic, k, s, p, h, w)) in cases.iter().enumerate() {
         for relu in [false, true] {
