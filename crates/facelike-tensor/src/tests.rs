@@ -177,6 +177,20 @@ fn pooling() {
         vec![5.0, 6.0, 8.0, 9.0, 5.0, 6.0, 8.0, 9.0]
     );
     assert_eq!(global_avg_pool_batch(&b), vec![5.0, 5.0]);
+    // Spread over threads in pieces of planes (a last piece shorter than the rest).
+    let planes: Vec<Tensor> = (0..11)
+        .map(|i| Tensor::from_vec(1, 13, 12, noise(13 * 12, 300 + i)))
+        .collect();
+    let b = BatchTensor::stack(&planes);
+    for kind in [Pool::Max, Pool::Avg] {
+        let serial = pool_batch(&b, kind, 3, 3, 2, 2, 1, 0);
+        let par = pool_batch_with(&b, kind, (3, 3), (2, 2), (1, 0), true);
+        assert_eq!(
+            (par.c, par.n, par.h, par.w),
+            (serial.c, serial.n, serial.h, serial.w)
+        );
+        assert_eq!(par.data, serial.data);
+    }
 }
 
 #[test]

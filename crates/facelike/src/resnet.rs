@@ -25,8 +25,8 @@ use facelike_dat::dnn::{parse_dnn, DnnFile, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
-    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, DirectConv,
-    DirectWinograd, Epilogue, Pool, Winograd3x3,
+    add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
+    DirectConv, DirectWinograd, Epilogue, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -637,7 +637,7 @@ impl DescriptorNet {
             self.stem.forward_batch(&input, Epilogue::RELU)
         };
         drop(input);
-        let mut x = pool_batch(&x, Pool::Max, 3, 3, 2, 2, 0, 0);
+        let mut x = pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel);
         for block in &self.blocks {
             let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
             x = if !block.down {
