@@ -14,10 +14,10 @@
 //! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
 //! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
-//! kernels instead (`facelike_tensor::DirectConv` and `DirectWinograd`: no column matrices,
-//! no GEMM packing, each layer's steps spread over the cores). The results stay within 1e-6
-//! of dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
-//! layer directly.
+//! kernels instead (`facelike_tensor::DirectConv`, and `DirectWinograd` at 35×35: no column
+//! matrices, no GEMM packing, each layer's steps spread over the cores). The results stay
+//! within 1e-6 of dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`]
+//! computes every layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
@@ -128,8 +128,10 @@ impl Layer3x3 {
             Some(c) => DirectConv::new(c, &[(1, 1)]),
             None => DirectConv::new(&conv, &[(size, size)]),
         };
-        // One sample's 17×17 plane has 25 tiles, its 8×8 one only 4: too few to pay.
-        let direct_winograd = (size >= 12)
+        // One sample's 35×35 plane has 81 tiles. Its 17×17 one has 25, which on 5 × 6 of the
+        // 16-lane grid leave the transforms too little to amortise: there the direct kernel
+        // measured 4% faster on one thread and 10-20% on two.
+        let direct_winograd = (size >= 30)
             .then(|| DirectWinograd::new(&conv, (size, size)))
             .flatten();
         Layer3x3 {
@@ -152,7 +154,7 @@ impl Layer3x3 {
             };
         }
         if x.n == 1 {
-            if let (Some(d), true) = (&self.direct_winograd, x.h >= 12) {
+            if let (Some(d), true) = (&self.direct_winograd, x.h >= 30) {
                 return d.forward_batch_with(x, epilogue, parallel);
             }
             if let (Some(d), None) = (&self.direct, &self.centre) {
