@@ -419,10 +419,9 @@ impl DirectConv {
             grid.resize(blocks * ocb * g.grid, 0.0);
             // The ReLU can go in the kernel unless a residual comes between.
             let kernel_relu = epilogue.relu && residual_channels == 0;
-            self.compute(packed, input, &g, kernel_relu, grid, parallel);
-            // Keep only the real output columns, adding the residual.
-            let finish = |(o, dst): (usize, &mut [f32])| {
-                let src = &grid[o * g.grid..];
+            // Keep only the real output columns, adding the residual; `src` is channel o's
+            // row of the grid.
+            let finish = |o: usize, src: &[f32], dst: &mut [f32]| {
                 let res = (o < residual_channels)
                     .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
                 for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
@@ -444,7 +443,29 @@ impl DirectConv {
                     }
                 }
             };
-            parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| finish((o, dst)));
+            let out_ptr = Shared(out.data.as_mut_ptr());
+            let oc = self.out_channels;
+            // Channel block b, once its grid rows are final: finished by the task that
+            // computed them, while they are in cache.
+            let after = |b: usize, grid: *const f32| {
+                for o in b * ocb..((b + 1) * ocb).min(oc) {
+                    // SAFETY: channel o's grid row is final and written by no one else; its
+                    // plane of `out` belongs to this task alone.
+                    let (src, dst) = unsafe {
+                        (
+                            std::slice::from_raw_parts(grid.add(o * g.grid), g.grid),
+                            std::slice::from_raw_parts_mut(out_ptr.get().add(o * plane), plane),
+                        )
+                    };
+                    finish(o, src, dst);
+                }
+            };
+            let fused = self.compute(packed, input, &g, kernel_relu, grid, parallel, Some(&after));
+            if !fused {
+                parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| {
+                    finish(o, &grid[o * g.grid..], dst)
+                });
+            }
         });
         out
     }
@@ -498,7 +519,7 @@ impl DirectConv {
             let ocb = packed.block.channels();
             let grid = &mut grids[out];
             grid.resize(layer.out_channels.div_ceil(ocb) * ocb * g.grid, 0.0);
-            layer.compute(packed, &input, &g, *relu, grid, true);
+            layer.compute(packed, &input, &g, *relu, grid, true, None);
             source = Some((out, g.wh, g.grid));
             (c, h, w) = (layer.out_channels, g.oh, g.ow);
         }
@@ -582,36 +603,33 @@ impl DirectConv {
             self.in_channels == 0
                 || (self.in_channels - 1) * chan + last_pos + last_tap < src.len()
         );
-        let run = |task: usize| {
-            let (blk, o) = (task / oc_blocks, task % oc_blocks);
-            // SAFETY: AVX-512F was detected in `new`. Reads channel block o's k × ob
-            // transposed weights and, per channel, taps of positions inside the (padded)
-            // input (asserted above); writes positions blk·pb.. at channels o·ob.., which no
-            // other task writes.
-            unsafe {
-                run_small(
-                    block,
-                    transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
-                    src.as_ptr(),
-                    chan,
-                    &tap_off,
-                    self.in_channels,
-                    &pos_off[blk * pb..(blk + 1) * pb],
-                    res_ptr.get().add(blk * pb * oc_pad + o * ob),
-                    oc_pad,
-                );
-            }
+        // SAFETY (for callers): AVX-512F was detected in `new`. Reads channel block o's
+        // k × ob transposed weights and, per channel, taps of positions inside the (padded)
+        // input (asserted above); writes positions blk·pb.. at channels o·ob.. of `result`.
+        let product = |blk: usize, o: usize| unsafe {
+            run_small(
+                block,
+                transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
+                src.as_ptr(),
+                chan,
+                &tap_off,
+                self.in_channels,
+                &pos_off[blk * pb..(blk + 1) * pb],
+                res_ptr.get().add(blk * pb * oc_pad + o * ob),
+                oc_pad,
+            );
         };
-        parallel_for(pos_blocks * oc_blocks, parallel, &run);
-        // Back to channel-major, with bias, residual and ReLU; 16 channels a piece.
-        let finish = |piece: usize, dst: &mut [f32]| {
+        // Channels o0.. back to channel-major, with bias, residual and ReLU.
+        // SAFETY (for callers): every position of those channels of `result` is written and
+        // no task writes them any more.
+        let finish = |o0: usize, dst: &mut [f32]| {
             for (i, dst) in dst.chunks_exact_mut(positions).enumerate() {
-                let o = piece * 16 + i;
+                let o = o0 + i;
                 let b = self.bias_of(o);
                 let res = (o < residual_channels)
                     .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
                 for (p, d) in dst.iter_mut().enumerate() {
-                    let mut v = result[p * oc_pad + o] + b;
+                    let mut v = unsafe { *res_ptr.get().add(p * oc_pad + o) } + b;
                     if let Some(r) = res {
                         v += r[p];
                     }
@@ -619,7 +637,37 @@ impl DirectConv {
                 }
             }
         };
-        parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &finish);
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        if oc_blocks >= 2 * threads {
+            // Enough channel blocks to go round: each task takes every position of its
+            // channels and finishes them while they are in cache, saving a parallel step.
+            let out_ptr = Shared(out.data.as_mut_ptr());
+            let run = |o: usize| {
+                for blk in 0..pos_blocks {
+                    product(blk, o);
+                }
+                let channels = ob.min(oc - o * ob);
+                // SAFETY: channels o·ob.. of `out` belong to this task alone.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out_ptr.get().add(o * ob * positions),
+                        channels * positions,
+                    )
+                };
+                finish(o * ob, dst);
+            };
+            parallel_for(oc_blocks, parallel, &run);
+        } else {
+            let run = |task: usize| product(task / oc_blocks, task % oc_blocks);
+            parallel_for(pos_blocks * oc_blocks, parallel, &run);
+            parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &|piece, dst| {
+                finish(piece * 16, dst)
+            });
+        }
         SMALL_BUFFERS.with(|b| *b.borrow_mut() = [padded, result]);
         out
     }
@@ -630,7 +678,10 @@ impl DirectConv {
         p.bias[o]
     }
 
-    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
+    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input. Where one task
+    /// computes all of a channel block's positions (small planes), that task then calls
+    /// `after` with the block's index and the grid; returns whether it did so for every block.
+    #[allow(clippy::too_many_arguments)]
     fn compute(
         &self,
         packed: &Packed,
@@ -639,7 +690,8 @@ impl DirectConv {
         relu: bool,
         grid: &mut [f32],
         parallel: bool,
-    ) {
+        after: Option<&(dyn Fn(usize, *const f32) + Sync)>,
+    ) -> bool {
         let (sy, sx) = (self.stride_y, self.stride_x);
         let offsets: Vec<usize> = (0..self.kh)
             .flat_map(|ky| {
@@ -670,6 +722,8 @@ impl DirectConv {
         assert!(grid.len() >= blocks * ocb * g.grid);
         assert!(input.len() >= self.in_channels * g.chan);
         let k_len = self.in_channels * offsets.len() * ocb;
+        // One position task: each channel block is final when its task leaves it.
+        let fused = after.is_some() && position_tasks == 1;
         let run = |t: usize| {
             let (pt, grp) = (t / groups, t % groups);
             let p0 = pt * task;
@@ -691,6 +745,9 @@ impl DirectConv {
                     }
                     p += step;
                 }
+                if let (Some(after), true) = (after, fused) {
+                    after(b, out.get());
+                }
             }
         };
         if threads > 1 && groups == 1 {
@@ -699,6 +756,7 @@ impl DirectConv {
         } else {
             parallel_for(position_tasks * groups, threads > 1, &run);
         }
+        fused
     }
 }
 
