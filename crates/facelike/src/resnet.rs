@@ -14,10 +14,10 @@
 //! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
 //! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
-//! kernels instead (`facelike_tensor::DirectConv`, and `DirectWinograd` at 35×35: no column
-//! matrices, no GEMM packing, each layer's steps spread over the cores). The results stay
-//! within 1e-6 of dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`]
-//! computes every layer directly.
+//! kernel instead (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, no
+//! Winograd, each layer's steps spread over the cores). The results stay within 1e-6 of
+//! dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
+//! layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
@@ -26,7 +26,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
-    DirectConv, DirectWinograd, Epilogue, Pool, Winograd3x3,
+    DirectConv, Epilogue, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -98,9 +98,10 @@ struct Layer3x3 {
     centre: Option<Conv2d>,
     /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F): of
     /// the centre tap where `centre` is set, else of `conv`.
+    /// Every one-chip layer uses it, Winograd at no size: for one chip's few tiles the
+    /// transforms cost more than the products they save (`DirectWinograd` measured slower on
+    /// this network's 35×35 and 17×17 planes, by 0-4% on one thread and 10-20% on two).
     direct: Option<DirectConv>,
-    /// Winograd on the direct kernels, for one chip at a time on planes with many tiles.
-    direct_winograd: Option<DirectWinograd>,
 }
 
 impl Layer3x3 {
@@ -128,19 +129,12 @@ impl Layer3x3 {
             Some(c) => DirectConv::new(c, &[(1, 1)]),
             None => DirectConv::new(&conv, &[(size, size)]),
         };
-        // One sample's 35×35 plane has 81 tiles. Its 17×17 one has 25, which on 5 × 6 of the
-        // 16-lane grid leave the transforms too little to amortise: there the direct kernel
-        // measured 4% faster on one thread and 10-20% on two.
-        let direct_winograd = (size >= 30)
-            .then(|| DirectWinograd::new(&conv, (size, size)))
-            .flatten();
         Layer3x3 {
             conv,
             size,
             winograd: OnceLock::new(),
             centre,
             direct,
-            direct_winograd,
         }
     }
 
@@ -154,9 +148,6 @@ impl Layer3x3 {
             };
         }
         if x.n == 1 {
-            if let (Some(d), true) = (&self.direct_winograd, x.h >= 30) {
-                return d.forward_batch_with(x, epilogue, parallel);
-            }
             if let (Some(d), None) = (&self.direct, &self.centre) {
                 return d.forward_batch_with(x, epilogue, parallel);
             }
@@ -585,7 +576,6 @@ impl DescriptorNet {
                 layer.winograd = OnceLock::from(None);
                 layer.centre = None;
                 layer.direct = None;
-                layer.direct_winograd = None;
             }
         }
         self.stem_direct = None;
