@@ -358,7 +358,7 @@ impl DirectConv {
     /// The convolution followed by `epilogue` (bias, residual, ReLU: see [`Epilogue`]); with
     /// `parallel`, spread over rayon's threads.
     pub fn forward_with(&self, x: &Tensor, epilogue: Epilogue<'_>, parallel: bool) -> Tensor {
-        self.forward_planes(x, epilogue, parallel)
+        self.forward_planes(x, epilogue, parallel, None)
     }
 
     /// [`forward_with`](Self::forward_with) for a batch of one sample (laid out as a tensor).
@@ -370,29 +370,69 @@ impl DirectConv {
     ) -> BatchTensor {
         assert_eq!(x.n, 1, "direct convolution takes one sample");
         let view = Planes::packed(x.c, x.h, x.w, &x.data);
-        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel))
+        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel, None))
     }
 
+    /// [`forward_batch_with`](Self::forward_batch_with) (bias, and ReLU if `relu`) followed
+    /// by a `k × k` max pool at `stride` with no padding, taken from the kernel's output grid
+    /// (the convolution's own output is never stored). Equal to the two in a row.
+    pub fn forward_max_pool_batch(
+        &self,
+        x: &BatchTensor,
+        relu: bool,
+        k: usize,
+        stride: usize,
+        parallel: bool,
+    ) -> BatchTensor {
+        assert_eq!(x.n, 1, "direct convolution takes one sample");
+        assert!(k > 0 && stride > 0, "pool window and stride");
+        let view = Planes::packed(x.c, x.h, x.w, &x.data);
+        let epilogue = Epilogue {
+            residual: None,
+            relu,
+        };
+        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel, Some((k, stride))))
+    }
+
+    /// `max_pool`: `(k, stride)` of a max pool (no padding) applied to the result, while
+    /// the grid is still in cache; with no residual.
     fn forward_planes<'x>(
         &self,
         x: impl Into<Planes<'x>>,
         epilogue: Epilogue<'_>,
         parallel: bool,
+        max_pool: Option<(usize, usize)>,
     ) -> Tensor {
         let x: Planes<'x> = x.into();
         assert_eq!(x.c, self.in_channels, "conv input channels");
+        assert!(
+            max_pool.is_none() || epilogue.residual.is_none(),
+            "no residual before a pool"
+        );
         let (oh, ow) = self.out_shape(x.h, x.w);
         if oh * ow <= SMALL_PLANE && oh * ow > 0 {
             let want = small_block(oh * ow);
             if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
-                return self.forward_small(x, t, epilogue, parallel);
+                let y = self.forward_small(x, t, epilogue, parallel);
+                return match max_pool {
+                    Some((k, s)) => crate::pool(&y, crate::Pool::Max, k, k, s, s, 0, 0),
+                    None => y,
+                };
             }
         }
         let packed = self.packed_for(x.h, x.w);
         let g = self.geometry(x.h, x.w, packed.block);
-        let mut out = Tensor::zeros(self.out_channels, g.oh, g.ow);
+        let (out_h, out_w) = match max_pool {
+            Some((k, s)) => (
+                Conv2d::out_size(g.oh, k, s, 0),
+                Conv2d::out_size(g.ow, k, s, 0),
+            ),
+            None => (g.oh, g.ow),
+        };
+        let mut out = Tensor::zeros(self.out_channels, out_h, out_w);
         let plane = g.oh * g.ow;
-        if plane == 0 || self.out_channels == 0 {
+        let out_plane = out_h * out_w;
+        if plane == 0 || out_plane == 0 || self.out_channels == 0 {
             return out;
         }
         let residual_channels = epilogue.residual.map_or(0, |r| {
@@ -422,6 +462,10 @@ impl DirectConv {
             // Keep only the real output columns, adding the residual; `src` is channel o's
             // row of the grid.
             let finish = |o: usize, src: &[f32], dst: &mut [f32]| {
+                if let Some((k, s)) = max_pool {
+                    crate::ops::max_pool_rows(src, g.wh, (g.oh, g.ow), k, s, dst);
+                    return;
+                }
                 let res = (o < residual_channels)
                     .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
                 for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
@@ -454,7 +498,10 @@ impl DirectConv {
                     let (src, dst) = unsafe {
                         (
                             std::slice::from_raw_parts(grid.add(o * g.grid), g.grid),
-                            std::slice::from_raw_parts_mut(out_ptr.get().add(o * plane), plane),
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.get().add(o * out_plane),
+                                out_plane,
+                            ),
                         )
                     };
                     finish(o, src, dst);
@@ -462,7 +509,7 @@ impl DirectConv {
             };
             let fused = self.compute(packed, input, &g, kernel_relu, grid, parallel, Some(&after));
             if !fused {
-                parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| {
+                parallel_chunks_mut(&mut out.data, out_plane, copy_par, &|o, dst| {
                     finish(o, &grid[o * g.grid..], dst)
                 });
             }

@@ -135,6 +135,35 @@ fn pool_planes(
     (out, oh, ow)
 }
 
+/// A `k × k` max pool at `stride` without padding (the windows of [`pool`]) of an `h × w`
+/// plane whose rows start `pitch` floats apart, into `dst` (packed).
+pub(crate) fn max_pool_rows(
+    src: &[f32],
+    pitch: usize,
+    (h, w): (usize, usize),
+    k: usize,
+    stride: usize,
+    dst: &mut [f32],
+) {
+    let oh = Conv2d::out_size(h, k, stride, 0);
+    let ow = Conv2d::out_size(w, k, stride, 0);
+    assert!(dst.len() >= oh * ow && (oh == 0 || src.len() >= (h - 1) * pitch + w));
+    // Rows first (contiguous, so it vectorises), then each window's columns, in the order
+    // `pool` takes them.
+    let mut acc = vec![f32::NEG_INFINITY; w];
+    for (oy, dst_row) in dst[..oh * ow].chunks_exact_mut(ow.max(1)).enumerate() {
+        acc.fill(f32::NEG_INFINITY);
+        for y in oy * stride..oy * stride + k {
+            let row = &src[y * pitch..y * pitch + w];
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v));
+        }
+        for (ox, d) in dst_row.iter_mut().enumerate() {
+            let window = &acc[ox * stride..ox * stride + k];
+            *d = window.iter().fold(f32::NEG_INFINITY, |m, v| max(m, *v));
+        }
+    }
+}
+
 /// dlib's pooling: window `k` at `stride`, `pad`; windows are clipped to the image and the
 /// average divides by the clipped window's size.
 #[allow(clippy::too_many_arguments)]

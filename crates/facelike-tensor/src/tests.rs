@@ -454,3 +454,54 @@ fn direct_chain_equals_layer_by_layer() {
         assert_eq!(got.data, want.data, "{h}x{w}");
     }
 }
+
+#[test]
+fn direct_conv_with_max_pool_equals_the_two_in_a_row() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: direct convolution not tested");
+        return;
+    }
+    // oc, ic, k, stride, pad, h, w, pool k, pool stride: the ResNet's stem (on a smaller
+    // chip), odd sizes, and a small plane.
+    let cases = [
+        (32, 3, 7, 2, 0, 60, 60, 3, 2),
+        (13, 5, 3, 1, 1, 20, 17, 2, 2),
+        (16, 4, 3, 1, 1, 6, 6, 3, 2),
+    ];
+    for (i, &(oc, ic, k, s, p, h, w, pk, ps)) in cases.iter().enumerate() {
+        let layer = conv(oc, ic, k, k, s, s, p, p, true, 400 + i as u64);
+        let x = BatchTensor::from_tensor(Tensor::from_vec(
+            ic,
+            h,
+            w,
+            noise(ic * h * w, 410 + i as u64),
+        ));
+        let direct = DirectConv::new(&layer, &[(h, w)]).unwrap();
+        for relu in [false, true] {
+            let epilogue = Epilogue {
+                residual: None,
+                relu,
+            };
+            for parallel in [false, true] {
+                let y = direct.forward_batch_with(&x, epilogue, parallel);
+                let want = pool_batch(&y, Pool::Max, pk, pk, ps, ps, 0, 0);
+                let got = direct.forward_max_pool_batch(&x, relu, pk, ps, parallel);
+                assert_eq!(
+                    (got.c, got.n, got.h, got.w),
+                    (want.c, want.n, want.h, want.w)
+                );
+                assert_eq!(
+                    got.data, want.data,
+                    "case {i} relu {relu} parallel {parallel}"
+                );
+            }
+        }
+        // And close to the reference.
+        let mut want = layer.forward_reference(&x.sample(0));
+        relu_inplace(&mut want);
+        let want = pool(&want, Pool::Max, pk, pk, ps, ps, 0, 0);
+        let got = direct.forward_max_pool_batch(&x, true, pk, ps, true);
+        let err = max_abs_diff(&got.data, &want.data);
+        assert!(err < 1e-4, "case {i}: max error {err}");
+    }
+}

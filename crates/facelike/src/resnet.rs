@@ -621,15 +621,19 @@ impl DescriptorNet {
                 }
             }
         }
-        let x = if let (1, Some(d)) = (n, &self.stem_direct) {
-            d.forward_batch_with(&input, Epilogue::RELU, parallel)
-        } else if parallel {
-            self.stem.forward_batch_par(&input, Epilogue::RELU)
+        // The stem, its ReLU and the 3×3/2 max pool.
+        let mut x = if let (1, Some(d)) = (n, &self.stem_direct) {
+            // Pooled straight from the kernel's output grid, a channel block per task.
+            d.forward_max_pool_batch(&input, true, 3, 2, parallel)
         } else {
-            self.stem.forward_batch(&input, Epilogue::RELU)
+            let x = if parallel {
+                self.stem.forward_batch_par(&input, Epilogue::RELU)
+            } else {
+                self.stem.forward_batch(&input, Epilogue::RELU)
+            };
+            pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel)
         };
         drop(input);
-        let mut x = pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel);
         for block in &self.blocks {
             let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
             x = if !block.down {
