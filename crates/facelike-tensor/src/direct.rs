@@ -26,8 +26,8 @@ pub(crate) const LANES: usize = 16;
 const TASK_POSITIONS: usize = 2048;
 
 thread_local! {
-    /// A zero-padded channel for the small-plane form's column matrix.
-    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The small-plane form's padded input and position-major result, reused between calls.
+    static SMALL_BUFFERS: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
     /// Two grids and a polyphase input for `forward_chain_par`, reused between calls.
     static CHAIN_BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     /// The polyphase input and the output grid, reused between calls on the calling thread.
@@ -358,7 +358,7 @@ impl DirectConv {
     /// The convolution followed by `epilogue` (bias, residual, ReLU: see [`Epilogue`]); with
     /// `parallel`, spread over rayon's threads.
     pub fn forward_with(&self, x: &Tensor, epilogue: Epilogue<'_>, parallel: bool) -> Tensor {
-        self.forward_planes(x, epilogue, parallel)
+        self.forward_planes(x, epilogue, parallel, None)
     }
 
     /// [`forward_with`](Self::forward_with) for a batch of one sample (laid out as a tensor).
@@ -370,29 +370,69 @@ impl DirectConv {
     ) -> BatchTensor {
         assert_eq!(x.n, 1, "direct convolution takes one sample");
         let view = Planes::packed(x.c, x.h, x.w, &x.data);
-        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel))
+        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel, None))
     }
 
+    /// [`forward_batch_with`](Self::forward_batch_with) (bias, and ReLU if `relu`) followed
+    /// by a `k × k` max pool at `stride` with no padding, taken from the kernel's output grid
+    /// (the convolution's own output is never stored). Equal to the two in a row.
+    pub fn forward_max_pool_batch(
+        &self,
+        x: &BatchTensor,
+        relu: bool,
+        k: usize,
+        stride: usize,
+        parallel: bool,
+    ) -> BatchTensor {
+        assert_eq!(x.n, 1, "direct convolution takes one sample");
+        assert!(k > 0 && stride > 0, "pool window and stride");
+        let view = Planes::packed(x.c, x.h, x.w, &x.data);
+        let epilogue = Epilogue {
+            residual: None,
+            relu,
+        };
+        BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel, Some((k, stride))))
+    }
+
+    /// `max_pool`: `(k, stride)` of a max pool (no padding) applied to the result, while
+    /// the grid is still in cache; with no residual.
     fn forward_planes<'x>(
         &self,
         x: impl Into<Planes<'x>>,
         epilogue: Epilogue<'_>,
         parallel: bool,
+        max_pool: Option<(usize, usize)>,
     ) -> Tensor {
         let x: Planes<'x> = x.into();
         assert_eq!(x.c, self.in_channels, "conv input channels");
+        assert!(
+            max_pool.is_none() || epilogue.residual.is_none(),
+            "no residual before a pool"
+        );
         let (oh, ow) = self.out_shape(x.h, x.w);
         if oh * ow <= SMALL_PLANE && oh * ow > 0 {
             let want = small_block(oh * ow);
             if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
-                return self.forward_small(x, t, epilogue, parallel);
+                let y = self.forward_small(x, t, epilogue, parallel);
+                return match max_pool {
+                    Some((k, s)) => crate::pool(&y, crate::Pool::Max, k, k, s, s, 0, 0),
+                    None => y,
+                };
             }
         }
         let packed = self.packed_for(x.h, x.w);
         let g = self.geometry(x.h, x.w, packed.block);
-        let mut out = Tensor::zeros(self.out_channels, g.oh, g.ow);
+        let (out_h, out_w) = match max_pool {
+            Some((k, s)) => (
+                Conv2d::out_size(g.oh, k, s, 0),
+                Conv2d::out_size(g.ow, k, s, 0),
+            ),
+            None => (g.oh, g.ow),
+        };
+        let mut out = Tensor::zeros(self.out_channels, out_h, out_w);
         let plane = g.oh * g.ow;
-        if plane == 0 || self.out_channels == 0 {
+        let out_plane = out_h * out_w;
+        if plane == 0 || out_plane == 0 || self.out_channels == 0 {
             return out;
         }
         let residual_channels = epilogue.residual.map_or(0, |r| {
@@ -419,10 +459,13 @@ impl DirectConv {
             grid.resize(blocks * ocb * g.grid, 0.0);
             // The ReLU can go in the kernel unless a residual comes between.
             let kernel_relu = epilogue.relu && residual_channels == 0;
-            self.compute(packed, input, &g, kernel_relu, grid, parallel);
-            // Keep only the real output columns, adding the residual.
-            let finish = |(o, dst): (usize, &mut [f32])| {
-                let src = &grid[o * g.grid..];
+            // Keep only the real output columns, adding the residual; `src` is channel o's
+            // row of the grid.
+            let finish = |o: usize, src: &[f32], dst: &mut [f32]| {
+                if let Some((k, s)) = max_pool {
+                    crate::ops::max_pool_rows(src, g.wh, (g.oh, g.ow), k, s, dst);
+                    return;
+                }
                 let res = (o < residual_channels)
                     .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
                 for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
@@ -444,7 +487,32 @@ impl DirectConv {
                     }
                 }
             };
-            parallel_chunks_mut(&mut out.data, plane, copy_par, &|o, dst| finish((o, dst)));
+            let out_ptr = Shared(out.data.as_mut_ptr());
+            let oc = self.out_channels;
+            // Channel block b, once its grid rows are final: finished by the task that
+            // computed them, while they are in cache.
+            let after = |b: usize, grid: *const f32| {
+                for o in b * ocb..((b + 1) * ocb).min(oc) {
+                    // SAFETY: channel o's grid row is final and written by no one else; its
+                    // plane of `out` belongs to this task alone.
+                    let (src, dst) = unsafe {
+                        (
+                            std::slice::from_raw_parts(grid.add(o * g.grid), g.grid),
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.get().add(o * out_plane),
+                                out_plane,
+                            ),
+                        )
+                    };
+                    finish(o, src, dst);
+                }
+            };
+            let fused = self.compute(packed, input, &g, kernel_relu, grid, parallel, Some(&after));
+            if !fused {
+                parallel_chunks_mut(&mut out.data, out_plane, copy_par, &|o, dst| {
+                    finish(o, &grid[o * g.grid..], dst)
+                });
+            }
         });
         out
     }
@@ -498,7 +566,7 @@ impl DirectConv {
             let ocb = packed.block.channels();
             let grid = &mut grids[out];
             grid.resize(layer.out_channels.div_ceil(ocb) * ocb * g.grid, 0.0);
-            layer.compute(packed, &input, &g, *relu, grid, true);
+            layer.compute(packed, &input, &g, *relu, grid, true, None);
             source = Some((out, g.wh, g.grid));
             (c, h, w) = (layer.out_channels, g.oh, g.ow);
         }
@@ -516,49 +584,8 @@ impl DirectConv {
         out
     }
 
-    /// Channel `c`'s rows of the small-plane column matrix (see `forward_small`), through
-    /// `padded`, a zeroed `hp × wp` buffer.
-    #[allow(clippy::too_many_arguments)]
-    fn im2col_channel(
-        &self,
-        x: Planes<'_>,
-        c: usize,
-        padded: &mut [f32],
-        (_hp, wp): (usize, usize),
-        pos_off: &[usize],
-        pb: usize,
-        k: usize,
-        cols_ptr: Shared,
-    ) {
-        let (py, px) = (self.pad_y, self.pad_x);
-        let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
-        for (y, row) in plane.chunks_exact(x.w.max(1)).enumerate() {
-            padded[(y + py) * wp + px..][..row.len()].copy_from_slice(row);
-        }
-        for ky in 0..self.kh {
-            for kx in 0..self.kw {
-                let tap = ky * wp + kx;
-                let i = (c * self.kh + ky) * self.kw + kx;
-                for (blk, offs) in pos_off.chunks(pb).enumerate() {
-                    // SAFETY: block blk's row i (pb floats) lies inside `cols`
-                    // (pos_blocks·k·pb floats), and channel c alone writes rows
-                    // c·kh·kw.. of each block.
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            cols_ptr.get().add((blk * k + i) * pb),
-                            offs.len(),
-                        )
-                    };
-                    for (d, &o) in dst.iter_mut().zip(offs) {
-                        *d = padded[o + tap];
-                    }
-                }
-            }
-        }
-    }
-
-    /// The small-plane form: the column matrix (one column per output position, built in
-    /// blocks of the kernel's position count) times the transposed weights, with the output
+    /// The small-plane form: the transposed weights times the input windows of blocks of
+    /// output positions (each input value broadcast from the padded planes), with the output
     /// channels in the vector lanes; the result is position-major and transposed back while
     /// the epilogue is applied.
     fn forward_small(
@@ -585,58 +612,71 @@ impl DirectConv {
             );
             r.len() / positions
         });
-        // Columns: [position block][k][pb], zero outside the input and past the last position.
-        let mut cols = vec![0f32; pos_blocks * k * pb];
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
-        // Each channel is first copied into a zero-padded plane, so that every tap of every
-        // position is one load: position p's window starts at pos_off[p].
-        let (hp, wp) = (x.h + 2 * py, x.w + 2 * px);
-        let pos_off: Vec<usize> = (0..positions)
+        // The kernel broadcasts each position's input straight from zero-padded planes: a
+        // column matrix would be nine copies of the input, gathered one float at a time, and
+        // cost about a third as much as the products. Unpadded inputs are read in place.
+        let mut padded = SMALL_BUFFERS.with(|b| std::mem::take(&mut b.borrow_mut()[0]));
+        let (src, chan, wp): (&[f32], usize, usize) = if py == 0 && px == 0 {
+            (x.data, x.chan_pitch, x.row_pitch)
+        } else {
+            let (hp, wp) = (x.h + 2 * py, x.w + 2 * px);
+            padded.clear();
+            padded.resize(x.c * hp * wp, 0.0);
+            for (c, dst) in padded.chunks_exact_mut(hp * wp).enumerate() {
+                for y in 0..x.h {
+                    let at = c * x.chan_pitch + y * x.row_pitch;
+                    dst[(y + py) * wp + px..][..x.w].copy_from_slice(&x.data[at..at + x.w]);
+                }
+            }
+            (&padded, hp * wp, wp)
+        };
+        let tap_off: Vec<usize> = (0..self.kh)
+            .flat_map(|ky| (0..self.kw).map(move |kx| ky * wp + kx))
+            .collect();
+        // Position p's window starts at pos_off[p]; the last block repeats its last position
+        // (computed and dropped).
+        let pos_off: Vec<usize> = (0..pos_blocks * pb)
+            .map(|p| p.min(positions - 1))
             .map(|p| (p / ow) * sy * wp + (p % ow) * sx)
             .collect();
-        let cols_ptr = Shared(cols.as_mut_ptr());
-        let im2col = |c: usize| {
-            PADDED.with(|p| {
-                let mut padded = p.borrow_mut();
-                padded.clear();
-                padded.resize(hp * wp, 0.0);
-                self.im2col_channel(x, c, &mut padded, (hp, wp), &pos_off, pb, k, cols_ptr);
-            })
-        };
-        parallel_for(self.in_channels, parallel, &im2col);
-        let mut result = vec![0f32; pos_blocks * pb * oc_pad];
+        // Every position and channel of `result` is written before it is read: no zeroing.
+        let mut result = SMALL_BUFFERS.with(|b| std::mem::take(&mut b.borrow_mut()[1]));
+        result.resize(pos_blocks * pb * oc_pad, 0.0);
         let res_ptr = Shared(result.as_mut_ptr());
-        let zeros = [0f32; 16];
-        let run = |task: usize| {
-            let (blk, o) = (task / oc_blocks, task % oc_blocks);
-            // SAFETY: AVX-512F was detected in `new`. Reads channel block o's k × ob
-            // transposed weights and this position block's k × pb columns; writes positions
-            // blk·pb.. at channels o·ob.., which no other task writes.
-            unsafe {
-                run_block(
-                    block,
-                    transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
-                    ob,
-                    &[0],
-                    k,
-                    &cols[blk * k * pb..(blk + 1) * k * pb],
-                    &zeros[..pb],
-                    false,
-                    res_ptr.get().add(blk * pb * oc_pad + o * ob),
-                    oc_pad,
-                );
-            }
+        let last_tap = tap_off.last().copied().unwrap_or(0);
+        let last_pos = pos_off.iter().copied().max().unwrap_or(0);
+        assert!(
+            self.in_channels == 0
+                || (self.in_channels - 1) * chan + last_pos + last_tap < src.len()
+        );
+        // SAFETY (for callers): AVX-512F was detected in `new`. Reads channel block o's
+        // k × ob transposed weights and, per channel, taps of positions inside the (padded)
+        // input (asserted above); writes positions blk·pb.. at channels o·ob.. of `result`.
+        let product = |blk: usize, o: usize| unsafe {
+            run_small(
+                block,
+                transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
+                src.as_ptr(),
+                chan,
+                &tap_off,
+                self.in_channels,
+                &pos_off[blk * pb..(blk + 1) * pb],
+                res_ptr.get().add(blk * pb * oc_pad + o * ob),
+                oc_pad,
+            );
         };
-        parallel_for(pos_blocks * oc_blocks, parallel, &run);
-        // Back to channel-major, with bias, residual and ReLU; 16 channels a piece.
-        let finish = |piece: usize, dst: &mut [f32]| {
+        // Channels o0.. back to channel-major, with bias, residual and ReLU.
+        // SAFETY (for callers): every position of those channels of `result` is written and
+        // no task writes them any more.
+        let finish = |o0: usize, dst: &mut [f32]| {
             for (i, dst) in dst.chunks_exact_mut(positions).enumerate() {
-                let o = piece * 16 + i;
+                let o = o0 + i;
                 let b = self.bias_of(o);
                 let res = (o < residual_channels)
                     .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
                 for (p, d) in dst.iter_mut().enumerate() {
-                    let mut v = result[p * oc_pad + o] + b;
+                    let mut v = unsafe { *res_ptr.get().add(p * oc_pad + o) } + b;
                     if let Some(r) = res {
                         v += r[p];
                     }
@@ -644,7 +684,38 @@ impl DirectConv {
                 }
             }
         };
-        parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &finish);
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        if oc_blocks >= 2 * threads {
+            // Enough channel blocks to go round: each task takes every position of its
+            // channels and finishes them while they are in cache, saving a parallel step.
+            let out_ptr = Shared(out.data.as_mut_ptr());
+            let run = |o: usize| {
+                for blk in 0..pos_blocks {
+                    product(blk, o);
+                }
+                let channels = ob.min(oc - o * ob);
+                // SAFETY: channels o·ob.. of `out` belong to this task alone.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out_ptr.get().add(o * ob * positions),
+                        channels * positions,
+                    )
+                };
+                finish(o * ob, dst);
+            };
+            parallel_for(oc_blocks, parallel, &run);
+        } else {
+            let run = |task: usize| product(task / oc_blocks, task % oc_blocks);
+            parallel_for(pos_blocks * oc_blocks, parallel, &run);
+            parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &|piece, dst| {
+                finish(piece * 16, dst)
+            });
+        }
+        SMALL_BUFFERS.with(|b| *b.borrow_mut() = [padded, result]);
         out
     }
 
@@ -654,7 +725,10 @@ impl DirectConv {
         p.bias[o]
     }
 
-    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input.
+    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input. Where one task
+    /// computes all of a channel block's positions (small planes), that task then calls
+    /// `after` with the block's index and the grid; returns whether it did so for every block.
+    #[allow(clippy::too_many_arguments)]
     fn compute(
         &self,
         packed: &Packed,
@@ -663,7 +737,8 @@ impl DirectConv {
         relu: bool,
         grid: &mut [f32],
         parallel: bool,
-    ) {
+        after: Option<&(dyn Fn(usize, *const f32) + Sync)>,
+    ) -> bool {
         let (sy, sx) = (self.stride_y, self.stride_x);
         let offsets: Vec<usize> = (0..self.kh)
             .flat_map(|ky| {
@@ -694,6 +769,8 @@ impl DirectConv {
         assert!(grid.len() >= blocks * ocb * g.grid);
         assert!(input.len() >= self.in_channels * g.chan);
         let k_len = self.in_channels * offsets.len() * ocb;
+        // One position task: each channel block is final when its task leaves it.
+        let fused = after.is_some() && position_tasks == 1;
         let run = |t: usize| {
             let (pt, grp) = (t / groups, t % groups);
             let p0 = pt * task;
@@ -715,6 +792,9 @@ impl DirectConv {
                     }
                     p += step;
                 }
+                if let (Some(after), true) = (after, fused) {
+                    after(b, out.get());
+                }
             }
         };
         if threads > 1 && groups == 1 {
@@ -723,6 +803,7 @@ impl DirectConv {
         } else {
             parallel_for(position_tasks * groups, threads > 1, &run);
         }
+        fused
     }
 }
 
@@ -984,6 +1065,85 @@ pub(crate) unsafe fn run_block(
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("direct kernels are only built on x86_64 with AVX-512F");
+}
+
+/// Runs [`small_kernel`] with the register block `block` of the small-plane form.
+///
+/// # Safety
+/// As for [`small_kernel`], with `PB`, `NV` the channels and vectors of `block`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn run_small(
+    block: Block,
+    wt: *const f32,
+    src: *const f32,
+    chan: usize,
+    taps: &[usize],
+    ic: usize,
+    pos: &[usize],
+    dst: *mut f32,
+    out_stride: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match block {
+        Block::C1V8 => small_kernel::<1, 8>(wt, src, chan, taps, ic, pos, dst, out_stride),
+        Block::C9V2 => small_kernel::<9, 2>(wt, src, chan, taps, ic, pos, dst, out_stride),
+        Block::C16V1 => small_kernel::<16, 1>(wt, src, chan, taps, ic, pos, dst, out_stride),
+        Block::C8V2 => small_kernel::<8, 2>(wt, src, chan, taps, ic, pos, dst, out_stride),
+        _ => unreachable!("not a small-plane block"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct kernels are only built on x86_64 with AVX-512F");
+}
+
+/// One register block of the small-plane form: `PB` output positions × `NV·16` output
+/// channels. Position `j`'s input for channel `c` and tap `t` is `src[c·chan + pos[j] +
+/// taps[t]]`, broadcast; the weights `wt` are `[c][t][NV·16]`. Sums start at zero (the bias
+/// comes after) and run over (channel, tap) in order, as in [`kernel`].
+///
+/// # Safety
+/// AVX-512F must be available; `pos` holds `PB` offsets and every `c·chan + pos[j] + taps[t]`
+/// (for `c < ic`) lies inside the input at `src`; `wt` holds `ic · taps · NV·16` floats;
+/// `dst + j·out_stride + NV·16` must be writable for `j < PB`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_kernel<const PB: usize, const NV: usize>(
+    wt: *const f32,
+    src: *const f32,
+    chan: usize,
+    taps: &[usize],
+    ic: usize,
+    pos: &[usize],
+    dst: *mut f32,
+    out_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let pos: [usize; PB] = pos[..PB].try_into().expect("PB positions");
+    let mut acc = [[_mm512_setzero_ps(); NV]; PB];
+    let mut wp = wt;
+    for c in 0..ic {
+        let base = src.add(c * chan);
+        for &t in taps {
+            let s = base.add(t);
+            let mut w = [_mm512_setzero_ps(); NV];
+            for (v, wv) in w.iter_mut().enumerate() {
+                *wv = _mm512_loadu_ps(wp.add(v * LANES));
+            }
+            wp = wp.add(NV * LANES);
+            for (row, &p) in acc.iter_mut().zip(&pos) {
+                let xj = _mm512_set1_ps(*s.add(p));
+                for (a, wv) in row.iter_mut().zip(&w) {
+                    *a = _mm512_fmadd_ps(*wv, xj, *a);
+                }
+            }
+        }
+    }
+    for (j, row) in acc.iter().enumerate() {
+        for (v, a) in row.iter().enumerate() {
+            _mm512_storeu_ps(dst.add(j * out_stride + v * LANES), *a);
+        }
+    }
 }
 
 /// One register block: `OCB` output channels × `NV·16` consecutive grid positions.

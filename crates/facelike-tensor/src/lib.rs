@@ -36,7 +36,7 @@ pub use direct::DirectConv;
 pub use direct_winograd::DirectWinograd;
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
-    pool, pool_batch, relu_inplace, Pool,
+    pool, pool_batch, pool_batch_with, relu_inplace, Pool,
 };
 pub use peak::peak_gflops_one_core;
 pub use winograd::Winograd3x3;

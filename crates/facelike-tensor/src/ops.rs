@@ -55,10 +55,14 @@ fn pool_planes(
     stride_x: usize,
     pad_y: usize,
     pad_x: usize,
+    parallel: bool,
 ) -> (Vec<f32>, usize, usize) {
     let oh = Conv2d::out_size(h, kh, stride_y, pad_y);
     let ow = Conv2d::out_size(w, kw, stride_x, pad_x);
     let mut out = vec![0f32; planes * oh * ow];
+    if oh * ow == 0 {
+        return (out, oh, ow);
+    }
     // Window bounds depend only on the output coordinate: compute them once per axis.
     let bounds = |o: usize, stride: usize, pad: usize, k: usize, len: usize| {
         let start = (o * stride) as isize - pad as isize;
@@ -70,59 +74,94 @@ fn pool_planes(
     let xs: Vec<(usize, usize)> = (0..ow).map(|o| bounds(o, stride_x, pad_x, kw, w)).collect();
     // Per output row: reduce the window's input rows column by column (contiguous, so it
     // vectorises), then each window's columns.
-    let mut acc = vec![0f32; w];
-    for p in 0..planes {
-        let src = &x[p * h * w..(p + 1) * h * w];
-        let dst = &mut out[p * oh * ow..(p + 1) * oh * ow];
-        for (&(ya, yb), dst_row) in ys.iter().zip(dst.chunks_exact_mut(ow.max(1))) {
-            match kind {
-                Pool::Max => acc.fill(f32::NEG_INFINITY),
-                Pool::Avg => acc.fill(0.0),
-            }
-            for row in src[ya * w..yb * w].chunks_exact(w) {
+    // A few planes a piece: enough work per piece to pay for handing it out.
+    let per_piece = 4;
+    let piece = |i: usize, out: &mut [f32]| {
+        let mut acc = vec![0f32; w];
+        for (p, dst) in (i * per_piece..).zip(out.chunks_exact_mut(oh * ow)) {
+            let src = &x[p * h * w..(p + 1) * h * w];
+            for (&(ya, yb), dst_row) in ys.iter().zip(dst.chunks_exact_mut(ow.max(1))) {
                 match kind {
-                    Pool::Max => acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v)),
-                    Pool::Avg => acc.iter_mut().zip(row).for_each(|(a, v)| *a += *v),
+                    Pool::Max => acc.fill(f32::NEG_INFINITY),
+                    Pool::Avg => acc.fill(0.0),
                 }
-            }
-            // Windows wholly inside the row, a tap at a time (branch-free, strided reads);
-            // the clipped ones at the edges one by one.
-            let full = |&(xa, xb): &(usize, usize)| xb - xa == kw;
-            let lo = xs.iter().position(full).unwrap_or(ow);
-            let hi = lo + xs[lo..].iter().take_while(|b| full(b)).count();
-            if hi > lo {
-                let inner = &mut dst_row[lo..hi];
-                let first = xs[lo].0;
-                inner.fill(match kind {
-                    Pool::Max => f32::NEG_INFINITY,
-                    Pool::Avg => 0.0,
-                });
-                for kx in 0..kw {
-                    let taps = acc[first + kx..].iter().step_by(stride_x);
+                for row in src[ya * w..yb * w].chunks_exact(w) {
                     match kind {
-                        Pool::Max => inner
-                            .iter_mut()
-                            .zip(taps)
-                            .for_each(|(d, v)| *d = max(*d, *v)),
-                        Pool::Avg => inner.iter_mut().zip(taps).for_each(|(d, v)| *d += *v),
+                        Pool::Max => acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v)),
+                        Pool::Avg => acc.iter_mut().zip(row).for_each(|(a, v)| *a += *v),
                     }
                 }
-                if kind == Pool::Avg {
-                    let n = ((yb - ya) * kw).max(1) as f32;
-                    inner.iter_mut().for_each(|d| *d /= n);
+                // Windows wholly inside the row, a tap at a time (branch-free, strided reads);
+                // the clipped ones at the edges one by one.
+                let full = |&(xa, xb): &(usize, usize)| xb - xa == kw;
+                let lo = xs.iter().position(full).unwrap_or(ow);
+                let hi = lo + xs[lo..].iter().take_while(|b| full(b)).count();
+                if hi > lo {
+                    let inner = &mut dst_row[lo..hi];
+                    let first = xs[lo].0;
+                    inner.fill(match kind {
+                        Pool::Max => f32::NEG_INFINITY,
+                        Pool::Avg => 0.0,
+                    });
+                    for kx in 0..kw {
+                        let taps = acc[first + kx..].iter().step_by(stride_x);
+                        match kind {
+                            Pool::Max => inner
+                                .iter_mut()
+                                .zip(taps)
+                                .for_each(|(d, v)| *d = max(*d, *v)),
+                            Pool::Avg => inner.iter_mut().zip(taps).for_each(|(d, v)| *d += *v),
+                        }
+                    }
+                    if kind == Pool::Avg {
+                        let n = ((yb - ya) * kw).max(1) as f32;
+                        inner.iter_mut().for_each(|d| *d /= n);
+                    }
+                }
+                for ox in (0..lo).chain(hi..ow) {
+                    let (xa, xb) = xs[ox];
+                    let window = &acc[xa..xb];
+                    dst_row[ox] = match kind {
+                        Pool::Max => window.iter().fold(f32::NEG_INFINITY, |m, v| max(m, *v)),
+                        Pool::Avg => {
+                            window.iter().sum::<f32>() / ((yb - ya) * (xb - xa)).max(1) as f32
+                        }
+                    };
                 }
             }
-            for ox in (0..lo).chain(hi..ow) {
-                let (xa, xb) = xs[ox];
-                let window = &acc[xa..xb];
-                dst_row[ox] = match kind {
-                    Pool::Max => window.iter().fold(f32::NEG_INFINITY, |m, v| max(m, *v)),
-                    Pool::Avg => window.iter().sum::<f32>() / ((yb - ya) * (xb - xa)).max(1) as f32,
-                };
-            }
+        }
+    };
+    crate::team::parallel_chunks_mut(&mut out, per_piece * oh * ow, parallel, &piece);
+    (out, oh, ow)
+}
+
+/// A `k × k` max pool at `stride` without padding (the windows of [`pool`]) of an `h × w`
+/// plane whose rows start `pitch` floats apart, into `dst` (packed).
+pub(crate) fn max_pool_rows(
+    src: &[f32],
+    pitch: usize,
+    (h, w): (usize, usize),
+    k: usize,
+    stride: usize,
+    dst: &mut [f32],
+) {
+    let oh = Conv2d::out_size(h, k, stride, 0);
+    let ow = Conv2d::out_size(w, k, stride, 0);
+    assert!(dst.len() >= oh * ow && (oh == 0 || src.len() >= (h - 1) * pitch + w));
+    // Rows first (contiguous, so it vectorises), then each window's columns, in the order
+    // `pool` takes them.
+    let mut acc = vec![f32::NEG_INFINITY; w];
+    for (oy, dst_row) in dst[..oh * ow].chunks_exact_mut(ow.max(1)).enumerate() {
+        acc.fill(f32::NEG_INFINITY);
+        for y in oy * stride..oy * stride + k {
+            let row = &src[y * pitch..y * pitch + w];
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v));
+        }
+        for (ox, d) in dst_row.iter_mut().enumerate() {
+            let window = &acc[ox * stride..ox * stride + k];
+            *d = window.iter().fold(f32::NEG_INFINITY, |m, v| max(m, *v));
         }
     }
-    (out, oh, ow)
 }
 
 /// dlib's pooling: window `k` at `stride`, `pad`; windows are clipped to the image and the
@@ -139,7 +178,7 @@ pub fn pool(
     pad_x: usize,
 ) -> Tensor {
     let (data, oh, ow) = pool_planes(
-        &x.data, x.c, x.h, x.w, kind, kh, kw, stride_y, stride_x, pad_y, pad_x,
+        &x.data, x.c, x.h, x.w, kind, kh, kw, stride_y, stride_x, pad_y, pad_x, false,
     );
     Tensor::from_vec(x.c, oh, ow, data)
 }
@@ -156,6 +195,26 @@ pub fn pool_batch(
     pad_y: usize,
     pad_x: usize,
 ) -> BatchTensor {
+    pool_batch_with(
+        x,
+        kind,
+        (kh, kw),
+        (stride_y, stride_x),
+        (pad_y, pad_x),
+        false,
+    )
+}
+
+/// [`pool_batch`] with its planes spread over the threads when `parallel` (one face's
+/// 72×72 max pool is worth it).
+pub fn pool_batch_with(
+    x: &BatchTensor,
+    kind: Pool,
+    (kh, kw): (usize, usize),
+    (stride_y, stride_x): (usize, usize),
+    (pad_y, pad_x): (usize, usize),
+    parallel: bool,
+) -> BatchTensor {
     let (data, oh, ow) = pool_planes(
         &x.data,
         x.c * x.n,
@@ -168,6 +227,7 @@ pub fn pool_batch(
         stride_x,
         pad_y,
         pad_x,
+        parallel,
     );
     BatchTensor::from_vec(x.c, x.n, oh, ow, data)
 }

@@ -177,6 +177,20 @@ fn pooling() {
         vec![5.0, 6.0, 8.0, 9.0, 5.0, 6.0, 8.0, 9.0]
     );
     assert_eq!(global_avg_pool_batch(&b), vec![5.0, 5.0]);
+    // Spread over threads in pieces of planes (a last piece shorter than the rest).
+    let planes: Vec<Tensor> = (0..11)
+        .map(|i| Tensor::from_vec(1, 13, 12, noise(13 * 12, 300 + i)))
+        .collect();
+    let b = BatchTensor::stack(&planes);
+    for kind in [Pool::Max, Pool::Avg] {
+        let serial = pool_batch(&b, kind, 3, 3, 2, 2, 1, 0);
+        let par = pool_batch_with(&b, kind, (3, 3), (2, 2), (1, 0), true);
+        assert_eq!(
+            (par.c, par.n, par.h, par.w),
+            (serial.c, serial.n, serial.h, serial.w)
+        );
+        assert_eq!(par.data, serial.data);
+    }
 }
 
 #[test]
@@ -302,6 +316,15 @@ fn direct_conv_matches_reference() {
         (48, 40, 3, 1, 1, 1, 1),
         (40, 24, 3, 1, 1, 4, 4),
         (20, 6, 3, 2, 0, 9, 11),
+        // Small planes read from padded or unpadded planes, partial blocks of positions and
+        // of channels.
+        (24, 10, 3, 2, 1, 9, 9),
+        (33, 7, 3, 1, 1, 7, 7),
+        (17, 5, 3, 2, 0, 5, 5),
+        (64, 48, 3, 2, 0, 8, 8),
+        (70, 9, 3, 1, 1, 8, 8),
+        (40, 12, 3, 2, 0, 4, 4),
+        (16, 3, 3, 1, 1, 5, 3),
     ];
     for (i, &(oc, ic, k, s, p, h, w)) in cases.iter().enumerate() {
         for relu in [false, true] {
@@ -429,5 +452,56 @@ fn direct_chain_equals_layer_by_layer() {
         let got = DirectConv::forward_chain_par(&refs, &x);
         assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "{h}x{w}");
         assert_eq!(got.data, want.data, "{h}x{w}");
+    }
+}
+
+#[test]
+fn direct_conv_with_max_pool_equals_the_two_in_a_row() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: direct convolution not tested");
+        return;
+    }
+    // oc, ic, k, stride, pad, h, w, pool k, pool stride: the ResNet's stem (on a smaller
+    // chip), odd sizes, and a small plane.
+    let cases = [
+        (32, 3, 7, 2, 0, 60, 60, 3, 2),
+        (13, 5, 3, 1, 1, 20, 17, 2, 2),
+        (16, 4, 3, 1, 1, 6, 6, 3, 2),
+    ];
+    for (i, &(oc, ic, k, s, p, h, w, pk, ps)) in cases.iter().enumerate() {
+        let layer = conv(oc, ic, k, k, s, s, p, p, true, 400 + i as u64);
+        let x = BatchTensor::from_tensor(Tensor::from_vec(
+            ic,
+            h,
+            w,
+            noise(ic * h * w, 410 + i as u64),
+        ));
+        let direct = DirectConv::new(&layer, &[(h, w)]).unwrap();
+        for relu in [false, true] {
+            let epilogue = Epilogue {
+                residual: None,
+                relu,
+            };
+            for parallel in [false, true] {
+                let y = direct.forward_batch_with(&x, epilogue, parallel);
+                let want = pool_batch(&y, Pool::Max, pk, pk, ps, ps, 0, 0);
+                let got = direct.forward_max_pool_batch(&x, relu, pk, ps, parallel);
+                assert_eq!(
+                    (got.c, got.n, got.h, got.w),
+                    (want.c, want.n, want.h, want.w)
+                );
+                assert_eq!(
+                    got.data, want.data,
+                    "case {i} relu {relu} parallel {parallel}"
+                );
+            }
+        }
+        // And close to the reference.
+        let mut want = layer.forward_reference(&x.sample(0));
+        relu_inplace(&mut want);
+        let want = pool(&want, Pool::Max, pk, pk, ps, ps, 0, 0);
+        let got = direct.forward_max_pool_batch(&x, true, pk, ps, true);
+        let err = max_abs_diff(&got.data, &want.data);
+        assert!(err < 1e-4, "case {i}: max error {err}");
     }
 }

@@ -14,9 +14,9 @@
 //! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
 //! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
-//! kernels instead (`facelike_tensor::DirectConv` and `DirectWinograd`: no column matrices,
-//! no GEMM packing, each layer's steps spread over the cores). The results stay within 1e-6
-//! of dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
+//! kernel instead (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, no
+//! Winograd, each layer's steps spread over the cores). The results stay within 1e-6 of
+//! dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
 //! layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
@@ -25,8 +25,8 @@ use facelike_dat::dnn::{parse_dnn, DnnFile, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
-    add_zero_padded_batch, global_avg_pool_batch, pool_batch, BatchTensor, Conv2d, DirectConv,
-    DirectWinograd, Epilogue, Pool, Winograd3x3,
+    add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
+    DirectConv, Epilogue, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -98,9 +98,10 @@ struct Layer3x3 {
     centre: Option<Conv2d>,
     /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F): of
     /// the centre tap where `centre` is set, else of `conv`.
+    /// Every one-chip layer uses it, Winograd at no size: for one chip's few tiles the
+    /// transforms cost more than the products they save (`DirectWinograd` measured slower on
+    /// this network's 35×35 and 17×17 planes, by 0-4% on one thread and 10-20% on two).
     direct: Option<DirectConv>,
-    /// Winograd on the direct kernels, for one chip at a time on planes with many tiles.
-    direct_winograd: Option<DirectWinograd>,
 }
 
 impl Layer3x3 {
@@ -128,17 +129,12 @@ impl Layer3x3 {
             Some(c) => DirectConv::new(c, &[(1, 1)]),
             None => DirectConv::new(&conv, &[(size, size)]),
         };
-        // One sample's 17×17 plane has 25 tiles, its 8×8 one only 4: too few to pay.
-        let direct_winograd = (size >= 12)
-            .then(|| DirectWinograd::new(&conv, (size, size)))
-            .flatten();
         Layer3x3 {
             conv,
             size,
             winograd: OnceLock::new(),
             centre,
             direct,
-            direct_winograd,
         }
     }
 
@@ -152,9 +148,6 @@ impl Layer3x3 {
             };
         }
         if x.n == 1 {
-            if let (Some(d), true) = (&self.direct_winograd, x.h >= 12) {
-                return d.forward_batch_with(x, epilogue, parallel);
-            }
             if let (Some(d), None) = (&self.direct, &self.centre) {
                 return d.forward_batch_with(x, epilogue, parallel);
             }
@@ -583,7 +576,6 @@ impl DescriptorNet {
                 layer.winograd = OnceLock::from(None);
                 layer.centre = None;
                 layer.direct = None;
-                layer.direct_winograd = None;
             }
         }
         self.stem_direct = None;
@@ -629,15 +621,19 @@ impl DescriptorNet {
                 }
             }
         }
-        let x = if let (1, Some(d)) = (n, &self.stem_direct) {
-            d.forward_batch_with(&input, Epilogue::RELU, parallel)
-        } else if parallel {
-            self.stem.forward_batch_par(&input, Epilogue::RELU)
+        // The stem, its ReLU and the 3×3/2 max pool.
+        let mut x = if let (1, Some(d)) = (n, &self.stem_direct) {
+            // Pooled straight from the kernel's output grid, a channel block per task.
+            d.forward_max_pool_batch(&input, true, 3, 2, parallel)
         } else {
-            self.stem.forward_batch(&input, Epilogue::RELU)
+            let x = if parallel {
+                self.stem.forward_batch_par(&input, Epilogue::RELU)
+            } else {
+                self.stem.forward_batch(&input, Epilogue::RELU)
+            };
+            pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel)
         };
         drop(input);
-        let mut x = pool_batch(&x, Pool::Max, 3, 3, 2, 2, 0, 0);
         for block in &self.blocks {
             let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
             x = if !block.down {
