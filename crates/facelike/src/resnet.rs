@@ -336,34 +336,33 @@ impl<'a> LayerCursor<'a> {
         Ok(conv)
     }
 
-    fn relu(&mut self) -> Result<(), ModelError> {
+    /// Steps over the next layer if `fits` it, else reports `expected`.
+    fn step(&mut self, fits: fn(&Layer) -> bool, expected: &str) -> Result<(), ModelError> {
         match self.layers.get(self.pos) {
-            Some(Layer::Relu { disabled: false }) => {
+            Some(layer) if fits(layer) => {
                 self.pos += 1;
                 Ok(())
             }
-            _ => Err(self.wrong("an enabled relu layer")),
+            _ => Err(self.wrong(expected)),
         }
+    }
+
+    fn relu(&mut self) -> Result<(), ModelError> {
+        self.step(
+            |l| matches!(l, Layer::Relu { disabled: false }),
+            "an enabled relu layer",
+        )
     }
 
     fn tag_or_skip(&mut self) -> Result<(), ModelError> {
-        match self.layers.get(self.pos) {
-            Some(Layer::TagOrSkip) => {
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(self.wrong("a tag or skip layer")),
-        }
+        self.step(|l| matches!(l, Layer::TagOrSkip), "a tag or skip layer")
     }
 
     fn add_prev(&mut self) -> Result<(), ModelError> {
-        match self.layers.get(self.pos) {
-            Some(Layer::AddPrev) => {
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(self.wrong("an add_prev layer (the residual sum)")),
-        }
+        self.step(
+            |l| matches!(l, Layer::AddPrev),
+            "an add_prev layer (the residual sum)",
+        )
     }
 
     fn pool(&mut self, max: bool, k: usize, stride: usize) -> Result<(), ModelError> {
