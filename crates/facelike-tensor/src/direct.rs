@@ -14,6 +14,7 @@
 //! Sums run over (channel, ky, kx) in that order, with fused multiply-adds; results differ
 //! from the im2col path by float rounding only.
 
+use crate::padded::PaddedPlanes;
 use crate::team::{parallel_chunks_mut, parallel_for, parallel_for_coarse};
 use crate::{BatchTensor, Conv2d, Epilogue, Tensor};
 use std::cell::RefCell;
@@ -153,6 +154,10 @@ pub(crate) struct Planes<'a> {
     /// when packed; wider for a direct convolution's output grid).
     pub(crate) row_pitch: usize,
     pub(crate) chan_pitch: usize,
+    /// Where element (0, 0, 0) is in `data`.
+    pub(crate) start: usize,
+    /// Rows and columns of zeros around each plane in `data` (a [`PaddedPlanes`] has one).
+    pub(crate) border: usize,
     pub(crate) data: &'a [f32],
 }
 
@@ -165,6 +170,8 @@ impl<'a> Planes<'a> {
             w,
             row_pitch: w,
             chan_pitch: h * w,
+            start: 0,
+            border: 0,
             data,
         }
     }
@@ -188,6 +195,60 @@ pub(crate) struct Geometry {
     pub(crate) chan: usize,
     /// Grid outputs (`oh · wh`) rounded up to whole register blocks.
     pub(crate) grid: usize,
+}
+
+/// Where a layer's output (or a residual) keeps element `(c, y, x)`: at
+/// `c·chan + start + y·row + x`; with `border`, each channel is a bordered plane of
+/// [`PaddedPlanes`] whose border (and slack) the writer zeroes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub(crate) chan: usize,
+    pub(crate) row: usize,
+    pub(crate) start: usize,
+    pub(crate) border: bool,
+}
+
+impl Layout {
+    /// Packed `h × w` planes.
+    pub(crate) fn packed(h: usize, w: usize) -> Self {
+        Layout {
+            chan: h * w,
+            row: w,
+            start: 0,
+            border: false,
+        }
+    }
+
+    /// The planes of [`PaddedPlanes`] holding `h × w`.
+    pub(crate) fn padded(h: usize, w: usize) -> Self {
+        Layout {
+            chan: PaddedPlanes::chan_for(h, w),
+            row: w + 2,
+            start: w + 3,
+            border: true,
+        }
+    }
+
+    /// Offset of `(y, x)` within a channel.
+    pub(crate) fn at(self, y: usize, x: usize) -> usize {
+        self.start + y * self.row + x
+    }
+
+    /// Whether an `h × w` plane fits in a channel.
+    fn fits(self, h: usize, w: usize) -> bool {
+        h == 0 || w == 0 || (self.row >= w && self.at(h - 1, w - 1) < self.chan)
+    }
+}
+
+/// The small-plane form's arguments besides input and output.
+#[derive(Clone, Copy)]
+struct Small<'a> {
+    transposed: &'a [f32],
+    /// Residual values, their layout and how many channels they cover.
+    residual: Option<(&'a [f32], Layout, usize)>,
+    relu: bool,
+    parallel: bool,
+    ahead: &'a [f32],
 }
 
 /// A pointer shared by tasks that touch disjoint elements.
@@ -373,6 +434,19 @@ impl DirectConv {
         BatchTensor::from_tensor(self.forward_planes(view, epilogue, parallel, None))
     }
 
+    /// The packed weights a call on an `h × w` input reads (for another layer's
+    /// [`forward_padded`](Self::forward_padded) to fetch ahead).
+    pub fn weights_for(&self, h: usize, w: usize) -> &[f32] {
+        let (oh, ow) = self.out_shape(h, w);
+        if oh * ow <= SMALL_PLANE && oh * ow > 0 {
+            let want = small_block(oh * ow);
+            if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
+                return t;
+            }
+        }
+        &self.packed_for(h, w).weights
+    }
+
     /// [`forward_batch_with`](Self::forward_batch_with) (bias, and ReLU if `relu`) followed
     /// by a `k × k` max pool at `stride` with no padding, taken from the kernel's output grid
     /// (the convolution's own output is never stored). Equal to the two in a row.
@@ -403,7 +477,18 @@ impl DirectConv {
         parallel: bool,
         max_pool: Option<(usize, usize)>,
     ) -> Tensor {
-        let x: Planes<'x> = x.into();
+        self.forward_planes_ahead(x.into(), epilogue, parallel, max_pool, &[])
+    }
+
+    /// `ahead`: see [`forward_padded`](Self::forward_padded).
+    fn forward_planes_ahead(
+        &self,
+        x: Planes<'_>,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+        max_pool: Option<(usize, usize)>,
+        ahead: &[f32],
+    ) -> Tensor {
         assert_eq!(x.c, self.in_channels, "conv input channels");
         assert!(
             max_pool.is_none() || epilogue.residual.is_none(),
@@ -413,7 +498,7 @@ impl DirectConv {
         if oh * ow <= SMALL_PLANE && oh * ow > 0 {
             let want = small_block(oh * ow);
             if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
-                let y = self.forward_small(x, t, epilogue, parallel);
+                let y = self.forward_small(x, t, epilogue, parallel, ahead);
                 return match max_pool {
                     Some((k, s)) => crate::pool(&y, crate::Pool::Max, k, k, s, s, 0, 0),
                     None => y,
@@ -507,13 +592,145 @@ impl DirectConv {
                     finish(o, src, dst);
                 }
             };
-            let fused = self.compute(packed, input, &g, kernel_relu, grid, parallel, Some(&after));
+            let fused = self.compute(
+                packed,
+                input,
+                &g,
+                kernel_relu,
+                grid,
+                g.grid,
+                parallel,
+                Some(&after),
+            );
             if !fused {
                 parallel_chunks_mut(&mut out.data, out_plane, copy_par, &|o, dst| {
                     finish(o, &grid[o * g.grid..], dst)
                 });
             }
         });
+        out
+    }
+
+    /// One sample from bordered planes to bordered planes: the convolution, its bias, then
+    /// `residual` (a channel prefix of the output, of its size) added, then a ReLU if
+    /// `relu`. `ahead`: the weights the next step will read (from
+    /// [`weights_for`](Self::weights_for)), pulled towards the caches a little per kernel
+    /// step while this layer computes, so the next layer does not wait on memory for them:
+    /// one face streams every weight once, 22 MB in all, and the late layers' (2.4 MB each)
+    /// otherwise arrive slower than the kernel uses them.
+    /// A 3×3, stride-1, padding-1 layer reads its input in place and its kernel writes the
+    /// output grid straight into the output planes (the grid's row pitch is the bordered
+    /// row's: only the border needs zeroing after); small planes take the small-plane form,
+    /// reading in place too; other layers go through
+    /// [`forward_batch_with`](Self::forward_batch_with)'s path and are copied in.
+    pub fn forward_padded(
+        &self,
+        x: &PaddedPlanes,
+        residual: Option<&PaddedPlanes>,
+        relu: bool,
+        parallel: bool,
+        ahead: &[f32],
+    ) -> PaddedPlanes {
+        assert_eq!(x.c, self.in_channels, "conv input channels");
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        let oc = self.out_channels;
+        if let Some(r) = residual {
+            assert!(
+                r.c <= oc && (r.h, r.w) == (oh, ow),
+                "residual must be a channel prefix of the output"
+            );
+        }
+        let layout = Layout::padded(oh, ow);
+        if oh * ow <= SMALL_PLANE && oh * ow > 0 {
+            let want = small_block(oh * ow);
+            if let Some((_, transposed)) = self.transposed.iter().find(|(b, _)| *b == want) {
+                let mut out = PaddedPlanes::uninit(oc, oh, ow, oc);
+                let small = Small {
+                    transposed,
+                    residual: residual.map(|r| (&r.data[..], layout, r.c)),
+                    relu,
+                    parallel,
+                    ahead,
+                };
+                self.small_into(x.planes(), &small, &mut out.data, layout);
+                return out;
+            }
+        }
+        let in_place = (
+            self.kh,
+            self.kw,
+            self.stride_y,
+            self.stride_x,
+            self.pad_y,
+            self.pad_x,
+        ) == (3, 3, 1, 1, 1, 1);
+        let packed = self.packed_for(x.h, x.w);
+        let mut g = self.geometry(x.h, x.w, packed.block);
+        if !in_place || oh * ow == 0 || x.chan < g.chan || layout.at(0, 0) + g.grid > layout.chan {
+            let res = residual.map(|r| r.to_batch());
+            let epilogue = Epilogue {
+                residual: res.as_ref().map(|r| &r.data[..]),
+                relu,
+            };
+            let y = self.forward_planes_ahead(x.planes(), epilogue, parallel, None, ahead);
+            return PaddedPlanes::from_batch(&BatchTensor::from_tensor(y));
+        }
+        // The input planes are the polyphase layout of a stride-1 layer: read them in place.
+        (g.plane, g.chan) = (x.chan, x.chan);
+        let ocb = packed.block.channels();
+        let blocks = oc.div_ceil(ocb);
+        let mut out = PaddedPlanes::uninit(oc, oh, ow, blocks * ocb);
+        let chan = out.chan;
+        let out_ptr = Shared(out.data.as_mut_ptr());
+        // Channel o's planes once its grid is final: residual, ReLU, border.
+        let finish = |o: usize| {
+            // SAFETY: channel o's plane is final and belongs to the calling task alone.
+            let plane =
+                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o * chan), chan) };
+            match residual {
+                Some(r) if o < r.c => {
+                    let r = &r.data[o * chan..(o + 1) * chan];
+                    for oy in 0..oh {
+                        let at = layout.at(oy, 0);
+                        for (d, r) in plane[at..at + ow].iter_mut().zip(&r[at..at + ow]) {
+                            let v = *d + *r;
+                            *d = if relu { crate::relu(v) } else { v };
+                        }
+                    }
+                }
+                // Past the residual's channels: the ReLU the kernel left out.
+                Some(_) if relu => {
+                    for oy in 0..oh {
+                        let at = layout.at(oy, 0);
+                        plane[at..at + ow]
+                            .iter_mut()
+                            .for_each(|d| *d = crate::relu(*d));
+                    }
+                }
+                _ => {}
+            }
+            crate::padded::zero_border(plane, oh, ow);
+        };
+        let after = |b: usize, _: *const f32| {
+            for o in b * ocb..((b + 1) * ocb).min(oc) {
+                finish(o);
+            }
+        };
+        let kernel_relu = relu && residual.is_none();
+        let grid = &mut out.data[layout.at(0, 0)..];
+        let fused = self.compute(
+            packed,
+            &x.data,
+            &g,
+            kernel_relu,
+            grid,
+            chan,
+            parallel,
+            Some(&after),
+        );
+        if !fused {
+            parallel_for(oc, parallel, &finish);
+        }
         out
     }
 
@@ -551,6 +768,8 @@ impl DirectConv {
                     w,
                     row_pitch,
                     chan_pitch,
+                    start: 0,
+                    border: 0,
                     data: &grids[buf],
                 },
             };
@@ -566,7 +785,7 @@ impl DirectConv {
             let ocb = packed.block.channels();
             let grid = &mut grids[out];
             grid.resize(layer.out_channels.div_ceil(ocb) * ocb * g.grid, 0.0);
-            layer.compute(packed, &input, &g, *relu, grid, true, None);
+            layer.compute(packed, &input, &g, *relu, grid, g.grid, true, None);
             source = Some((out, g.wh, g.grid));
             (c, h, w) = (layer.out_channels, g.oh, g.ow);
         }
@@ -594,9 +813,43 @@ impl DirectConv {
         transposed: &[f32],
         epilogue: Epilogue<'_>,
         parallel: bool,
+        ahead: &[f32],
     ) -> Tensor {
         let (oh, ow) = self.out_shape(x.h, x.w);
+        let mut out = Tensor::zeros(self.out_channels, oh, ow);
+        let layout = Layout::packed(oh, ow);
+        let residual = epilogue.residual.map(|r| {
+            assert!(
+                r.len() % (oh * ow) == 0 && r.len() <= out.data.len(),
+                "residual must be a channel prefix of the output"
+            );
+            (r, layout, r.len() / (oh * ow))
+        });
+        let small = Small {
+            transposed,
+            residual,
+            relu: epilogue.relu,
+            parallel,
+            ahead,
+        };
+        self.small_into(x, &small, &mut out.data, layout);
+        out
+    }
+
+    /// The small-plane form: output channels in the vector lanes, each position's input
+    /// broadcast. Writes channel `o` of the output at `out[o·layout.chan..]` in `layout`
+    /// (its border zeroed where the layout has one).
+    fn small_into(&self, x: Planes<'_>, small: &Small<'_>, out: &mut [f32], layout: Layout) {
+        let Small {
+            transposed,
+            residual,
+            relu,
+            parallel,
+            ahead,
+        } = *small;
+        let (oh, ow) = self.out_shape(x.h, x.w);
         let (oc, positions) = (self.out_channels, oh * ow);
+        assert!(out.len() >= oc * layout.chan && layout.fits(oh, ow));
         let block = small_block(positions);
         let (pb, ob) = (block.channels(), block.vectors() * LANES);
         let pos_blocks = positions.div_ceil(pb);
@@ -604,28 +857,25 @@ impl DirectConv {
         let oc_pad = oc_blocks * ob;
         let taps = self.kh * self.kw;
         let k = self.in_channels * taps;
-        let mut out = Tensor::zeros(oc, oh, ow);
-        let residual_channels = epilogue.residual.map_or(0, |r| {
-            assert!(
-                r.len() % positions == 0 && r.len() <= out.data.len(),
-                "residual must be a channel prefix of the output"
-            );
-            r.len() / positions
-        });
+        if let Some((r, l, channels)) = residual {
+            assert!(channels <= oc && l.fits(oh, ow) && r.len() >= channels * l.chan);
+        }
         let (sy, sx, py, px) = (self.stride_y, self.stride_x, self.pad_y, self.pad_x);
         // The kernel broadcasts each position's input straight from zero-padded planes: a
         // column matrix would be nine copies of the input, gathered one float at a time, and
-        // cost about a third as much as the products. Unpadded inputs are read in place.
+        // cost about a third as much as the products. Inputs with a wide enough zero border
+        // (or no padding) are read in place.
         let mut padded = SMALL_BUFFERS.with(|b| std::mem::take(&mut b.borrow_mut()[0]));
-        let (src, chan, wp): (&[f32], usize, usize) = if py == 0 && px == 0 {
-            (x.data, x.chan_pitch, x.row_pitch)
+        let (src, chan, wp): (&[f32], usize, usize) = if x.border >= py.max(px) {
+            let origin = x.start - py * x.row_pitch - px;
+            (&x.data[origin..], x.chan_pitch, x.row_pitch)
         } else {
             let (hp, wp) = (x.h + 2 * py, x.w + 2 * px);
             padded.clear();
             padded.resize(x.c * hp * wp, 0.0);
             for (c, dst) in padded.chunks_exact_mut(hp * wp).enumerate() {
                 for y in 0..x.h {
-                    let at = c * x.chan_pitch + y * x.row_pitch;
+                    let at = x.start + c * x.chan_pitch + y * x.row_pitch;
                     dst[(y + py) * wp + px..][..x.w].copy_from_slice(&x.data[at..at + x.w]);
                 }
             }
@@ -653,7 +903,25 @@ impl DirectConv {
         // SAFETY (for callers): AVX-512F was detected in `new`. Reads channel block o's
         // k × ob transposed weights and, per channel, taps of positions inside the (padded)
         // input (asserted above); writes positions blk·pb.. at channels o·ob.. of `result`.
+        // Each kernel call pulls an equal share of `ahead`'s cache lines.
+        let calls = pos_blocks * oc_blocks;
+        let ahead_lines = (ahead.len() * 4).div_ceil(64);
+        // Only where this layer reads its own weights once (one block of positions: the
+        // prefetched lines would otherwise push out weights it reads again) and has steps
+        // enough to spread them over (at most two lines a step).
+        let ahead_lines = if pos_blocks == 1 && ahead_lines <= 2 * calls * k {
+            ahead_lines
+        } else {
+            0
+        };
         let product = |blk: usize, o: usize| unsafe {
+            let j = o * pos_blocks + blk;
+            let (l0, l1) = (j * ahead_lines / calls, (j + 1) * ahead_lines / calls);
+            let prefetch = Prefetch {
+                // Lines of `ahead`, which pointer arithmetic alone touches (no reads).
+                at: ahead.as_ptr().cast::<u8>().wrapping_add(l0 * 64),
+                lines: l1 - l0,
+            };
             run_small(
                 block,
                 transposed[o * k * ob..(o + 1) * k * ob].as_ptr(),
@@ -664,23 +932,32 @@ impl DirectConv {
                 &pos_off[blk * pb..(blk + 1) * pb],
                 res_ptr.get().add(blk * pb * oc_pad + o * ob),
                 oc_pad,
+                prefetch,
             );
         };
         // Channels o0.. back to channel-major, with bias, residual and ReLU.
         // SAFETY (for callers): every position of those channels of `result` is written and
         // no task writes them any more.
         let finish = |o0: usize, dst: &mut [f32]| {
-            for (i, dst) in dst.chunks_exact_mut(positions).enumerate() {
+            for (i, plane) in dst.chunks_mut(layout.chan).enumerate() {
                 let o = o0 + i;
                 let b = self.bias_of(o);
-                let res = (o < residual_channels)
-                    .then(|| &epilogue.residual.expect("residual")[o * positions..][..positions]);
-                for (p, d) in dst.iter_mut().enumerate() {
-                    let mut v = unsafe { *res_ptr.get().add(p * oc_pad + o) } + b;
-                    if let Some(r) = res {
-                        v += r[p];
+                let res = residual
+                    .filter(|&(_, _, channels)| o < channels)
+                    .map(|(r, l, _)| (&r[o * l.chan..], l));
+                for oy in 0..oh {
+                    let row = &mut plane[layout.at(oy, 0)..][..ow];
+                    for (ox, d) in row.iter_mut().enumerate() {
+                        let p = oy * ow + ox;
+                        let mut v = unsafe { *res_ptr.get().add(p * oc_pad + o) } + b;
+                        if let Some((r, l)) = res {
+                            v += r[l.at(oy, ox)];
+                        }
+                        *d = if relu { crate::relu(v) } else { v };
                     }
-                    *d = if epilogue.relu { crate::relu(v) } else { v };
+                }
+                if layout.border {
+                    crate::padded::zero_border(&mut plane[..layout.chan], oh, ow);
                 }
             }
         };
@@ -692,7 +969,7 @@ impl DirectConv {
         if oc_blocks >= 2 * threads {
             // Enough channel blocks to go round: each task takes every position of its
             // channels and finishes them while they are in cache, saving a parallel step.
-            let out_ptr = Shared(out.data.as_mut_ptr());
+            let out_ptr = Shared(out.as_mut_ptr());
             let run = |o: usize| {
                 for blk in 0..pos_blocks {
                     product(blk, o);
@@ -701,8 +978,8 @@ impl DirectConv {
                 // SAFETY: channels o·ob.. of `out` belong to this task alone.
                 let dst = unsafe {
                     std::slice::from_raw_parts_mut(
-                        out_ptr.get().add(o * ob * positions),
-                        channels * positions,
+                        out_ptr.get().add(o * ob * layout.chan),
+                        channels * layout.chan,
                     )
                 };
                 finish(o * ob, dst);
@@ -711,12 +988,12 @@ impl DirectConv {
         } else {
             let run = |task: usize| product(task / oc_blocks, task % oc_blocks);
             parallel_for(pos_blocks * oc_blocks, parallel, &run);
-            parallel_chunks_mut(&mut out.data, 16 * positions, parallel, &|piece, dst| {
+            let out = &mut out[..oc * layout.chan];
+            parallel_chunks_mut(out, 16 * layout.chan, parallel, &|piece, dst| {
                 finish(piece * 16, dst)
             });
         }
         SMALL_BUFFERS.with(|b| *b.borrow_mut() = [padded, result]);
-        out
     }
 
     /// The bias of output channel `o`.
@@ -725,7 +1002,8 @@ impl DirectConv {
         p.bias[o]
     }
 
-    /// Fills `grid` (`[out channel][g.grid]`) from the polyphase input. Where one task
+    /// Fills `grid` (`[out channel][out_pitch]`, `g.grid` outputs of each) from the
+    /// polyphase input. Where one task
     /// computes all of a channel block's positions (small planes), that task then calls
     /// `after` with the block's index and the grid; returns whether it did so for every block.
     #[allow(clippy::too_many_arguments)]
@@ -736,6 +1014,7 @@ impl DirectConv {
         g: &Geometry,
         relu: bool,
         grid: &mut [f32],
+        out_pitch: usize,
         parallel: bool,
         after: Option<&(dyn Fn(usize, *const f32) + Sync)>,
     ) -> bool {
@@ -751,14 +1030,22 @@ impl DirectConv {
         let step = block.vectors() * LANES;
         let ocb = block.channels();
         let blocks = self.out_channels.div_ceil(ocb);
-        let task = TASK_POSITIONS.div_ceil(step) * step;
-        let position_tasks = g.grid.div_ceil(task);
         // Small planes: split the output channels too, so every thread has work.
         let threads = if parallel {
             rayon::current_num_threads()
         } else {
             1
         };
+        // A whole plane per task where a task's channel block of the grid stays in L2 and
+        // there are channel blocks enough to go round: the block is then finished (`after`)
+        // while still in cache.
+        let whole = after.is_some() && blocks >= 2 * threads && ocb * g.grid * 4 <= 256 << 10;
+        let task = if whole {
+            g.grid
+        } else {
+            TASK_POSITIONS.div_ceil(step) * step
+        };
+        let position_tasks = g.grid.div_ceil(task);
         let groups = if threads > 1 && position_tasks < 4 * threads {
             blocks
         } else {
@@ -766,7 +1053,7 @@ impl DirectConv {
         };
         let per_group = blocks.div_ceil(groups);
         let out = Shared(grid.as_mut_ptr());
-        assert!(grid.len() >= blocks * ocb * g.grid);
+        assert!(out_pitch >= g.grid && grid.len() >= (blocks * ocb - 1) * out_pitch + g.grid);
         assert!(input.len() >= self.in_channels * g.chan);
         let k_len = self.in_channels * offsets.len() * ocb;
         // One position task: each channel block is final when its task leaves it.
@@ -785,10 +1072,12 @@ impl DirectConv {
                     // (see `geometry`). Writes: rows b·ocb.. of the grid at p..p + step,
                     // which belong to this task alone.
                     unsafe {
-                        let dst = out.get().add(b * ocb * g.grid + p);
+                        let dst = out.get().add(b * ocb * out_pitch + p);
                         let src = input.as_ptr().add(p);
                         let ic = self.in_channels;
-                        run_block(block, src, g.chan, &offsets, ic, w, bias, relu, dst, g.grid);
+                        run_block(
+                            block, src, g.chan, &offsets, ic, w, bias, relu, dst, out_pitch,
+                        );
                     }
                     p += step;
                 }
@@ -864,7 +1153,7 @@ impl<'a> PolyphaseFill<'a> {
         let (x, g) = (&self.x, &self.g);
         let (sy, sx, py, px) = (self.sy, self.sx, self.py, self.px);
         let (h, w) = (x.h, x.w);
-        let at = c * x.chan_pitch;
+        let at = x.start + c * x.chan_pitch;
         let len = if h == 0 || w == 0 {
             0
         } else {
@@ -918,7 +1207,13 @@ impl<'a> PolyphaseFill<'a> {
 
 /// `dst[b·pitch + k] = src[stride·k + b]` for every phase `b < stride` and `k < count`:
 /// splits a padded row into its column phases (stride 2 or 4 with AVX-512, else plainly).
-fn deinterleave(src: &[f32], stride: usize, dst: &mut [f32], pitch: usize, count: usize) {
+pub(crate) fn deinterleave(
+    src: &[f32],
+    stride: usize,
+    dst: &mut [f32],
+    pitch: usize,
+    count: usize,
+) {
     assert!(src.len() >= stride * count && dst.len() >= (stride - 1) * pitch + count);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
@@ -1067,6 +1362,14 @@ pub(crate) unsafe fn run_block(
     unreachable!("direct kernels are only built on x86_64 with AVX-512F");
 }
 
+/// Cache lines for a kernel to prefetch while it runs: `lines` of 64 bytes from `at`.
+/// Prefetching never faults, so `at` need only point into (or just past) an allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct Prefetch {
+    pub(crate) at: *const u8,
+    pub(crate) lines: usize,
+}
+
 /// Runs [`small_kernel`] with the register block `block` of the small-plane form.
 ///
 /// # Safety
@@ -1083,13 +1386,14 @@ unsafe fn run_small(
     pos: &[usize],
     dst: *mut f32,
     out_stride: usize,
+    pf: Prefetch,
 ) {
     #[cfg(target_arch = "x86_64")]
     match block {
-        Block::C1V8 => small_kernel::<1, 8>(wt, src, chan, taps, ic, pos, dst, out_stride),
-        Block::C9V2 => small_kernel::<9, 2>(wt, src, chan, taps, ic, pos, dst, out_stride),
-        Block::C16V1 => small_kernel::<16, 1>(wt, src, chan, taps, ic, pos, dst, out_stride),
-        Block::C8V2 => small_kernel::<8, 2>(wt, src, chan, taps, ic, pos, dst, out_stride),
+        Block::C1V8 => small_kernel::<1, 8>(wt, src, chan, taps, ic, pos, dst, out_stride, pf),
+        Block::C9V2 => small_kernel::<9, 2>(wt, src, chan, taps, ic, pos, dst, out_stride, pf),
+        Block::C16V1 => small_kernel::<16, 1>(wt, src, chan, taps, ic, pos, dst, out_stride, pf),
+        Block::C8V2 => small_kernel::<8, 2>(wt, src, chan, taps, ic, pos, dst, out_stride, pf),
         _ => unreachable!("not a small-plane block"),
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -1117,15 +1421,24 @@ unsafe fn small_kernel<const PB: usize, const NV: usize>(
     pos: &[usize],
     dst: *mut f32,
     out_stride: usize,
+    pf: Prefetch,
 ) {
     use std::arch::x86_64::*;
     let pos: [usize; PB] = pos[..PB].try_into().expect("PB positions");
     let mut acc = [[_mm512_setzero_ps(); NV]; PB];
     let mut wp = wt;
+    // Prefetches per step, spreading `pf` over the steps.
+    let per_step = pf.lines.div_ceil((ic * taps.len()).max(1));
+    let (mut pf_at, mut pf_left) = (pf.at, pf.lines);
     for c in 0..ic {
         let base = src.add(c * chan);
         for &t in taps {
             let s = base.add(t);
+            for _ in 0..per_step.min(pf_left) {
+                _mm_prefetch::<_MM_HINT_T1>(pf_at.cast::<i8>());
+                pf_at = pf_at.wrapping_add(64);
+                pf_left -= 1;
+            }
             let mut w = [_mm512_setzero_ps(); NV];
             for (v, wv) in w.iter_mut().enumerate() {
                 *wv = _mm512_loadu_ps(wp.add(v * LANES));

@@ -27,6 +27,7 @@ mod conv;
 mod direct;
 mod direct_winograd;
 mod ops;
+mod padded;
 mod peak;
 mod team;
 mod winograd;
@@ -38,6 +39,7 @@ pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,
     pool, pool_batch, pool_batch_with, relu_inplace, Pool,
 };
+pub use padded::PaddedPlanes;
 pub use peak::peak_gflops_one_core;
 pub use winograd::Winograd3x3;
 

@@ -149,17 +149,25 @@ pub(crate) fn max_pool_rows(
     let ow = Conv2d::out_size(w, k, stride, 0);
     assert!(dst.len() >= oh * ow && (oh == 0 || src.len() >= (h - 1) * pitch + w));
     // Rows first (contiguous, so it vectorises), then each window's columns, in the order
-    // `pool` takes them.
-    let mut acc = vec![f32::NEG_INFINITY; w];
+    // `pool` takes them: the row maxima split into their `stride` column phases, so that
+    // tap kx of every window is one contiguous run of a phase.
+    let pw = w.div_ceil(stride);
+    let mut acc = vec![f32::NEG_INFINITY; stride * pw];
+    let mut phases = vec![f32::NEG_INFINITY; stride * pw];
     for (oy, dst_row) in dst[..oh * ow].chunks_exact_mut(ow.max(1)).enumerate() {
-        acc.fill(f32::NEG_INFINITY);
+        acc[..w].fill(f32::NEG_INFINITY);
         for y in oy * stride..oy * stride + k {
             let row = &src[y * pitch..y * pitch + w];
             acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v));
         }
-        for (ox, d) in dst_row.iter_mut().enumerate() {
-            let window = &acc[ox * stride..ox * stride + k];
-            *d = window.iter().fold(f32::NEG_INFINITY, |m, v| max(m, *v));
+        crate::direct::deinterleave(&acc, stride, &mut phases, pw, pw);
+        dst_row.fill(f32::NEG_INFINITY);
+        for kx in 0..k {
+            let taps = &phases[(kx % stride) * pw + kx / stride..][..ow];
+            dst_row
+                .iter_mut()
+                .zip(taps)
+                .for_each(|(d, v)| *d = max(*d, *v));
         }
     }
 }

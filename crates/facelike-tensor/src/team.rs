@@ -63,6 +63,9 @@ struct Team {
     slot: Mutex<Option<Arc<Job>>>,
     generation: AtomicU64,
     wake: Condvar,
+    /// Helpers waiting on `wake` (changed under `slot`'s lock): publishing a step wakes
+    /// them only when there are some, sparing a system call per step while they spin.
+    parked: AtomicUsize,
 }
 
 /// How long a helper keeps looking for the next step before it parks: longer than the
@@ -81,6 +84,7 @@ fn team() -> &'static Team {
             slot: Mutex::new(None),
             generation: AtomicU64::new(0),
             wake: Condvar::new(),
+            parked: AtomicUsize::new(0),
         }));
         for i in 0..helpers {
             let spawned = std::thread::Builder::new()
@@ -110,8 +114,12 @@ fn helper(team: &'static Team) {
         }
         let job = {
             let mut slot = team.slot.lock().unwrap_or_else(|e| e.into_inner());
-            while team.generation.load(Ordering::Acquire) == seen {
-                slot = team.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+            if team.generation.load(Ordering::Acquire) == seen {
+                team.parked.fetch_add(1, Ordering::SeqCst);
+                while team.generation.load(Ordering::Acquire) == seen {
+                    slot = team.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                }
+                team.parked.fetch_sub(1, Ordering::SeqCst);
             }
             seen = team.generation.load(Ordering::Acquire);
             slot.clone()
@@ -172,7 +180,11 @@ fn run(tasks: usize, parallel: bool, coarse: bool, body: &(dyn Fn(usize) + Sync)
         *slot = Some(Arc::clone(&job));
         team.generation.fetch_add(1, Ordering::Release);
     }
-    team.wake.notify_all();
+    // A helper counts itself parked, and checks the generation, under the slot's lock: one
+    // that parks after the publication above sees the new generation and does not wait.
+    if team.parked.load(Ordering::SeqCst) > 0 {
+        team.wake.notify_all();
+    }
     let start = Instant::now();
     let cpu_start = thread_cpu_time();
     job.work();

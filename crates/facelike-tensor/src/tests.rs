@@ -505,3 +505,76 @@ fn direct_conv_with_max_pool_equals_the_two_in_a_row() {
         assert!(err < 1e-4, "case {i}: max error {err}");
     }
 }
+
+#[test]
+fn direct_conv_on_padded_planes_equals_the_packed_path() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: direct convolution not tested");
+        return;
+    }
+    // oc, ic, k, stride, pad, h, w, residual channels: the ResNet's layers (in place on the
+    // grid, small planes, a stride-2 layer through the packed path, a 1×1 centre tap), odd
+    // channel counts and a channel-prefix residual.
+    let cases = [
+        (32, 32, 3, 1, 1, 35, 35, 32),
+        (64, 64, 3, 1, 1, 17, 17, 32),
+        (13, 5, 3, 1, 1, 20, 17, 0),
+        (64, 32, 3, 2, 0, 35, 35, 0),
+        (128, 128, 3, 1, 1, 8, 8, 64),
+        (256, 256, 3, 1, 1, 4, 4, 256),
+        (256, 256, 3, 1, 1, 3, 3, 0),
+        (256, 128, 3, 2, 0, 8, 8, 0),
+        (256, 256, 1, 1, 0, 1, 1, 0),
+    ];
+    for (i, &(oc, ic, k, s, p, h, w, rc)) in cases.iter().enumerate() {
+        let layer = conv(oc, ic, k, k, s, s, p, p, true, 500 + i as u64);
+        let x = BatchTensor::from_tensor(Tensor::from_vec(
+            ic,
+            h,
+            w,
+            noise(ic * h * w, 510 + i as u64),
+        ));
+        let direct = DirectConv::new(&layer, &[(h, w)]).unwrap();
+        let (oh, ow) = direct.out_shape(h, w);
+        let res = BatchTensor::from_tensor(Tensor::from_vec(
+            rc,
+            oh,
+            ow,
+            noise(rc * oh * ow, 520 + i as u64),
+        ));
+        let xp = PaddedPlanes::from_batch(&x);
+        let rp = PaddedPlanes::from_batch(&res);
+        for relu in [false, true] {
+            for parallel in [false, true] {
+                let want = direct.forward_batch_with(
+                    &x,
+                    Epilogue {
+                        residual: (rc > 0).then_some(&res.data[..]),
+                        relu,
+                    },
+                    parallel,
+                );
+                // Twice: the second output reuses the first's dropped buffer.
+                for _ in 0..2 {
+                    let got =
+                        direct.forward_padded(&xp, (rc > 0).then_some(&rp), relu, parallel, &[]);
+                    assert_eq!((got.c, got.h, got.w), (oc, oh, ow));
+                    assert_eq!(
+                        got.to_batch().data,
+                        want.data,
+                        "case {i} relu {relu} parallel {parallel}"
+                    );
+                    // The border is zero.
+                    let again = PaddedPlanes::from_batch(&got.to_batch());
+                    let bordered = (oh + 2) * (ow + 2);
+                    for c in 0..oc {
+                        assert_eq!(
+                            got.data[c * got.chan..][..bordered],
+                            again.data[c * again.chan..][..bordered]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -15,7 +15,10 @@
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
 //! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
 //! kernel instead (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, no
-//! Winograd, each layer's steps spread over the cores). The results stay within 1e-6 of
+//! Winograd, each layer's steps spread over the cores), with the activations kept in
+//! zero-bordered planes (`facelike_tensor::PaddedPlanes`) that each kernel reads in place and
+//! writes straight into, and each layer fetching the next one's weights while it computes.
+//! The results stay within 1e-6 of
 //! dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
 //! layer directly.
 
@@ -26,7 +29,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
-    DirectConv, Epilogue, Pool, Winograd3x3,
+    DirectConv, Epilogue, PaddedPlanes, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -161,6 +164,13 @@ impl Layer3x3 {
             (None, false) => self.conv.forward_batch(x, epilogue),
             (None, true) => self.conv.forward_batch_par(x, epilogue),
         }
+    }
+
+    /// The weights the direct kernel reads for one chip (none without it).
+    fn direct_weights(&self) -> &[f32] {
+        self.direct
+            .as_ref()
+            .map_or(&[], |d| d.weights_for(self.size, self.size))
     }
 
     /// The Winograd form, prepared on first use: only the layers and sizes where it can pay
@@ -610,18 +620,26 @@ impl DescriptorNet {
     fn forward(&self, chips: &[RgbImage], parallel: bool) -> Vec<Descriptor> {
         let n = chips.len();
         let hw = CHIP_SIZE * CHIP_SIZE;
-        let mut input = BatchTensor::zeros(3, n, CHIP_SIZE, CHIP_SIZE);
-        for (i, chip) in chips.iter().enumerate() {
-            for (ch, avg) in self.avg.iter().enumerate() {
-                let plane = &mut input.data[(ch * n + i) * hw..(ch * n + i + 1) * hw];
-                for (v, px) in plane.iter_mut().zip(chip.as_raw().chunks_exact(3)) {
-                    // dlib: (pixel − avg) in float, then / 256 (exact: a power of two).
-                    *v = (px[ch] as f32 - avg) / 256.0;
-                }
+        // dlib: (pixel − avg) in float, then / 256 (exact: a power of two); a table per
+        // channel of those 256 values, written plane by plane (no zeroing first).
+        let tables: Vec<[f32; 256]> = self
+            .avg
+            .iter()
+            .map(|avg| std::array::from_fn(|v| (v as f32 - avg) / 256.0))
+            .collect();
+        let mut data = Vec::with_capacity(3 * n * hw);
+        for (ch, table) in tables.iter().enumerate() {
+            for chip in chips {
+                data.extend(
+                    chip.as_raw()
+                        .chunks_exact(3)
+                        .map(|px| table[px[ch] as usize]),
+                );
             }
         }
+        let input = BatchTensor::from_vec(3, n, CHIP_SIZE, CHIP_SIZE, data);
         // The stem, its ReLU and the 3×3/2 max pool.
-        let mut x = if let (1, Some(d)) = (n, &self.stem_direct) {
+        let x = if let (1, Some(d)) = (n, &self.stem_direct) {
             // Pooled straight from the kernel's output grid, a channel block per task.
             d.forward_max_pool_batch(&input, true, 3, 2, parallel)
         } else {
@@ -633,6 +651,30 @@ impl DescriptorNet {
             pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel)
         };
         drop(input);
+        let x = match (n == 1).then(|| self.blocks_one_chip(&x, parallel)) {
+            Some(Some(y)) => y,
+            _ => self.blocks_batch(x, parallel),
+        };
+        let pooled = global_avg_pool_batch(&x); // channels × n
+        (0..n)
+            .map(|i| {
+                let mut out = [0f32; DESCRIPTOR_LEN];
+                for c in 0..x.c {
+                    let v = pooled[c * n + i];
+                    let row = &self.fc[c * DESCRIPTOR_LEN..(c + 1) * DESCRIPTOR_LEN];
+                    for (o, w) in out.iter_mut().zip(row) {
+                        *o += v * w;
+                    }
+                }
+                Descriptor(out)
+            })
+            .collect()
+    }
+}
+
+impl DescriptorNet {
+    /// The residual blocks on a batch.
+    fn blocks_batch(&self, mut x: BatchTensor, parallel: bool) -> BatchTensor {
         for block in &self.blocks {
             let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
             x = if !block.down {
@@ -668,20 +710,43 @@ impl DescriptorNet {
                 }
             };
         }
-        let pooled = global_avg_pool_batch(&x); // channels × n
-        (0..n)
-            .map(|i| {
-                let mut out = [0f32; DESCRIPTOR_LEN];
-                for c in 0..x.c {
-                    let v = pooled[c * n + i];
-                    let row = &self.fc[c * DESCRIPTOR_LEN..(c + 1) * DESCRIPTOR_LEN];
-                    for (o, w) in out.iter_mut().zip(row) {
-                        *o += v * w;
-                    }
+        x
+    }
+
+    /// The residual blocks for one chip on the direct kernels, where every layer has one
+    /// (else `None`): activations stay in bordered planes from layer to layer (no layer
+    /// copies its input into a padded buffer, and the kernels write their outputs straight
+    /// into the next layer's), and each layer pulls the next one's weights towards the
+    /// caches while it computes.
+    fn blocks_one_chip(&self, x: &BatchTensor, parallel: bool) -> Option<BatchTensor> {
+        let direct: Vec<(&DirectConv, &DirectConv)> = self
+            .blocks
+            .iter()
+            .map(|b| Some((b.conv1.direct.as_ref()?, b.conv2.direct.as_ref()?)))
+            .collect::<Option<_>>()?;
+        let mut x = PaddedPlanes::from_batch(x);
+        for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
+            let next = self
+                .blocks
+                .get(i + 1)
+                .map_or(&[][..], |b| b.conv1.direct_weights());
+            let t = conv1.forward_padded(&x, None, true, parallel, block.conv2.direct_weights());
+            // The last block's centre tap is all of its conv2 only on a 1×1 input.
+            assert!(block.conv2.centre.is_none() || (t.h, t.w) == (1, 1));
+            x = if !block.down {
+                conv2.forward_padded(&t, Some(&x), true, parallel, next)
+            } else {
+                let shortcut = x.avg_pool_2x2(parallel);
+                if conv2.out_shape(t.h, t.w) == (shortcut.h, shortcut.w) {
+                    conv2.forward_padded(&t, Some(&shortcut), true, parallel, next)
+                } else {
+                    // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
+                    let y = conv2.forward_padded(&t, None, false, parallel, next);
+                    PaddedPlanes::add_zero_padded_relu(&shortcut, &y)
                 }
-                Descriptor(out)
-            })
-            .collect()
+            };
+        }
+        Some(x.to_batch())
     }
 }
 
