@@ -505,27 +505,67 @@ impl DirectConv {
                 };
             }
         }
-        let packed = self.packed_for(x.h, x.w);
-        let g = self.geometry(x.h, x.w, packed.block);
-        let (out_h, out_w) = match max_pool {
-            Some((k, s)) => (
-                Conv2d::out_size(g.oh, k, s, 0),
-                Conv2d::out_size(g.ow, k, s, 0),
-            ),
-            None => (g.oh, g.ow),
-        };
+        let (out_h, out_w) = self.pooled_shape(x.h, x.w, max_pool);
         let mut out = Tensor::zeros(self.out_channels, out_h, out_w);
-        let plane = g.oh * g.ow;
-        let out_plane = out_h * out_w;
-        if plane == 0 || out_plane == 0 || self.out_channels == 0 {
-            return out;
-        }
-        let residual_channels = epilogue.residual.map_or(0, |r| {
+        let residual = epilogue.residual.map(|r| {
             assert!(
-                r.len() % plane == 0 && r.len() <= out.data.len(),
+                r.len() % (oh * ow).max(1) == 0 && r.len() <= oh * ow * self.out_channels,
                 "residual must be a channel prefix of the output"
             );
-            r.len() / plane
+            (r, Layout::packed(oh, ow), r.len() / (oh * ow).max(1))
+        });
+        let layout = Layout::packed(out_h, out_w);
+        self.grid_into(
+            x,
+            residual,
+            epilogue.relu,
+            parallel,
+            max_pool,
+            &mut out.data,
+            layout,
+        );
+        out
+    }
+
+    /// Output height and width for an `h × w` input, after the max pool if any.
+    fn pooled_shape(&self, h: usize, w: usize, max_pool: Option<(usize, usize)>) -> (usize, usize) {
+        let (oh, ow) = self.out_shape(h, w);
+        match max_pool {
+            Some((k, s)) => (Conv2d::out_size(oh, k, s, 0), Conv2d::out_size(ow, k, s, 0)),
+            None => (oh, ow),
+        }
+    }
+
+    /// The grid form (the module docs) into `out` in `layout`: the convolution, bias,
+    /// `residual` (values, their layout, their channels), ReLU if `relu`, then the max pool
+    /// if any (with no residual).
+    #[allow(clippy::too_many_arguments)]
+    fn grid_into(
+        &self,
+        x: Planes<'_>,
+        residual: Option<(&[f32], Layout, usize)>,
+        relu: bool,
+        parallel: bool,
+        max_pool: Option<(usize, usize)>,
+        out: &mut [f32],
+        layout: Layout,
+    ) {
+        let packed = self.packed_for(x.h, x.w);
+        let g = self.geometry(x.h, x.w, packed.block);
+        let (out_h, out_w) = self.pooled_shape(x.h, x.w, max_pool);
+        if g.oh * g.ow == 0 || out_h * out_w == 0 || self.out_channels == 0 {
+            if layout.border {
+                for plane in out.chunks_exact_mut(layout.chan).take(self.out_channels) {
+                    crate::padded::zero_border(plane, out_h, out_w);
+                }
+            }
+            return;
+        }
+        assert!(out.len() >= self.out_channels * layout.chan && layout.fits(out_h, out_w));
+        let residual_channels = residual.map_or(0, |(r, l, channels)| {
+            assert!(channels <= self.out_channels && r.len() >= channels * l.chan);
+            assert!(l.fits(g.oh, g.ow), "residual of the output's size");
+            channels
         });
         // Large planes are worth threads for the copies too.
         let copy_par = parallel;
@@ -543,36 +583,42 @@ impl DirectConv {
             let blocks = self.out_channels.div_ceil(ocb);
             grid.resize(blocks * ocb * g.grid, 0.0);
             // The ReLU can go in the kernel unless a residual comes between.
-            let kernel_relu = epilogue.relu && residual_channels == 0;
+            let kernel_relu = relu && residual_channels == 0;
             // Keep only the real output columns, adding the residual; `src` is channel o's
-            // row of the grid.
+            // row of the grid, `dst` its plane of `out`.
             let finish = |o: usize, src: &[f32], dst: &mut [f32]| {
                 if let Some((k, s)) = max_pool {
-                    crate::ops::max_pool_rows(src, g.wh, (g.oh, g.ow), k, s, dst);
-                    return;
-                }
-                let res = (o < residual_channels)
-                    .then(|| &epilogue.residual.expect("residual")[o * plane..(o + 1) * plane]);
-                for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                    let s = &src[oy * g.wh..oy * g.wh + g.ow];
-                    match res {
-                        None if epilogue.relu && !kernel_relu => {
-                            for (d, v) in row.iter_mut().zip(s) {
-                                *d = crate::relu(*v);
+                    let rows = &mut dst[layout.start..];
+                    crate::ops::max_pool_rows(src, g.wh, (g.oh, g.ow), k, s, rows, layout.row);
+                } else {
+                    let res = residual
+                        .filter(|_| o < residual_channels)
+                        .map(|(r, l, _)| (&r[o * l.chan..], l));
+                    for oy in 0..g.oh {
+                        let row = &mut dst[layout.at(oy, 0)..][..g.ow];
+                        let s = &src[oy * g.wh..oy * g.wh + g.ow];
+                        match res {
+                            None if relu && !kernel_relu => {
+                                for (d, v) in row.iter_mut().zip(s) {
+                                    *d = crate::relu(*v);
+                                }
                             }
-                        }
-                        None => row.copy_from_slice(s),
-                        Some(r) => {
-                            let r = &r[oy * g.ow..(oy + 1) * g.ow];
-                            for ((d, v), r) in row.iter_mut().zip(s).zip(r) {
-                                let v = *v + *r;
-                                *d = if epilogue.relu { crate::relu(v) } else { v };
+                            None => row.copy_from_slice(s),
+                            Some((r, l)) => {
+                                let r = &r[l.at(oy, 0)..][..g.ow];
+                                for ((d, v), r) in row.iter_mut().zip(s).zip(r) {
+                                    let v = *v + *r;
+                                    *d = if relu { crate::relu(v) } else { v };
+                                }
                             }
                         }
                     }
                 }
+                if layout.border {
+                    crate::padded::zero_border(dst, out_h, out_w);
+                }
             };
-            let out_ptr = Shared(out.data.as_mut_ptr());
+            let out_ptr = Shared(out.as_mut_ptr());
             let oc = self.out_channels;
             // Channel block b, once its grid rows are final: finished by the task that
             // computed them, while they are in cache.
@@ -584,8 +630,8 @@ impl DirectConv {
                         (
                             std::slice::from_raw_parts(grid.add(o * g.grid), g.grid),
                             std::slice::from_raw_parts_mut(
-                                out_ptr.get().add(o * out_plane),
-                                out_plane,
+                                out_ptr.get().add(o * layout.chan),
+                                layout.chan,
                             ),
                         )
                     };
@@ -603,11 +649,44 @@ impl DirectConv {
                 Some(&after),
             );
             if !fused {
-                parallel_chunks_mut(&mut out.data, out_plane, copy_par, &|o, dst| {
+                let out = &mut out[..oc * layout.chan];
+                parallel_chunks_mut(out, layout.chan, copy_par, &|o, dst| {
                     finish(o, &grid[o * g.grid..], dst)
                 });
             }
         });
+    }
+
+    /// [`forward_max_pool_batch`](Self::forward_max_pool_batch) into bordered planes.
+    pub fn forward_max_pool_padded(
+        &self,
+        x: &BatchTensor,
+        relu: bool,
+        k: usize,
+        stride: usize,
+        parallel: bool,
+    ) -> PaddedPlanes {
+        assert_eq!(x.n, 1, "direct convolution takes one sample");
+        assert!(k > 0 && stride > 0, "pool window and stride");
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        if oh * ow <= SMALL_PLANE {
+            let y = self.forward_max_pool_batch(x, relu, k, stride, parallel);
+            return PaddedPlanes::from_batch(&y);
+        }
+        let view = Planes::packed(x.c, x.h, x.w, &x.data);
+        let (out_h, out_w) = self.pooled_shape(x.h, x.w, Some((k, stride)));
+        let oc = self.out_channels;
+        let mut out = PaddedPlanes::uninit(oc, out_h, out_w, oc);
+        let layout = Layout::padded(out_h, out_w);
+        self.grid_into(
+            view,
+            None,
+            relu,
+            parallel,
+            Some((k, stride)),
+            &mut out.data,
+            layout,
+        );
         out
     }
 
@@ -667,13 +746,11 @@ impl DirectConv {
         let packed = self.packed_for(x.h, x.w);
         let mut g = self.geometry(x.h, x.w, packed.block);
         if !in_place || oh * ow == 0 || x.chan < g.chan || layout.at(0, 0) + g.grid > layout.chan {
-            let res = residual.map(|r| r.to_batch());
-            let epilogue = Epilogue {
-                residual: res.as_ref().map(|r| &r.data[..]),
-                relu,
-            };
-            let y = self.forward_planes_ahead(x.planes(), epilogue, parallel, None, ahead);
-            return PaddedPlanes::from_batch(&BatchTensor::from_tensor(y));
+            // Through the polyphase copy, the output written into bordered planes.
+            let mut out = PaddedPlanes::uninit(oc, oh, ow, oc);
+            let res = residual.map(|r| (&r.data[..], layout, r.c));
+            self.grid_into(x.planes(), res, relu, parallel, None, &mut out.data, layout);
+            return out;
         }
         // The input planes are the polyphase layout of a stride-1 layer: read them in place.
         (g.plane, g.chan) = (x.chan, x.chan);

@@ -136,7 +136,8 @@ fn pool_planes(
 }
 
 /// A `k × k` max pool at `stride` without padding (the windows of [`pool`]) of an `h × w`
-/// plane whose rows start `pitch` floats apart, into `dst` (packed).
+/// plane whose rows start `pitch` floats apart, into `dst`, whose rows start `dst_pitch`
+/// floats apart.
 pub(crate) fn max_pool_rows(
     src: &[f32],
     pitch: usize,
@@ -144,17 +145,20 @@ pub(crate) fn max_pool_rows(
     k: usize,
     stride: usize,
     dst: &mut [f32],
+    dst_pitch: usize,
 ) {
     let oh = Conv2d::out_size(h, k, stride, 0);
     let ow = Conv2d::out_size(w, k, stride, 0);
-    assert!(dst.len() >= oh * ow && (oh == 0 || src.len() >= (h - 1) * pitch + w));
+    assert!(dst_pitch >= ow && (oh == 0 || dst.len() >= (oh - 1) * dst_pitch + ow));
+    assert!(oh == 0 || src.len() >= (h - 1) * pitch + w);
     // Rows first (contiguous, so it vectorises), then each window's columns, in the order
     // `pool` takes them: the row maxima split into their `stride` column phases, so that
     // tap kx of every window is one contiguous run of a phase.
     let pw = w.div_ceil(stride);
     let mut acc = vec![f32::NEG_INFINITY; stride * pw];
     let mut phases = vec![f32::NEG_INFINITY; stride * pw];
-    for (oy, dst_row) in dst[..oh * ow].chunks_exact_mut(ow.max(1)).enumerate() {
+    for oy in 0..oh {
+        let dst_row = &mut dst[oy * dst_pitch..oy * dst_pitch + ow];
         acc[..w].fill(f32::NEG_INFINITY);
         for y in oy * stride..oy * stride + k {
             let row = &src[y * pitch..y * pitch + w];

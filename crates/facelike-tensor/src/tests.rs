@@ -494,6 +494,17 @@ fn direct_conv_with_max_pool_equals_the_two_in_a_row() {
                     got.data, want.data,
                     "case {i} relu {relu} parallel {parallel}"
                 );
+                let padded = direct.forward_max_pool_padded(&x, relu, pk, ps, parallel);
+                assert_eq!(padded.to_batch().data, want.data, "case {i}: bordered");
+                let again = PaddedPlanes::from_batch(&want);
+                let bordered = (want.h + 2) * (want.w + 2);
+                for c in 0..oc {
+                    assert_eq!(
+                        padded.data[c * padded.chan..][..bordered],
+                        again.data[c * again.chan..][..bordered],
+                        "case {i}: channel {c}'s border"
+                    );
+                }
             }
         }
         // And close to the reference.

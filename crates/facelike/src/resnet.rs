@@ -638,22 +638,19 @@ impl DescriptorNet {
             }
         }
         let input = BatchTensor::from_vec(3, n, CHIP_SIZE, CHIP_SIZE, data);
-        // The stem, its ReLU and the 3×3/2 max pool.
-        let x = if let (1, Some(d)) = (n, &self.stem_direct) {
-            // Pooled straight from the kernel's output grid, a channel block per task.
-            d.forward_max_pool_batch(&input, true, 3, 2, parallel)
-        } else {
-            let x = if parallel {
-                self.stem.forward_batch_par(&input, Epilogue::RELU)
-            } else {
-                self.stem.forward_batch(&input, Epilogue::RELU)
-            };
-            pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel)
-        };
-        drop(input);
-        let x = match (n == 1).then(|| self.blocks_one_chip(&x, parallel)) {
+        let x = match (n == 1).then(|| self.one_chip(&input, parallel)) {
             Some(Some(y)) => y,
-            _ => self.blocks_batch(x, parallel),
+            _ => {
+                // The stem, its ReLU and the 3×3/2 max pool.
+                let x = if parallel {
+                    self.stem.forward_batch_par(&input, Epilogue::RELU)
+                } else {
+                    self.stem.forward_batch(&input, Epilogue::RELU)
+                };
+                drop(input);
+                let x = pool_batch_with(&x, Pool::Max, (3, 3), (2, 2), (0, 0), parallel);
+                self.blocks_batch(x, parallel)
+            }
         };
         let pooled = global_avg_pool_batch(&x); // channels × n
         (0..n)
@@ -713,18 +710,20 @@ impl DescriptorNet {
         x
     }
 
-    /// The residual blocks for one chip on the direct kernels, where every layer has one
-    /// (else `None`): activations stay in bordered planes from layer to layer (no layer
-    /// copies its input into a padded buffer, and the kernels write their outputs straight
-    /// into the next layer's), and each layer pulls the next one's weights towards the
-    /// caches while it computes.
-    fn blocks_one_chip(&self, x: &BatchTensor, parallel: bool) -> Option<BatchTensor> {
+    /// The stem and the residual blocks for one chip on the direct kernels, where every
+    /// layer has one (else `None`): activations stay in bordered planes from layer to layer
+    /// (no layer copies its input into a padded buffer, and the kernels write their outputs
+    /// straight into the next layer's), and each layer pulls the next one's weights towards
+    /// the caches while it computes.
+    fn one_chip(&self, input: &BatchTensor, parallel: bool) -> Option<BatchTensor> {
+        let stem = self.stem_direct.as_ref()?;
         let direct: Vec<(&DirectConv, &DirectConv)> = self
             .blocks
             .iter()
             .map(|b| Some((b.conv1.direct.as_ref()?, b.conv2.direct.as_ref()?)))
             .collect::<Option<_>>()?;
-        let mut x = PaddedPlanes::from_batch(x);
+        // Pooled straight from the kernel's output grid, a channel block per task.
+        let mut x = stem.forward_max_pool_padded(input, true, 3, 2, parallel);
         for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
             let next = self
                 .blocks
