@@ -220,6 +220,8 @@ static WINDOW_CPU: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds the caller then waited for helpers' pieces, over the current window.
 static WINDOW_WAIT: AtomicU64 = AtomicU64::new(0);
 static WINDOW_LOOPS: AtomicUsize = AtomicUsize::new(0);
+/// Whether the last window looked crowded.
+static LAST_CROWDED: AtomicBool = AtomicBool::new(false);
 /// Loops per measurement window, and loops run alone after a crowded window.
 const WINDOW: usize = 48;
 const ALONE: usize = 512;
@@ -229,8 +231,10 @@ const ALONE: usize = 512;
 /// waits a time slice for a descheduled helper's piece, and the helpers' spinning takes
 /// cycles from it. So the caller watches how much of its own share's wall time it actually
 /// ran, and how long it then waited for helpers; when it ran less than 3/4 of the time, or
-/// waited more than a quarter as long as it worked, over a window, it works alone for a
-/// while, then tries again.
+/// waited more than a quarter as long as it worked, over two windows in a row, it works
+/// alone for a while, then tries again. (Two: a single stall of a millisecond or so, as a
+/// virtual machine's host gives now and then, can outweigh a whole window of good loops; a
+/// busy machine stalls the team window after window.)
 fn skip_while_crowded() -> bool {
     SKIP.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1))
         .is_ok()
@@ -249,7 +253,9 @@ fn note_share(wall: Duration, cpu: Option<Duration>, waited: Duration) {
         let waited = WINDOW_WAIT.swap(0, Ordering::Relaxed);
         WINDOW_LOOPS.store(0, Ordering::Relaxed);
         // Descheduled ourselves, or kept waiting by descheduled helpers.
-        if cpu.saturating_mul(4) < wall.saturating_mul(3) || waited.saturating_mul(4) > wall {
+        let crowded =
+            cpu.saturating_mul(4) < wall.saturating_mul(3) || waited.saturating_mul(4) > wall;
+        if LAST_CROWDED.swap(crowded, Ordering::Relaxed) && crowded {
             SKIP.store(ALONE, Ordering::Relaxed);
         }
     }
