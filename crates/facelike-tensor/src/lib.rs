@@ -16,9 +16,12 @@
 //! instead: [`DirectConv`] convolves directly from a zero-padded polyphase copy of the input
 //! (no column matrix; [`DirectConv::forward_chain_par`] passes a whole detector network's
 //! planes from layer to layer in that form), with a small-plane form that puts output
-//! channels in the vector lanes for the late layers of a face network; [`DirectWinograd`] is
+//! channels in the vector lanes for the late layers of a face network, and
+//! [`DirectConv::forward_padded`] passes one sample's activations between layers as
+//! [`PaddedPlanes`] (zero-bordered planes each kernel reads in place and writes straight
+//! into, fetching the next layer's weights as it goes); [`DirectWinograd`] is
 //! F(4×4, 3×3) on the same kernels for one sample. Their steps are spread over the cores by a
-//! low-latency loop (a caller plus spinning helpers) that runs alone when the machine is
+//! low-latency loop (a caller plus spinning helpers) that runs alone when the machine stays
 //! crowded.
 //!
 //! Model code (facelike's ResNet and MMOD detector) lives elsewhere; this crate only computes.
