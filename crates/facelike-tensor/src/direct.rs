@@ -477,18 +477,7 @@ impl DirectConv {
         parallel: bool,
         max_pool: Option<(usize, usize)>,
     ) -> Tensor {
-        self.forward_planes_ahead(x.into(), epilogue, parallel, max_pool, &[])
-    }
-
-    /// `ahead`: see [`forward_padded`](Self::forward_padded).
-    fn forward_planes_ahead(
-        &self,
-        x: Planes<'_>,
-        epilogue: Epilogue<'_>,
-        parallel: bool,
-        max_pool: Option<(usize, usize)>,
-        ahead: &[f32],
-    ) -> Tensor {
+        let x: Planes<'x> = x.into();
         assert_eq!(x.c, self.in_channels, "conv input channels");
         assert!(
             max_pool.is_none() || epilogue.residual.is_none(),
@@ -498,7 +487,7 @@ impl DirectConv {
         if oh * ow <= SMALL_PLANE && oh * ow > 0 {
             let want = small_block(oh * ow);
             if let Some((_, t)) = self.transposed.iter().find(|(b, _)| *b == want) {
-                let y = self.forward_small(x, t, epilogue, parallel, ahead);
+                let y = self.forward_small(x, t, epilogue, parallel);
                 return match max_pool {
                     Some((k, s)) => crate::pool(&y, crate::Pool::Max, k, k, s, s, 0, 0),
                     None => y,
@@ -696,7 +685,8 @@ impl DirectConv {
     /// [`weights_for`](Self::weights_for)), pulled towards the caches a little per kernel
     /// step while this layer computes, so the next layer does not wait on memory for them:
     /// one face streams every weight once, 22 MB in all, and the late layers' (2.4 MB each)
-    /// otherwise arrive slower than the kernel uses them.
+    /// otherwise arrive slower than the kernel uses them. (Only the small-plane form
+    /// prefetches, and only where it reads its own weights once; elsewhere `ahead` is unused.)
     /// A 3×3, stride-1, padding-1 layer reads its input in place and its kernel writes the
     /// output grid straight into the output planes (the grid's row pitch is the bordered
     /// row's: only the border needs zeroing after); small planes take the small-plane form,
@@ -890,7 +880,6 @@ impl DirectConv {
         transposed: &[f32],
         epilogue: Epilogue<'_>,
         parallel: bool,
-        ahead: &[f32],
     ) -> Tensor {
         let (oh, ow) = self.out_shape(x.h, x.w);
         let mut out = Tensor::zeros(self.out_channels, oh, ow);
@@ -907,7 +896,7 @@ impl DirectConv {
             residual,
             relu: epilogue.relu,
             parallel,
-            ahead,
+            ahead: &[],
         };
         self.small_into(x, &small, &mut out.data, layout);
         out
