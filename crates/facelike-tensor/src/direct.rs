@@ -183,6 +183,67 @@ impl<'a> From<&'a Tensor> for Planes<'a> {
     }
 }
 
+/// An image of interleaved 8-bit channels (RGB), byte `v` of channel `c` standing for the
+/// float `(v − offsets[c]) · scale`, computed in that order in f32 (dlib's input layer:
+/// the mean subtracted, then a power-of-two scale): a network's input before conversion.
+/// The first layer converts it while laying it out for the kernel (one pass over the pixels
+/// instead of two).
+#[derive(Clone, Copy)]
+pub struct MappedBytes<'a> {
+    /// `h · w · offsets.len()` bytes, row-major, channels interleaved.
+    pub data: &'a [u8],
+    pub h: usize,
+    pub w: usize,
+    /// One per channel.
+    pub offsets: &'a [f32],
+    pub scale: f32,
+}
+
+impl MappedBytes<'_> {
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// The float channel `c` stands for with byte `v`.
+    #[inline(always)]
+    pub fn value(&self, c: usize, v: u8) -> f32 {
+        (v as f32 - self.offsets[c]) * self.scale
+    }
+
+    /// The float tensor these bytes stand for (one sample).
+    pub fn to_batch(&self) -> BatchTensor {
+        let c = self.channels();
+        assert_eq!(
+            self.data.len(),
+            self.h * self.w * c,
+            "bytes of an h × w × c image"
+        );
+        let mut data = Vec::with_capacity(c * self.h * self.w);
+        for ch in 0..c {
+            let table: [f32; 256] = std::array::from_fn(|v| self.value(ch, v as u8));
+            data.extend(self.data.chunks_exact(c).map(|px| table[px[ch] as usize]));
+        }
+        BatchTensor::from_vec(c, 1, self.h, self.w, data)
+    }
+}
+
+/// A convolution's input: float planes, or bytes converted on the way in.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Planes(Planes<'a>),
+    Bytes(MappedBytes<'a>),
+}
+
+impl Input<'_> {
+    fn shape(&self) -> (usize, usize, usize) {
+        match self {
+            Input::Planes(p) => (p.c, p.h, p.w),
+            Input::Bytes(b) => (b.channels(), b.h, b.w),
+        }
+    }
+}
+
 /// Geometry of one call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
@@ -505,7 +566,7 @@ impl DirectConv {
         });
         let layout = Layout::packed(out_h, out_w);
         self.grid_into(
-            x,
+            Input::Planes(x),
             residual,
             epilogue.relu,
             parallel,
@@ -531,7 +592,7 @@ impl DirectConv {
     #[allow(clippy::too_many_arguments)]
     fn grid_into(
         &self,
-        x: Planes<'_>,
+        x: Input<'_>,
         residual: Option<(&[f32], Layout, usize)>,
         relu: bool,
         parallel: bool,
@@ -539,9 +600,10 @@ impl DirectConv {
         out: &mut [f32],
         layout: Layout,
     ) {
-        let packed = self.packed_for(x.h, x.w);
-        let g = self.geometry(x.h, x.w, packed.block);
-        let (out_h, out_w) = self.pooled_shape(x.h, x.w, max_pool);
+        let (_, h, w) = x.shape();
+        let packed = self.packed_for(h, w);
+        let g = self.geometry(h, w, packed.block);
+        let (out_h, out_w) = self.pooled_shape(h, w, max_pool);
         if g.oh * g.ow == 0 || out_h * out_w == 0 || self.out_channels == 0 {
             if layout.border {
                 for plane in out.chunks_exact_mut(layout.chan).take(self.out_channels) {
@@ -560,14 +622,12 @@ impl DirectConv {
         let copy_par = parallel;
         BUFFERS.with(|b| {
             let (input, grid) = &mut *b.borrow_mut();
-            fill_polyphase(
-                x,
-                (self.stride_y, self.stride_x),
-                (self.pad_y, self.pad_x),
-                &g,
-                input,
-                copy_par,
-            );
+            let strides = (self.stride_y, self.stride_x);
+            let pads = (self.pad_y, self.pad_x);
+            match x {
+                Input::Planes(x) => fill_polyphase(x, strides, pads, &g, input, copy_par),
+                Input::Bytes(x) => fill_polyphase_bytes(x, strides, pads, &g, input, copy_par),
+            }
             let ocb = packed.block.channels();
             let blocks = self.out_channels.div_ceil(ocb);
             grid.resize(blocks * ocb * g.grid, 0.0);
@@ -663,19 +723,44 @@ impl DirectConv {
             return PaddedPlanes::from_batch(&y);
         }
         let view = Planes::packed(x.c, x.h, x.w, &x.data);
-        let (out_h, out_w) = self.pooled_shape(x.h, x.w, Some((k, stride)));
+        self.pool_into_padded(Input::Planes(view), relu, (k, stride), parallel)
+    }
+
+    /// [`forward_max_pool_padded`](Self::forward_max_pool_padded) of the floats `x` stands
+    /// for, converting them while they are laid out for the kernel; equal to it on
+    /// [`MappedBytes::to_batch`].
+    pub fn forward_max_pool_padded_bytes(
+        &self,
+        x: MappedBytes<'_>,
+        relu: bool,
+        k: usize,
+        stride: usize,
+        parallel: bool,
+    ) -> PaddedPlanes {
+        assert_eq!(x.channels(), self.in_channels, "conv input channels");
+        assert_eq!(x.data.len(), x.h * x.w * x.channels(), "bytes of the image");
+        assert!(k > 0 && stride > 0, "pool window and stride");
+        let (oh, ow) = self.out_shape(x.h, x.w);
+        if oh * ow <= SMALL_PLANE {
+            return self.forward_max_pool_padded(&x.to_batch(), relu, k, stride, parallel);
+        }
+        self.pool_into_padded(Input::Bytes(x), relu, (k, stride), parallel)
+    }
+
+    /// The grid form with a max pool, into new bordered planes.
+    fn pool_into_padded(
+        &self,
+        x: Input<'_>,
+        relu: bool,
+        pool: (usize, usize),
+        parallel: bool,
+    ) -> PaddedPlanes {
+        let (_, h, w) = x.shape();
+        let (out_h, out_w) = self.pooled_shape(h, w, Some(pool));
         let oc = self.out_channels;
         let mut out = PaddedPlanes::uninit(oc, out_h, out_w, oc);
         let layout = Layout::padded(out_h, out_w);
-        self.grid_into(
-            view,
-            None,
-            relu,
-            parallel,
-            Some((k, stride)),
-            &mut out.data,
-            layout,
-        );
+        self.grid_into(x, None, relu, parallel, Some(pool), &mut out.data, layout);
         out
     }
 
@@ -739,7 +824,8 @@ impl DirectConv {
             // Through the polyphase copy, the output written into bordered planes.
             let mut out = PaddedPlanes::uninit(oc, oh, ow, oc);
             let res = residual.map(|r| (&r.data[..], layout, r.c));
-            self.grid_into(x.planes(), res, relu, parallel, None, &mut out.data, layout);
+            let x = Input::Planes(x.planes());
+            self.grid_into(x, res, relu, parallel, None, &mut out.data, layout);
             return out;
         }
         // The input planes are the polyphase layout of a stride-1 layer: read them in place.
@@ -1227,28 +1313,7 @@ impl<'a> PolyphaseFill<'a> {
         };
         let src = &x.data[at..at + len];
         let dst = &mut dst[..g.chan];
-        if g.chan <= 1 << 14 {
-            // Small planes: one memset beats zeroing each phase's borders.
-            dst.fill(0.0);
-        } else {
-            // Zero what the copy below leaves: the padding rows and columns, the slack.
-            for a in 0..sy {
-                for b in 0..sx {
-                    let plane = &mut dst[(a * sx + b) * g.plane..][..g.plane];
-                    // Rows of this phase that hold input rows: yy = r·sy + a in py..py+h.
-                    let r0 = py.saturating_sub(a).div_ceil(sy);
-                    let r1 = (py + h).saturating_sub(a).div_ceil(sy).max(r0);
-                    let c0 = px.saturating_sub(b).div_ceil(sx);
-                    let c1 = (px + w).saturating_sub(b).div_ceil(sx).max(c0);
-                    plane[..r0 * g.wh].fill(0.0);
-                    plane[r1 * g.wh..].fill(0.0);
-                    for row in plane[r0 * g.wh..r1 * g.wh].chunks_exact_mut(g.wh) {
-                        row[..c0].fill(0.0);
-                        row[c1..].fill(0.0);
-                    }
-                }
-            }
-        }
+        zero_unfilled(dst, g, (sy, sx), (py, px), (h, w));
         let mut padded_row = vec![0f32; if sx > 1 { sx * g.wh } else { 0 }];
         for y in 0..h {
             let row = &src[y * x.row_pitch..y * x.row_pitch + w];
@@ -1268,6 +1333,190 @@ impl<'a> PolyphaseFill<'a> {
                 }
             }
         }
+    }
+}
+
+/// Zeroes what a polyphase fill of an `h × w` channel leaves unwritten in `dst` (its
+/// `g.chan` floats): the padding rows and columns and the slack.
+fn zero_unfilled(
+    dst: &mut [f32],
+    g: &Geometry,
+    (sy, sx): (usize, usize),
+    (py, px): (usize, usize),
+    (h, w): (usize, usize),
+) {
+    let dst = &mut dst[..g.chan];
+    if g.chan <= 1 << 14 {
+        // Small planes: one memset beats zeroing each phase's borders.
+        dst.fill(0.0);
+        return;
+    }
+    for a in 0..sy {
+        for b in 0..sx {
+            let plane = &mut dst[(a * sx + b) * g.plane..][..g.plane];
+            // Rows of this phase that hold input rows: yy = r·sy + a in py..py+h.
+            let r0 = py.saturating_sub(a).div_ceil(sy);
+            let r1 = (py + h).saturating_sub(a).div_ceil(sy).max(r0);
+            let c0 = px.saturating_sub(b).div_ceil(sx);
+            let c1 = (px + w).saturating_sub(b).div_ceil(sx).max(c0);
+            plane[..r0 * g.wh].fill(0.0);
+            plane[r1 * g.wh..].fill(0.0);
+            for row in plane[r0 * g.wh..r1 * g.wh].chunks_exact_mut(g.wh) {
+                row[..c0].fill(0.0);
+                row[c1..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// [`fill_polyphase`] of the floats `x` stands for: each byte goes through its channel's
+/// table straight to its place in the polyphase layout.
+fn fill_polyphase_bytes(
+    x: MappedBytes<'_>,
+    (sy, sx): (usize, usize),
+    (py, px): (usize, usize),
+    g: &Geometry,
+    input: &mut Vec<f32>,
+    parallel: bool,
+) {
+    let c = x.channels();
+    let (h, w) = (x.h, x.w);
+    assert_eq!(x.data.len(), h * w * c, "bytes of an h × w × c image");
+    input.resize(c * g.chan, 0.0);
+    if h == 0 || w == 0 {
+        input.fill(0.0);
+        return;
+    }
+    // Where each input column goes within its phase row.
+    let columns: Vec<usize> = (0..w)
+        .map(|col| ((col + px) % sx) * g.plane + (col + px) / sx)
+        .collect();
+    // Every row's writes stay inside its channel: the last row's base plus the farthest
+    // column is below `g.chan` (the polyphase planes hold the padded input).
+    let row_base = |y: usize| ((y + py) % sy) * sx * g.plane + ((y + py) / sy) * g.wh;
+    let last = (0..h).map(row_base).max().unwrap_or(0);
+    assert!(last + columns.iter().max().unwrap_or(&0) < g.chan);
+    // The vector form picks each phase's bytes out of 128 with one permute.
+    #[cfg(target_arch = "x86_64")]
+    let vbmi = px == 0
+        && c * sx <= 8
+        && is_x86_feature_detected!("avx512vbmi")
+        && is_x86_feature_detected!("avx512bw");
+    // Pieces of rows, every channel of them in one piece: each pixel's bytes are read once.
+    const PIECES: usize = 6;
+    let rows_per = h.div_ceil(PIECES);
+    let out = Shared(input.as_mut_ptr());
+    let chan = g.chan;
+    parallel_for(PIECES, parallel, &|piece| {
+        // SAFETY: the piece writes rows y0..y1 of every channel (and, for the first piece,
+        // the zeros around them), disjoint from every other piece's writes; all inside the
+        // buffer (asserted above, per channel).
+        let all = unsafe { std::slice::from_raw_parts_mut(out.get(), c * chan) };
+        if piece == 0 {
+            for dst in all.chunks_exact_mut(chan) {
+                zero_unfilled(dst, g, (sy, sx), (py, px), (h, w));
+            }
+        }
+        let (y0, y1) = (piece * rows_per, ((piece + 1) * rows_per).min(h));
+        for y in y0..y1 {
+            let row = &x.data[y * w * c..(y + 1) * w * c];
+            let base = row_base(y);
+            #[cfg(target_arch = "x86_64")]
+            if vbmi {
+                // SAFETY: VBMI was detected and c·sx ≤ 8; each phase row of `count`
+                // columns starts at ch·chan + base + b·plane, inside channel ch (its last
+                // element is some base + columns[i], asserted above).
+                unsafe {
+                    let d = all.as_mut_ptr().add(base);
+                    map_row_avx512(row, c, sx, w, x.offsets, x.scale, d, chan, g.plane);
+                }
+                continue;
+            }
+            for (ch, dst) in all.chunks_exact_mut(chan).enumerate() {
+                for (i, &at) in columns.iter().enumerate() {
+                    // SAFETY: i < w, so i·c + ch is inside the row; base + at < chan.
+                    unsafe {
+                        let v = *row.get_unchecked(i * c + ch);
+                        *dst.get_unchecked_mut(base + at) = x.value(ch, v);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One row of `w` pixels of `c` interleaved byte channels into the polyphase layout at
+/// stride `stride` (no padding): for every channel `ch` and phase `b`,
+/// `d[ch·chan + b·plane + k] = (row[(stride·k + b)·c + ch] − offsets[ch]) · scale`. Each
+/// step loads the 128 bytes holding 16 columns of every phase and channel (`c · stride ≤ 8`)
+/// and picks each phase of each channel out with one permute.
+///
+/// # Safety
+/// AVX-512F/BW/VBMI; `c · stride ≤ 8`; `row.len() == w·c`; `offsets.len() == c`; `d` valid
+/// for writes at `ch·chan + b·plane + k` for every channel, phase and `k` of the row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn map_row_avx512(
+    row: &[u8],
+    c: usize,
+    stride: usize,
+    w: usize,
+    offsets: &[f32],
+    scale: f32,
+    d: *mut f32,
+    chan: usize,
+    plane: usize,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(c * stride <= 8 && row.len() == w * c && offsets.len() == c);
+    let step = stride * c;
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lanes = _mm512_mullo_epi32(lane, _mm512_set1_epi32(step as i32));
+    let scale = _mm512_set1_ps(scale);
+    let len = row.len();
+    let s = row.as_ptr();
+    let mut k = 0;
+    // Columns of phase b: those x = stride·k + b < w.
+    let count = |b: usize| w.saturating_sub(b).div_ceil(stride);
+    while k < count(0) {
+        let at = k * step;
+        // Bytes at..at + 128, those past the row masked off (never read).
+        let left = len - at;
+        let m0: __mmask64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
+        let m1: __mmask64 = if left >= 128 {
+            !0
+        } else if left > 64 {
+            (1u64 << (left - 64)) - 1
+        } else {
+            0
+        };
+        let lo = _mm512_maskz_loadu_epi8(m0, s.add(at).cast());
+        let hi = _mm512_maskz_loadu_epi8(m1, s.wrapping_add(at + 64).cast());
+        for (ch, &offset) in offsets.iter().enumerate() {
+            let offset = _mm512_set1_ps(offset);
+            for b in 0..stride {
+                let n = count(b).saturating_sub(k).min(LANES);
+                if n == 0 {
+                    continue;
+                }
+                // Lane j takes byte j·step + b·c + ch of the 128 loaded.
+                let first = _mm512_set1_epi32((b * c + ch) as i32);
+                let pick =
+                    _mm512_castsi128_si512(_mm512_cvtepi32_epi8(_mm512_add_epi32(lanes, first)));
+                let bytes = _mm512_permutex2var_epi8(lo, pick, hi);
+                let index = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(bytes));
+                // The same two roundings as `MappedBytes::value`.
+                let values = _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(index), offset), scale);
+                let at = d.add(ch * chan + b * plane + k);
+                if n == LANES {
+                    _mm512_storeu_ps(at, values);
+                } else {
+                    _mm512_mask_storeu_ps(at, (1u16 << n) - 1, values);
+                }
+            }
+        }
+        k += LANES;
     }
 }
 
@@ -1584,6 +1833,63 @@ unsafe fn kernel<const OCB: usize, const NV: usize>(
 #[cfg(test)]
 mod tests {
     use super::deinterleave;
+    use crate::{Conv2d, DirectConv, MappedBytes};
+
+    #[test]
+    fn bytes_converted_on_the_way_in_equal_converted_floats() {
+        if !DirectConv::supported() {
+            return;
+        }
+        let offsets = [122.782, 117.001, 104.298];
+        // The stem (7×7/2, no padding: the vector fill), a padded stride-1 layer and a
+        // padded stride-2 one (the plain fill), on odd and even sizes.
+        for (k, stride, pad, size) in [(7, 2, 0, 150), (7, 2, 0, 37), (3, 1, 1, 21), (3, 2, 1, 30)]
+        {
+            let conv = Conv2d {
+                out_channels: 16,
+                in_channels: 3,
+                kh: k,
+                kw: k,
+                stride_y: stride,
+                stride_x: stride,
+                pad_y: pad,
+                pad_x: pad,
+                weights: (0..16 * 3 * k * k)
+                    .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+                    .collect(),
+                bias: Some((0..16).map(|o| o as f32 * 0.01).collect()),
+            };
+            let d = DirectConv::new(&conv, &[(size, size)]).unwrap();
+            let bytes: Vec<u8> = (0..size * size * 3)
+                .map(|i| ((i * 31) % 256) as u8)
+                .collect();
+            let x = MappedBytes {
+                data: &bytes,
+                h: size,
+                w: size,
+                offsets: &offsets,
+                scale: 1.0 / 256.0,
+            };
+            let floats = x.to_batch();
+            // Each value as dlib's input layer computes it.
+            for (ch, &avg) in offsets.iter().enumerate() {
+                for (i, px) in bytes.chunks_exact(3).enumerate() {
+                    let want = (px[ch] as f32 - avg) / 256.0;
+                    assert_eq!(floats.data[ch * size * size + i], want);
+                }
+            }
+            for parallel in [false, true] {
+                let got = d.forward_max_pool_padded_bytes(x, true, 3, 2, parallel);
+                let want = d.forward_max_pool_padded(&floats, true, 3, 2, parallel);
+                assert_eq!(
+                    got.to_batch().data,
+                    want.to_batch().data,
+                    "{k}x{k}/{stride} pad {pad} on {size}x{size}"
+                );
+                assert!(got.to_batch().data.iter().any(|v| *v > 0.0));
+            }
+        }
+    }
 
     #[test]
     fn deinterleave_splits_phases_for_every_length() {

@@ -36,7 +36,7 @@ mod team;
 mod winograd;
 
 pub use conv::{Conv2d, Epilogue};
-pub use direct::DirectConv;
+pub use direct::{DirectConv, MappedBytes};
 pub use direct_winograd::DirectWinograd;
 pub use ops::{
     add_zero_padded, add_zero_padded_batch, affine_inplace, global_avg_pool, global_avg_pool_batch,

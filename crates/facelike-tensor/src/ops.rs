@@ -141,7 +141,94 @@ fn pool_planes(
 pub(crate) fn max_pool_rows(
     src: &[f32],
     pitch: usize,
+    size: (usize, usize),
+    k: usize,
+    stride: usize,
+    dst: &mut [f32],
+    dst_pitch: usize,
+) {
+    let (h, w) = size;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let oh = Conv2d::out_size(h, k, stride, 0);
+        let ow = Conv2d::out_size(w, k, stride, 0);
+        assert!(dst_pitch >= ow && (oh == 0 || dst.len() >= (oh - 1) * dst_pitch + ow));
+        assert!(oh == 0 || src.len() >= (h - 1) * pitch + w);
+        // SAFETY: AVX-512F is present; the bounds are asserted above.
+        unsafe { max_pool_rows_avx512(src, pitch, (h, w), k, stride, dst, dst_pitch) };
+        return;
+    }
+    max_pool_rows_portable(src, pitch, h, w, k, stride, dst, dst_pitch)
+}
+
+/// [`max_pool_rows`] with AVX-512: the same maxima in the same order, 16 lanes at a time.
+///
+/// # Safety
+/// AVX-512F; `src` holds `h` rows of `w` at `pitch`, `dst` the `oh` rows of `ow` at
+/// `dst_pitch` (as `max_pool_rows` asserts).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn max_pool_rows_avx512(
+    src: &[f32],
+    pitch: usize,
     (h, w): (usize, usize),
+    k: usize,
+    stride: usize,
+    dst: &mut [f32],
+    dst_pitch: usize,
+) {
+    use std::arch::x86_64::*;
+    let oh = Conv2d::out_size(h, k, stride, 0);
+    let ow = Conv2d::out_size(w, k, stride, 0);
+    let lanes = |n: usize| -> __mmask16 {
+        if n >= 16 {
+            !0
+        } else {
+            (1u16 << n) - 1
+        }
+    };
+    let pw = w.div_ceil(stride);
+    let mut acc = vec![f32::NEG_INFINITY; stride * pw];
+    let mut phases = vec![f32::NEG_INFINITY; stride * pw];
+    let low = _mm512_set1_ps(f32::NEG_INFINITY);
+    for oy in 0..oh {
+        // Rows: acc[x] = max over the window's rows (`max(v, acc)` is `v > acc ? v : acc`,
+        // the scalar `max(acc, v)`).
+        let mut x = 0;
+        while x < w {
+            let m = lanes(w - x);
+            let mut a = low;
+            for y in oy * stride..oy * stride + k {
+                let v = _mm512_maskz_loadu_ps(m, src.as_ptr().add(y * pitch + x));
+                a = _mm512_max_ps(v, a);
+            }
+            _mm512_mask_storeu_ps(acc.as_mut_ptr().add(x), m, a);
+            x += 16;
+        }
+        crate::direct::deinterleave(&acc, stride, &mut phases, pw, pw);
+        let d = dst.as_mut_ptr().add(oy * dst_pitch);
+        let mut ox = 0;
+        while ox < ow {
+            let m = lanes(ow - ox);
+            let mut a = low;
+            for kx in 0..k {
+                let at = (kx % stride) * pw + kx / stride + ox;
+                let v = _mm512_maskz_loadu_ps(m, phases.as_ptr().add(at));
+                a = _mm512_max_ps(v, a);
+            }
+            _mm512_mask_storeu_ps(d.add(ox), m, a);
+            ox += 16;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn max_pool_rows_portable(
+    src: &[f32],
+    pitch: usize,
+    h: usize,
+    w: usize,
     k: usize,
     stride: usize,
     dst: &mut [f32],

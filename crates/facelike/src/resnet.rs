@@ -29,7 +29,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
-    DirectConv, Epilogue, PaddedPlanes, Pool, Winograd3x3,
+    DirectConv, Epilogue, MappedBytes, PaddedPlanes, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -620,27 +620,30 @@ impl DescriptorNet {
     fn forward(&self, chips: &[RgbImage], parallel: bool) -> Vec<Descriptor> {
         let n = chips.len();
         let hw = CHIP_SIZE * CHIP_SIZE;
-        // dlib: (pixel − avg) in float, then / 256 (exact: a power of two); a table per
-        // channel of those 256 values, written plane by plane (no zeroing first).
-        let tables: Vec<[f32; 256]> = self
-            .avg
-            .iter()
-            .map(|avg| std::array::from_fn(|v| (v as f32 - avg) / 256.0))
-            .collect();
-        let mut data = Vec::with_capacity(3 * n * hw);
-        for (ch, table) in tables.iter().enumerate() {
-            for chip in chips {
-                data.extend(
-                    chip.as_raw()
-                        .chunks_exact(3)
-                        .map(|px| table[px[ch] as usize]),
-                );
-            }
-        }
-        let input = BatchTensor::from_vec(3, n, CHIP_SIZE, CHIP_SIZE, data);
-        let x = match (n == 1).then(|| self.one_chip(&input, parallel)) {
-            Some(Some(y)) => y,
-            _ => {
+        let one = (n == 1)
+            .then(|| self.one_chip(&chips[0], parallel))
+            .flatten();
+        let x = match one {
+            Some(y) => y,
+            None => {
+                // dlib: (pixel − avg) in float, then / 256 (exact: a power of two); a table
+                // per channel of those 256 values, written plane by plane (no zeroing first).
+                let tables: Vec<[f32; 256]> = self
+                    .avg
+                    .iter()
+                    .map(|avg| std::array::from_fn(|v| (v as f32 - avg) / 256.0))
+                    .collect();
+                let mut data = Vec::with_capacity(3 * n * hw);
+                for (ch, table) in tables.iter().enumerate() {
+                    for chip in chips {
+                        data.extend(
+                            chip.as_raw()
+                                .chunks_exact(3)
+                                .map(|px| table[px[ch] as usize]),
+                        );
+                    }
+                }
+                let input = BatchTensor::from_vec(3, n, CHIP_SIZE, CHIP_SIZE, data);
                 // The stem, its ReLU and the 3×3/2 max pool.
                 let x = if parallel {
                     self.stem.forward_batch_par(&input, Epilogue::RELU)
@@ -715,15 +718,24 @@ impl DescriptorNet {
     /// (no layer copies its input into a padded buffer, and the kernels write their outputs
     /// straight into the next layer's), and each layer pulls the next one's weights towards
     /// the caches while it computes.
-    fn one_chip(&self, input: &BatchTensor, parallel: bool) -> Option<BatchTensor> {
+    fn one_chip(&self, chip: &RgbImage, parallel: bool) -> Option<BatchTensor> {
         let stem = self.stem_direct.as_ref()?;
         let direct: Vec<(&DirectConv, &DirectConv)> = self
             .blocks
             .iter()
             .map(|b| Some((b.conv1.direct.as_ref()?, b.conv2.direct.as_ref()?)))
             .collect::<Option<_>>()?;
-        // Pooled straight from the kernel's output grid, a channel block per task.
-        let mut x = stem.forward_max_pool_padded(input, true, 3, 2, parallel);
+        // dlib's input layer, (pixel − avg) / 256 in float, computed as the stem lays the
+        // chip out for its kernel; pooled straight from the kernel's output grid, a channel
+        // block per task.
+        let input = MappedBytes {
+            data: chip.as_raw(),
+            h: CHIP_SIZE,
+            w: CHIP_SIZE,
+            offsets: &self.avg,
+            scale: 1.0 / 256.0,
+        };
+        let mut x = stem.forward_max_pool_padded_bytes(input, true, 3, 2, parallel);
         for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
             let next = self
                 .blocks
