@@ -840,26 +840,16 @@ impl DirectConv {
             // SAFETY: channel o's plane is final and belongs to the calling task alone.
             let plane =
                 unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o * chan), chan) };
+            // The rows as one run from the first output to the last: the border columns
+            // in between are zeroed after.
+            let (first, last) = (layout.at(0, 0), layout.at(oh - 1, ow));
             match residual {
                 Some(r) if o < r.c => {
                     let r = &r.data[o * chan..(o + 1) * chan];
-                    for oy in 0..oh {
-                        let at = layout.at(oy, 0);
-                        for (d, r) in plane[at..at + ow].iter_mut().zip(&r[at..at + ow]) {
-                            let v = *d + *r;
-                            *d = if relu { crate::relu(v) } else { v };
-                        }
-                    }
+                    crate::ops::add_relu(&mut plane[first..last], Some(&r[first..last]), relu);
                 }
                 // Past the residual's channels: the ReLU the kernel left out.
-                Some(_) if relu => {
-                    for oy in 0..oh {
-                        let at = layout.at(oy, 0);
-                        plane[at..at + ow]
-                            .iter_mut()
-                            .for_each(|d| *d = crate::relu(*d));
-                    }
-                }
+                Some(_) if relu => crate::ops::add_relu(&mut plane[first..last], None, true),
                 _ => {}
             }
             crate::padded::zero_border(plane, oh, ow);
@@ -1091,6 +1081,45 @@ impl DirectConv {
         // SAFETY (for callers): every position of those channels of `result` is written and
         // no task writes them any more.
         let finish = |o0: usize, dst: &mut [f32]| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let channels = dst.len().div_ceil(layout.chan);
+                // Every plane written is whole (only the last may lack trailing slack).
+                assert!(
+                    channels == 0
+                        || (channels - 1) * layout.chan + layout.at(oh - 1, ow) <= dst.len()
+                );
+                assert!(o0 + channels <= oc && positions * oc_pad <= result.len());
+                // The residual's planes from channel o0, and how many of them there are.
+                let res = residual.and_then(|(r, l, rc)| {
+                    let rc = rc.saturating_sub(o0).min(channels);
+                    assert!(rc == 0 || r.len() >= (o0 + rc - 1) * l.chan + l.at(oh - 1, ow));
+                    (rc > 0).then(|| (r[o0 * l.chan..].as_ptr(), l, rc))
+                });
+                let bias = &self.packed[0].bias[o0..o0 + channels];
+                // SAFETY: AVX-512F was detected in `new`; the bounds are asserted above; the
+                // result's positions and channels o0.. are final (see above).
+                unsafe {
+                    finish_small_avx512(
+                        res_ptr.get(),
+                        oc_pad,
+                        (oh, ow),
+                        o0,
+                        bias,
+                        res,
+                        relu,
+                        dst.as_mut_ptr(),
+                        layout,
+                    );
+                }
+                if layout.border {
+                    for plane in dst.chunks_mut(layout.chan) {
+                        crate::padded::zero_border(&mut plane[..layout.chan], oh, ow);
+                    }
+                }
+                return;
+            }
+            #[allow(unreachable_code)]
             for (i, plane) in dst.chunks_mut(layout.chan).enumerate() {
                 let o = o0 + i;
                 let b = self.bias_of(o);
@@ -1517,6 +1546,79 @@ unsafe fn map_row_avx512(
             }
         }
         k += LANES;
+    }
+}
+
+/// The small-plane form's epilogue with AVX-512: channels `o0..o0 + bias.len()` of the
+/// position-major `result` (`[position][oc_pad]`) into their planes at `dst` (channel
+/// `o0 + i` at `dst + i·layout.chan`), as `relu((result + bias) + residual)`, the residual
+/// (its first channel's plane, layout, channels from `o0`) where given: 16 positions of one
+/// channel per gather, stored a row's run at a time.
+///
+/// # Safety
+/// AVX-512F; `result` holds `oh·ow` positions of `oc_pad` floats; `dst` and the residual
+/// hold every `(y, x)` of their planes for those channels (as `small_into` asserts).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn finish_small_avx512(
+    result: *const f32,
+    oc_pad: usize,
+    (oh, ow): (usize, usize),
+    o0: usize,
+    bias: &[f32],
+    residual: Option<(*const f32, Layout, usize)>,
+    relu: bool,
+    dst: *mut f32,
+    layout: Layout,
+) {
+    use std::arch::x86_64::*;
+    let positions = oh * ow;
+    let step = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(oc_pad as i32),
+    );
+    let zero = _mm512_setzero_ps();
+    for (i, &b) in bias.iter().enumerate() {
+        let o = o0 + i;
+        let plane = dst.add(i * layout.chan);
+        let res = residual
+            .filter(|&(_, _, rc)| i < rc)
+            .map(|(r, l, _)| (r.add(i * l.chan), l));
+        let b = _mm512_set1_ps(b);
+        let mut p0 = 0;
+        while p0 < positions {
+            let n = (positions - p0).min(LANES);
+            let valid: __mmask16 = if n == LANES { !0 } else { (1u16 << n) - 1 };
+            let v = _mm512_mask_i32gather_ps::<4>(
+                zero,
+                valid,
+                step,
+                result.add(p0 * oc_pad + o).cast(),
+            );
+            let v = _mm512_add_ps(v, b);
+            // Row by row: lanes a..e of this run are positions p0 + a.. of row y.
+            let mut p = p0;
+            while p < p0 + n {
+                let (y, x) = (p / ow, p % ow);
+                let e = (p0 + n).min((y + 1) * ow);
+                let lane = p - p0;
+                let m: __mmask16 = (((1u32 << (e - p)) - 1) << lane) as __mmask16;
+                let mut t = v;
+                if let Some((r, l)) = res {
+                    // Lane j reads r[l.at(y, x) − lane + j]: only lanes of this row's run.
+                    let at = r.wrapping_add(l.at(y, x)).wrapping_sub(lane);
+                    t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(m, at));
+                }
+                if relu {
+                    t = _mm512_max_ps(t, zero);
+                }
+                let at = plane.wrapping_add(layout.at(y, x)).wrapping_sub(lane);
+                _mm512_mask_storeu_ps(at, m, t);
+                p = e;
+            }
+            p0 += LANES;
+        }
     }
 }
 

@@ -263,6 +263,59 @@ fn max_pool_rows_portable(
     }
 }
 
+/// `d = d + r` for each `d` of `dst` and `r` of `residual` (when given), then `relu(d)` when
+/// `relu`: a residual block's epilogue, with AVX-512 where the CPU has it (16 lanes; the
+/// crate's baseline build would run it 4 wide), the same operations either way.
+pub(crate) fn add_relu(dst: &mut [f32], residual: Option<&[f32]>, relu: bool) {
+    if let Some(r) = residual {
+        assert_eq!(r.len(), dst.len(), "residual of the output's length");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present; the lengths are equal (asserted).
+        unsafe { add_relu_avx512(dst, residual, relu) };
+        return;
+    }
+    match residual {
+        Some(r) => dst.iter_mut().zip(r).for_each(|(d, r)| {
+            let v = *d + *r;
+            *d = if relu { crate::relu(v) } else { v };
+        }),
+        None if relu => dst.iter_mut().for_each(|d| *d = crate::relu(*d)),
+        None => {}
+    }
+}
+
+/// [`add_relu`] with AVX-512 (`max(v, 0)` is `v > 0 ? v : 0`, [`crate::relu`]).
+///
+/// # Safety
+/// AVX-512F; `residual`, when given, as long as `dst`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_relu_avx512(dst: &mut [f32], residual: Option<&[f32]>, relu: bool) {
+    use std::arch::x86_64::*;
+    let n = dst.len();
+    let d = dst.as_mut_ptr();
+    let zero = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = if n - i >= 16 {
+            !0
+        } else {
+            (1u16 << (n - i)) - 1
+        };
+        let mut v = _mm512_maskz_loadu_ps(m, d.add(i));
+        if let Some(r) = residual {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r.as_ptr().add(i)));
+        }
+        if relu {
+            v = _mm512_max_ps(v, zero);
+        }
+        _mm512_mask_storeu_ps(d.add(i), m, v);
+        i += 16;
+    }
+}
+
 /// dlib's pooling: window `k` at `stride`, `pad`; windows are clipped to the image and the
 /// average divides by the clipped window's size.
 #[allow(clippy::too_many_arguments)]

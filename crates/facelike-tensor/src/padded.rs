@@ -113,7 +113,16 @@ impl PaddedPlanes {
         let mut out = Self::uninit(self.c, oh, ow, self.c);
         let (wh, owh, chan) = (self.w + 2, ow + 2, out.chan);
         let pool_channel = |c: usize, dst: &mut [f32]| {
-            let src = &self.data[c * self.chan..];
+            let src = &self.data[c * self.chan..(c + 1) * self.chan];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                assert!(dst.len() >= chan && (oh == 0 || (2 * oh + 1) * wh <= src.len()));
+                // SAFETY: AVX-512F is present; rows 1..=2·oh of the source and 1..=oh of
+                // the destination (bordered, pitches wh and owh) are inside the slices.
+                unsafe { avg_pool_2x2_avx512(src, wh, dst, owh, oh, ow) };
+                zero_border(dst, oh, ow);
+                return;
+            }
             for oy in 0..oh {
                 let r0 = &src[(2 * oy + 1) * wh + 1..][..2 * ow];
                 let r1 = &src[(2 * oy + 2) * wh + 1..][..2 * ow];
@@ -146,14 +155,19 @@ impl PaddedPlanes {
         let (wh, chan) = (w + 2, out.chan);
         for (ch, plane) in out.data.chunks_exact_mut(chan).take(c).enumerate() {
             for y in 0..h {
-                for x in 0..w {
-                    let mut v = 0.0;
-                    for src in [a, b] {
-                        if ch < src.c && y < src.h && x < src.w {
-                            v += src.at(ch, y, x);
+                // Each input adds its part of the row (from zero, in order), then the ReLU.
+                let row = &mut plane[(y + 1) * wh + 1..][..w];
+                row.fill(0.0);
+                for src in [a, b] {
+                    if ch < src.c && y < src.h {
+                        let from = &src.data[ch * src.chan + (y + 1) * (src.w + 2) + 1..];
+                        for (d, v) in row.iter_mut().zip(&from[..src.w]) {
+                            *d += *v;
                         }
                     }
-                    plane[(y + 1) * wh + x + 1] = crate::relu(v);
+                }
+                for d in row.iter_mut() {
+                    *d = crate::relu(*d);
                 }
             }
             zero_border(plane, h, w);
@@ -192,6 +206,61 @@ impl Drop for PaddedPlanes {
                     p.push(data);
                 }
             });
+        }
+    }
+}
+
+/// [`PaddedPlanes::avg_pool_2x2`] of one bordered plane (row pitch `wh`) into another
+/// (`owh`), with AVX-512: each pair of rows summed, the sums' even and odd columns picked
+/// apart, added and divided, in the scalar version's order.
+///
+/// # Safety
+/// AVX-512F; `src` holds rows `1..=2·oh` at pitch `wh` (each with `2·ow + 1` columns from
+/// 1), `dst` rows `1..=oh` at pitch `owh` (`ow + 1` columns from 1).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avg_pool_2x2_avx512(
+    src: &[f32],
+    wh: usize,
+    dst: &mut [f32],
+    owh: usize,
+    oh: usize,
+    ow: usize,
+) {
+    use std::arch::x86_64::*;
+    let lanes = |n: usize| -> __mmask16 {
+        if n >= 16 {
+            !0
+        } else {
+            (1u16 << n) - 1
+        }
+    };
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let (zero, four) = (_mm512_setzero_ps(), _mm512_set1_ps(4.0));
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for oy in 0..oh {
+        let r0 = s.add((2 * oy + 1) * wh + 1);
+        let r1 = s.add((2 * oy + 2) * wh + 1);
+        let row = d.add((oy + 1) * owh + 1);
+        let mut ox = 0;
+        while ox < ow {
+            // Input columns 2·ox.. (2·ow of them in the row).
+            let left = 2 * (ow - ox);
+            let (m0, m1) = (lanes(left), lanes(left.saturating_sub(16)));
+            let x = 2 * ox;
+            let a0 = _mm512_maskz_loadu_ps(m0, r0.add(x));
+            let a1 = _mm512_maskz_loadu_ps(m1, r0.wrapping_add(x + 16));
+            let b0 = _mm512_maskz_loadu_ps(m0, r1.add(x));
+            let b1 = _mm512_maskz_loadu_ps(m1, r1.wrapping_add(x + 16));
+            // Column sums from zero: (0 + top) + bottom.
+            let s0 = _mm512_add_ps(_mm512_add_ps(zero, a0), b0);
+            let s1 = _mm512_add_ps(_mm512_add_ps(zero, a1), b1);
+            let l = _mm512_permutex2var_ps(s0, even, s1);
+            let r = _mm512_permutex2var_ps(s0, odd, s1);
+            let v = _mm512_div_ps(_mm512_add_ps(_mm512_add_ps(zero, l), r), four);
+            _mm512_mask_storeu_ps(row.add(ox), lanes(ow - ox), v);
+            ox += 16;
         }
     }
 }
