@@ -771,7 +771,7 @@ impl DirectConv {
     /// step while this layer computes, so the next layer does not wait on memory for them:
     /// one face streams every weight once, 22 MB in all, and the late layers' (2.4 MB each)
     /// otherwise arrive slower than the kernel uses them. (Only the small-plane form
-    /// prefetches, and only where it reads its own weights once; elsewhere `ahead` is unused.)
+    /// prefetches; elsewhere `ahead` is unused.)
     /// A 3×3, stride-1, padding-1 layer reads its input in place and its kernel writes the
     /// output grid straight into the output planes (the grid's row pitch is the bordered
     /// row's: only the border needs zeroing after); small planes take the small-plane form,
@@ -1048,10 +1048,12 @@ impl DirectConv {
         // Each kernel call pulls an equal share of `ahead`'s cache lines.
         let calls = pos_blocks * oc_blocks;
         let ahead_lines = (ahead.len() * 4).div_ceil(64);
-        // Only where this layer reads its own weights once (one block of positions: the
-        // prefetched lines would otherwise push out weights it reads again) and has steps
-        // enough to spread them over (at most two lines a step).
-        let ahead_lines = if pos_blocks == 1 && ahead_lines <= 2 * calls * k {
+        // Only where this layer has steps enough to spread them over (at most two lines a
+        // step). Layers that read their own weights several times (one pass per block of
+        // positions) prefetch too: an 8×8 layer's share of its weights and of the next
+        // layer's (at most 1.2 MB a thread, the next stride-2 layer's) fit the L2 together,
+        // and measured per layer, what the next layers save outweighs the slower reuse.
+        let ahead_lines = if ahead_lines <= 2 * calls * k {
             ahead_lines
         } else {
             0
@@ -1343,7 +1345,11 @@ impl<'a> PolyphaseFill<'a> {
         let src = &x.data[at..at + len];
         let dst = &mut dst[..g.chan];
         zero_unfilled(dst, g, (sy, sx), (py, px), (h, w));
-        let mut padded_row = vec![0f32; if sx > 1 { sx * g.wh } else { 0 }];
+        // Rows followed by enough zeros of the planes' own border (and no padding on the
+        // left) are split into phases where they lie, without a padded copy first.
+        let tail = (sx * g.wh).saturating_sub(w);
+        let in_place = px == 0 && tail <= 2 * x.border && x.row_pitch == w + 2 * x.border;
+        let mut padded_row = vec![0f32; if sx > 1 && !in_place { sx * g.wh } else { 0 }];
         for y in 0..h {
             let row = &src[y * x.row_pitch..y * x.row_pitch + w];
             let yy = y + py;
@@ -1351,6 +1357,9 @@ impl<'a> PolyphaseFill<'a> {
             let base = a * sx * g.plane + r * g.wh;
             if sx == 1 {
                 dst[base + px..base + px + w].copy_from_slice(row);
+            } else if (sx == 2 || sx == 4) && in_place {
+                let from = &x.data[at + y * x.row_pitch..][..w + tail];
+                deinterleave(from, sx, &mut dst[base..], g.plane, g.wh);
             } else if sx == 2 || sx == 4 {
                 // The padded row, then every phase row whole (its padding included).
                 padded_row[px..px + w].copy_from_slice(row);
