@@ -186,12 +186,13 @@ fn run(tasks: usize, parallel: bool, coarse: bool, body: &(dyn Fn(usize) + Sync)
         team.wake.notify_all();
     }
     let start = Instant::now();
-    let cpu_start = thread_cpu_time();
+    // The thread's CPU clock is a system call (some 0.6 µs in a virtual machine, against
+    // steps of 20–300 µs): read it around one loop in `SAMPLE`.
+    let sampled = !coarse && LOOPS.fetch_add(1, Ordering::Relaxed).is_multiple_of(SAMPLE);
+    let cpu_start = if sampled { thread_cpu_time() } else { None };
     job.work();
     let own = start.elapsed();
-    let cpu = thread_cpu_time()
-        .zip(cpu_start)
-        .map(|(b, a)| b.saturating_sub(a));
+    let cpu = cpu_start.and_then(|a| Some(thread_cpu_time()?.saturating_sub(a)));
     // Wait for pieces the helpers claimed: spin, then yield the core.
     let mut spins = 0u32;
     while job.done.load(Ordering::Acquire) < tasks {
@@ -214,9 +215,15 @@ fn run(tasks: usize, parallel: bool, coarse: bool, body: &(dyn Fn(usize) + Sync)
 
 /// Loops still to run alone before trying the helpers again.
 static SKIP: AtomicUsize = AtomicUsize::new(0);
-/// Wall and CPU nanoseconds of the caller's own share, summed over the current window.
+/// Wall nanoseconds of the caller's own share, and CPU nanoseconds of the sampled loops'
+/// shares, summed over the current window.
 static WINDOW_WALL: AtomicU64 = AtomicU64::new(0);
 static WINDOW_CPU: AtomicU64 = AtomicU64::new(0);
+/// Wall nanoseconds of the loops whose CPU time was read, over the current window.
+static WINDOW_SAMPLED_WALL: AtomicU64 = AtomicU64::new(0);
+/// Loops run with the helpers, and one in how many has the caller's CPU time read.
+static LOOPS: AtomicUsize = AtomicUsize::new(0);
+const SAMPLE: usize = 8;
 /// Nanoseconds the caller then waited for helpers' pieces, over the current window.
 static WINDOW_WAIT: AtomicU64 = AtomicU64::new(0);
 static WINDOW_LOOPS: AtomicUsize = AtomicUsize::new(0);
@@ -230,7 +237,7 @@ const ALONE: usize = 512;
 /// free cores means each of ours gets a slice of a core: the caller is descheduled mid-step,
 /// waits a time slice for a descheduled helper's piece, and the helpers' spinning takes
 /// cycles from it. So the caller watches how much of its own share's wall time it actually
-/// ran, and how long it then waited for helpers; when it ran less than 3/4 of the time, or
+/// ran (read on one loop in `SAMPLE`), and how long it then waited for helpers; when it ran less than 3/4 of the time, or
 /// waited more than a quarter as long as it worked, over two windows in a row, it works
 /// alone for a while, then tries again. (Two: a single stall of a millisecond or so, as a
 /// virtual machine's host gives now and then, can outweigh a whole window of good loops; a
@@ -240,21 +247,24 @@ fn skip_while_crowded() -> bool {
         .is_ok()
 }
 
-/// Records the caller's share (`wall` elapsed, `cpu` of it spent running) and how long it
-/// then `waited` for the helpers.
+/// Records the caller's share (`wall` elapsed, `cpu` of it spent running, where it was
+/// read) and how long it then `waited` for the helpers.
 fn note_share(wall: Duration, cpu: Option<Duration>, waited: Duration) {
-    let Some(cpu) = cpu else { return };
     WINDOW_WALL.fetch_add(wall.as_nanos() as u64, Ordering::Relaxed);
-    WINDOW_CPU.fetch_add(cpu.as_nanos() as u64, Ordering::Relaxed);
     WINDOW_WAIT.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+    if let Some(cpu) = cpu {
+        WINDOW_SAMPLED_WALL.fetch_add(wall.as_nanos() as u64, Ordering::Relaxed);
+        WINDOW_CPU.fetch_add(cpu.as_nanos() as u64, Ordering::Relaxed);
+    }
     if WINDOW_LOOPS.fetch_add(1, Ordering::Relaxed) + 1 >= WINDOW {
         let wall = WINDOW_WALL.swap(0, Ordering::Relaxed);
+        let sampled = WINDOW_SAMPLED_WALL.swap(0, Ordering::Relaxed);
         let cpu = WINDOW_CPU.swap(0, Ordering::Relaxed);
         let waited = WINDOW_WAIT.swap(0, Ordering::Relaxed);
         WINDOW_LOOPS.store(0, Ordering::Relaxed);
         // Descheduled ourselves, or kept waiting by descheduled helpers.
-        let crowded =
-            cpu.saturating_mul(4) < wall.saturating_mul(3) || waited.saturating_mul(4) > wall;
+        let crowded = (sampled > 0 && cpu.saturating_mul(4) < sampled.saturating_mul(3))
+            || waited.saturating_mul(4) > wall;
         if LAST_CROWDED.swap(crowded, Ordering::Relaxed) && crowded {
             SKIP.store(ALONE, Ordering::Relaxed);
         }
