@@ -1440,21 +1440,21 @@ fn fill_polyphase_bytes(
         && c * sx <= 8
         && is_x86_feature_detected!("avx512vbmi")
         && is_x86_feature_detected!("avx512bw");
-    // Pieces of rows, every channel of them in one piece: each pixel's bytes are read once.
+    // The zeros around the rows first (the padding and slack; all of a small channel),
+    // then the rows, in pieces of rows with every channel of them in one piece: each
+    // pixel's bytes are read once.
+    let chan = g.chan;
+    for dst in input[..c * chan].chunks_exact_mut(chan) {
+        zero_unfilled(dst, g, (sy, sx), (py, px), (h, w));
+    }
     const PIECES: usize = 6;
     let rows_per = h.div_ceil(PIECES);
     let out = Shared(input.as_mut_ptr());
-    let chan = g.chan;
     parallel_for(PIECES, parallel, &|piece| {
-        // SAFETY: the piece writes rows y0..y1 of every channel (and, for the first piece,
-        // the zeros around them), disjoint from every other piece's writes; all inside the
-        // buffer (asserted above, per channel).
-        let all = unsafe { std::slice::from_raw_parts_mut(out.get(), c * chan) };
-        if piece == 0 {
-            for dst in all.chunks_exact_mut(chan) {
-                zero_unfilled(dst, g, (sy, sx), (py, px), (h, w));
-            }
-        }
+        // Writes go through the pointer: the pieces write rows y0..y1 of every channel,
+        // disjoint from every other piece's, all inside the buffer (asserted above, per
+        // channel).
+        let all = out.get();
         let (y0, y1) = (piece * rows_per, ((piece + 1) * rows_per).min(h));
         for y in y0..y1 {
             let row = &x.data[y * w * c..(y + 1) * w * c];
@@ -1465,17 +1465,27 @@ fn fill_polyphase_bytes(
                 // columns starts at ch·chan + base + b·plane, inside channel ch (its last
                 // element is some base + columns[i], asserted above).
                 unsafe {
-                    let d = all.as_mut_ptr().add(base);
-                    map_row_avx512(row, c, sx, w, x.offsets, x.scale, d, chan, g.plane);
+                    map_row_avx512(
+                        row,
+                        c,
+                        sx,
+                        w,
+                        x.offsets,
+                        x.scale,
+                        all.add(base),
+                        chan,
+                        g.plane,
+                    );
                 }
                 continue;
             }
-            for (ch, dst) in all.chunks_exact_mut(chan).enumerate() {
+            for ch in 0..c {
                 for (i, &at) in columns.iter().enumerate() {
-                    // SAFETY: i < w, so i·c + ch is inside the row; base + at < chan.
+                    // SAFETY: i < w, so i·c + ch is inside the row; ch·chan + base + at is
+                    // inside channel ch (asserted above) and this piece's alone.
                     unsafe {
                         let v = *row.get_unchecked(i * c + ch);
-                        *dst.get_unchecked_mut(base + at) = x.value(ch, v);
+                        *all.add(ch * chan + base + at) = x.value(ch, v);
                     }
                 }
             }

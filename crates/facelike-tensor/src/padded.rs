@@ -107,7 +107,8 @@ impl PaddedPlanes {
     }
 
     /// A 2×2 average pool at stride 2 (no padding), with [`crate::pool`]'s arithmetic:
-    /// dlib's down-sampling blocks' shortcut. `parallel`: a few channels per task.
+    /// dlib's down-sampling blocks' shortcut. `parallel`: up to 8 pieces of channels, for
+    /// outputs of at least 8192 floats.
     pub fn avg_pool_2x2(&self, parallel: bool) -> PaddedPlanes {
         let (oh, ow) = (self.h / 2, self.w / 2);
         let mut out = Self::uninit(self.c, oh, ow, self.c);
@@ -136,7 +137,10 @@ impl PaddedPlanes {
             }
             zero_border(dst, oh, ow);
         };
-        let per_piece = 4;
+        // A few pieces, and none for small outputs: a 2×2 result of 256 channels is less
+        // work than handing out 64 pieces of 4 channels.
+        let parallel = parallel && self.c * oh * ow >= 8192;
+        let per_piece = self.c.div_ceil(8).max(1);
         let data = &mut out.data[..self.c * chan];
         crate::team::parallel_chunks_mut(data, per_piece * chan, parallel, &|piece, dst| {
             for (i, plane) in dst.chunks_exact_mut(chan).enumerate() {
@@ -150,27 +154,55 @@ impl PaddedPlanes {
     /// larger of each dimension, each input counting as zero where it has no data),
     /// followed by a ReLU.
     pub fn add_zero_padded_relu(a: &PaddedPlanes, b: &PaddedPlanes) -> PaddedPlanes {
+        // The larger input first, copied whole (its zero border too), then the smaller one
+        // added over its part of each plane, then the ReLU over each plane. The same values
+        // as summing from zero (0 + a + b): the two differ only in the sign of a zero sum,
+        // which the ReLU makes +0 either way.
+        let (big, small) = if (a.h, a.w) >= (b.h, b.w) {
+            (a, b)
+        } else {
+            (b, a)
+        };
         let (c, h, w) = (a.c.max(b.c), a.h.max(b.h), a.w.max(b.w));
         let mut out = Self::uninit(c, h, w, c);
         let (wh, chan) = (w + 2, out.chan);
-        for (ch, plane) in out.data.chunks_exact_mut(chan).take(c).enumerate() {
-            for y in 0..h {
-                // Each input adds its part of the row (from zero, in order), then the ReLU.
-                let row = &mut plane[(y + 1) * wh + 1..][..w];
-                row.fill(0.0);
-                for src in [a, b] {
-                    if ch < src.c && y < src.h {
-                        let from = &src.data[ch * src.chan + (y + 1) * (src.w + 2) + 1..];
-                        for (d, v) in row.iter_mut().zip(&from[..src.w]) {
-                            *d += *v;
+        if (big.h, big.w) != (h, w) {
+            // Neither covers the other: the general case, element by element.
+            for (ch, plane) in out.data.chunks_exact_mut(chan).take(c).enumerate() {
+                for y in 0..h {
+                    for x in 0..w {
+                        let mut v = 0.0;
+                        for src in [a, b] {
+                            if ch < src.c && y < src.h && x < src.w {
+                                v += src.at(ch, y, x);
+                            }
                         }
+                        plane[(y + 1) * wh + x + 1] = crate::relu(v);
                     }
                 }
-                for d in row.iter_mut() {
-                    *d = crate::relu(*d);
+                zero_border(plane, h, w);
+            }
+            return out;
+        }
+        let plane_len = (h + 2) * wh;
+        for (ch, plane) in out.data.chunks_exact_mut(chan).take(c).enumerate() {
+            let plane = &mut plane[..plane_len];
+            if ch < big.c {
+                plane.copy_from_slice(&big.data[ch * big.chan..][..plane_len]);
+            } else {
+                plane.fill(0.0);
+            }
+            if ch < small.c {
+                let from = &small.data[ch * small.chan..];
+                for y in 0..small.h {
+                    let row = &mut plane[(y + 1) * wh + 1..][..small.w];
+                    let src = &from[(y + 1) * (small.w + 2) + 1..][..small.w];
+                    for (d, v) in row.iter_mut().zip(src) {
+                        *d += *v;
+                    }
                 }
             }
-            zero_border(plane, h, w);
+            crate::ops::add_relu(plane, None, true);
         }
         out
     }
@@ -296,18 +328,37 @@ mod tests {
                 assert_eq!(got.to_batch().data, want.data, "{c}x{h}x{h}");
             }
         }
-        let a = BatchTensor::from_vec(256, 1, 4, 4, noise(256 * 16, 1));
-        let b = BatchTensor::from_vec(128, 1, 3, 3, noise(128 * 9, 2));
-        let mut want = crate::add_zero_padded_batch(&a, &b);
-        want.data.iter_mut().for_each(|v| *v = crate::relu(*v));
-        for (p, q) in [(&a, &b), (&b, &a)] {
-            let got = PaddedPlanes::add_zero_padded_relu(
-                &PaddedPlanes::from_batch(p),
-                &PaddedPlanes::from_batch(q),
-            );
+        // The network's case (the larger plane has more channels), the smaller plane with
+        // more channels, and neither plane covering the other.
+        for ((ca, ha, wa), (cb, hb, wb)) in [
+            ((256, 4, 4), (128, 3, 3)),
+            ((64, 4, 4), (128, 3, 3)),
+            ((8, 4, 3), (16, 3, 4)),
+        ] {
+            let a = BatchTensor::from_vec(ca, 1, ha, wa, noise(ca * ha * wa, 1));
+            let b = BatchTensor::from_vec(cb, 1, hb, wb, noise(cb * hb * wb, 2));
+            let mut want = crate::add_zero_padded_batch(&a, &b);
+            want.data.iter_mut().for_each(|v| *v = crate::relu(*v));
             let again = PaddedPlanes::from_batch(&want);
-            assert_eq!(got.to_batch().data, want.data);
-            assert_eq!(got.data[..6 * 6], again.data[..6 * 6]);
+            let plane = (want.h + 2) * (want.w + 2);
+            for (p, q) in [(&a, &b), (&b, &a)] {
+                let got = PaddedPlanes::add_zero_padded_relu(
+                    &PaddedPlanes::from_batch(p),
+                    &PaddedPlanes::from_batch(q),
+                );
+                assert_eq!(
+                    got.to_batch().data,
+                    want.data,
+                    "{ca}x{ha}x{wa} + {cb}x{hb}x{wb}"
+                );
+                for ch in 0..want.c {
+                    let at = ch * got.chan;
+                    assert_eq!(
+                        got.data[at..at + plane],
+                        again.data[ch * again.chan..][..plane]
+                    );
+                }
+            }
         }
     }
 
