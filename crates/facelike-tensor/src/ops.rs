@@ -188,10 +188,57 @@ unsafe fn max_pool_rows_avx512(
             (1u16 << n) - 1
         }
     };
+    let low = _mm512_set1_ps(f32::NEG_INFINITY);
+    if (k, stride) == (3, 2) {
+        // The stem's pool, all in registers: each row's column maxima 16 at a time, then
+        // the windows' taps 2·ox, 2·ox + 1, 2·ox + 2 as the maxima's even lanes, odd lanes
+        // and even lanes one further on.
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        // Column maxima of input columns x.. of the window's rows (zero past the row: only
+        // outputs past `ow` read them).
+        let column = |oy: usize, x: usize| -> __m512 {
+            if x >= w {
+                return _mm512_setzero_ps();
+            }
+            let m = lanes(w - x);
+            let mut a = low;
+            for y in 2 * oy..2 * oy + 3 {
+                let v = _mm512_maskz_loadu_ps(m, src.as_ptr().add(y * pitch + x));
+                a = _mm512_max_ps(v, a);
+            }
+            a
+        };
+        for oy in 0..oh {
+            let d = dst.as_mut_ptr().add(oy * dst_pitch);
+            // Even lanes of the 32 column maxima from x: taps 2·ox for 16 outputs.
+            let mut lo = column(oy, 0);
+            let mut hi = column(oy, 16);
+            let mut e = _mm512_permutex2var_ps(lo, even, hi);
+            let mut ox = 0;
+            while ox < ow {
+                let o = _mm512_permutex2var_ps(lo, odd, hi);
+                lo = column(oy, 2 * ox + 32);
+                hi = column(oy, 2 * ox + 48);
+                let next = _mm512_permutex2var_ps(lo, even, hi);
+                // Taps 2·ox + 2: the even lanes shifted down one, the next chunk's first.
+                let e2 = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                    _mm512_castps_si512(next),
+                    _mm512_castps_si512(e),
+                ));
+                let mut a = _mm512_max_ps(e, low);
+                a = _mm512_max_ps(o, a);
+                a = _mm512_max_ps(e2, a);
+                _mm512_mask_storeu_ps(d.add(ox), lanes(ow - ox), a);
+                e = next;
+                ox += 16;
+            }
+        }
+        return;
+    }
     let pw = w.div_ceil(stride);
     let mut acc = vec![f32::NEG_INFINITY; stride * pw];
     let mut phases = vec![f32::NEG_INFINITY; stride * pw];
-    let low = _mm512_set1_ps(f32::NEG_INFINITY);
     for oy in 0..oh {
         // Rows: acc[x] = max over the window's rows (`max(v, acc)` is `v > acc ? v : acc`,
         // the scalar `max(acc, v)`).

@@ -462,9 +462,12 @@ fn direct_conv_with_max_pool_equals_the_two_in_a_row() {
         return;
     }
     // oc, ic, k, stride, pad, h, w, pool k, pool stride: the ResNet's stem (on a smaller
-    // chip), odd sizes, and a small plane.
+    // chip and on a whole one), odd sizes (pooled rows of 33: three runs of 16 lanes, the
+    // last of one), and a small plane.
     let cases = [
         (32, 3, 7, 2, 0, 60, 60, 3, 2),
+        (8, 3, 7, 2, 0, 150, 150, 3, 2),
+        (8, 2, 3, 1, 1, 41, 67, 3, 2),
         (13, 5, 3, 1, 1, 20, 17, 2, 2),
         (16, 4, 3, 1, 1, 6, 6, 3, 2),
     ];
