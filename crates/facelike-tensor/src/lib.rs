@@ -19,7 +19,8 @@
 //! channels in the vector lanes for the late layers of a face network, and
 //! [`DirectConv::forward_padded`] passes one sample's activations between layers as
 //! [`PaddedPlanes`] (zero-bordered planes each kernel reads in place and writes straight
-//! into, fetching the next layer's weights as it goes); [`DirectWinograd`] is
+//! into, fetching the next layer's weights as it goes), the first layer taking the image's
+//! bytes as [`MappedBytes`] and converting them as it lays them out; [`DirectWinograd`] is
 //! F(4×4, 3×3) on the same kernels for one sample. Their steps are spread over the cores by a
 //! low-latency loop (a caller plus spinning helpers) that runs alone when the machine stays
 //! crowded.
