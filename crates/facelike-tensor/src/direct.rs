@@ -1082,67 +1082,45 @@ impl DirectConv {
         // Channels o0.. back to channel-major, with bias, residual and ReLU.
         // SAFETY (for callers): every position of those channels of `result` is written and
         // no task writes them any more.
+        #[cfg(target_arch = "x86_64")]
         let finish = |o0: usize, dst: &mut [f32]| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                let channels = dst.len().div_ceil(layout.chan);
-                // Every plane written is whole (only the last may lack trailing slack).
-                assert!(
-                    channels == 0
-                        || (channels - 1) * layout.chan + layout.at(oh - 1, ow) <= dst.len()
+            let channels = dst.len().div_ceil(layout.chan);
+            // Every plane written is whole (only the last may lack trailing slack).
+            assert!(
+                channels == 0 || (channels - 1) * layout.chan + layout.at(oh - 1, ow) <= dst.len()
+            );
+            assert!(o0 + channels <= oc && positions * oc_pad <= result.len());
+            // The residual's planes from channel o0, and how many of them there are.
+            let res = residual.and_then(|(r, l, rc)| {
+                let rc = rc.saturating_sub(o0).min(channels);
+                assert!(rc == 0 || r.len() >= (o0 + rc - 1) * l.chan + l.at(oh - 1, ow));
+                (rc > 0).then(|| (r[o0 * l.chan..].as_ptr(), l, rc))
+            });
+            let bias = &self.packed[0].bias[o0..o0 + channels];
+            // SAFETY: AVX-512F was detected in `new`; the bounds are asserted above; the
+            // result's positions and channels o0.. are final (see above).
+            unsafe {
+                finish_small_avx512(
+                    res_ptr.get(),
+                    oc_pad,
+                    (oh, ow),
+                    o0,
+                    bias,
+                    res,
+                    relu,
+                    dst.as_mut_ptr(),
+                    layout,
                 );
-                assert!(o0 + channels <= oc && positions * oc_pad <= result.len());
-                // The residual's planes from channel o0, and how many of them there are.
-                let res = residual.and_then(|(r, l, rc)| {
-                    let rc = rc.saturating_sub(o0).min(channels);
-                    assert!(rc == 0 || r.len() >= (o0 + rc - 1) * l.chan + l.at(oh - 1, ow));
-                    (rc > 0).then(|| (r[o0 * l.chan..].as_ptr(), l, rc))
-                });
-                let bias = &self.packed[0].bias[o0..o0 + channels];
-                // SAFETY: AVX-512F was detected in `new`; the bounds are asserted above; the
-                // result's positions and channels o0.. are final (see above).
-                unsafe {
-                    finish_small_avx512(
-                        res_ptr.get(),
-                        oc_pad,
-                        (oh, ow),
-                        o0,
-                        bias,
-                        res,
-                        relu,
-                        dst.as_mut_ptr(),
-                        layout,
-                    );
-                }
-                if layout.border {
-                    for plane in dst.chunks_mut(layout.chan) {
-                        crate::padded::zero_border(&mut plane[..layout.chan], oh, ow);
-                    }
-                }
-                return;
             }
-            #[allow(unreachable_code)]
-            for (i, plane) in dst.chunks_mut(layout.chan).enumerate() {
-                let o = o0 + i;
-                let b = self.bias_of(o);
-                let res = residual
-                    .filter(|&(_, _, channels)| o < channels)
-                    .map(|(r, l, _)| (&r[o * l.chan..], l));
-                for oy in 0..oh {
-                    let row = &mut plane[layout.at(oy, 0)..][..ow];
-                    for (ox, d) in row.iter_mut().enumerate() {
-                        let p = oy * ow + ox;
-                        let mut v = unsafe { *res_ptr.get().add(p * oc_pad + o) } + b;
-                        if let Some((r, l)) = res {
-                            v += r[l.at(oy, ox)];
-                        }
-                        *d = if relu { crate::relu(v) } else { v };
-                    }
-                }
-                if layout.border {
+            if layout.border {
+                for plane in dst.chunks_mut(layout.chan) {
                     crate::padded::zero_border(&mut plane[..layout.chan], oh, ow);
                 }
             }
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let finish = |_: usize, _: &mut [f32]| {
+            unreachable!("direct kernels are only built on x86_64 with AVX-512F")
         };
         let threads = if parallel {
             rayon::current_num_threads()
@@ -1177,12 +1155,6 @@ impl DirectConv {
             });
         }
         SMALL_BUFFERS.with(|b| *b.borrow_mut() = [padded, result]);
-    }
-
-    /// The bias of output channel `o`.
-    fn bias_of(&self, o: usize) -> f32 {
-        let p = &self.packed[0];
-        p.bias[o]
     }
 
     /// Fills `grid` (`[out channel][out_pitch]`, `g.grid` outputs of each) from the
@@ -1608,7 +1580,7 @@ unsafe fn finish_small_avx512(
         let mut p0 = 0;
         while p0 < positions {
             let n = (positions - p0).min(LANES);
-            let valid: __mmask16 = if n == LANES { !0 } else { (1u16 << n) - 1 };
+            let valid = first_lanes(n);
             let v = _mm512_mask_i32gather_ps::<4>(
                 zero,
                 valid,
@@ -1638,6 +1610,17 @@ unsafe fn finish_small_avx512(
             }
             p0 += LANES;
         }
+    }
+}
+
+/// The mask of the first `n` lanes of a 16-float vector (all of them for `n ≥ 16`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn first_lanes(n: usize) -> std::arch::x86_64::__mmask16 {
+    if n >= LANES {
+        !0
+    } else {
+        (1u16 << n) - 1
     }
 }
 
@@ -1679,15 +1662,7 @@ unsafe fn deinterleave_avx512(
     count: usize,
 ) -> usize {
     use std::arch::x86_64::*;
-    /// The mask of the first `n` (at most 16) lanes.
-    #[inline(always)]
-    fn first(n: usize) -> __mmask16 {
-        if n >= LANES {
-            !0
-        } else {
-            (1u16 << n) - 1
-        }
-    }
+    let first = first_lanes;
     // Pointers past the data are formed (wrapping) but only used under masks that keep
     // every access inside `src` and `dst`: masked-off lanes are never touched.
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());

@@ -181,13 +181,7 @@ unsafe fn max_pool_rows_avx512(
     use std::arch::x86_64::*;
     let oh = Conv2d::out_size(h, k, stride, 0);
     let ow = Conv2d::out_size(w, k, stride, 0);
-    let lanes = |n: usize| -> __mmask16 {
-        if n >= 16 {
-            !0
-        } else {
-            (1u16 << n) - 1
-        }
-    };
+    let lanes = crate::direct::first_lanes;
     let low = _mm512_set1_ps(f32::NEG_INFINITY);
     if (k, stride) == (3, 2) {
         // The stem's pool, all in registers: each row's column maxima 16 at a time, then
@@ -346,11 +340,7 @@ unsafe fn add_relu_avx512(dst: &mut [f32], residual: Option<&[f32]>, relu: bool)
     let zero = _mm512_setzero_ps();
     let mut i = 0;
     while i < n {
-        let m: __mmask16 = if n - i >= 16 {
-            !0
-        } else {
-            (1u16 << (n - i)) - 1
-        };
+        let m = crate::direct::first_lanes(n - i);
         let mut v = _mm512_maskz_loadu_ps(m, d.add(i));
         if let Some(r) = residual {
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r.as_ptr().add(i)));

@@ -260,13 +260,7 @@ unsafe fn avg_pool_2x2_avx512(
     ow: usize,
 ) {
     use std::arch::x86_64::*;
-    let lanes = |n: usize| -> __mmask16 {
-        if n >= 16 {
-            !0
-        } else {
-            (1u16 << n) - 1
-        }
-    };
+    let lanes = crate::direct::first_lanes;
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let (zero, four) = (_mm512_setzero_ps(), _mm512_set1_ps(4.0));
