@@ -148,12 +148,12 @@ pub(crate) fn max_pool_rows(
     dst_pitch: usize,
 ) {
     let (h, w) = size;
+    let oh = Conv2d::out_size(h, k, stride, 0);
+    let ow = Conv2d::out_size(w, k, stride, 0);
+    assert!(dst_pitch >= ow && (oh == 0 || dst.len() >= (oh - 1) * dst_pitch + ow));
+    assert!(oh == 0 || src.len() >= (h - 1) * pitch + w);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        let oh = Conv2d::out_size(h, k, stride, 0);
-        let ow = Conv2d::out_size(w, k, stride, 0);
-        assert!(dst_pitch >= ow && (oh == 0 || dst.len() >= (oh - 1) * dst_pitch + ow));
-        assert!(oh == 0 || src.len() >= (h - 1) * pitch + w);
         // SAFETY: AVX-512F is present; the bounds are asserted above.
         unsafe { max_pool_rows_avx512(src, pitch, (h, w), k, stride, dst, dst_pitch) };
         return;
@@ -275,10 +275,9 @@ fn max_pool_rows_portable(
     dst: &mut [f32],
     dst_pitch: usize,
 ) {
+    // Bounds: asserted by `max_pool_rows`.
     let oh = Conv2d::out_size(h, k, stride, 0);
     let ow = Conv2d::out_size(w, k, stride, 0);
-    assert!(dst_pitch >= ow && (oh == 0 || dst.len() >= (oh - 1) * dst_pitch + ow));
-    assert!(oh == 0 || src.len() >= (h - 1) * pitch + w);
     // Rows first (contiguous, so it vectorises), then each window's columns, in the order
     // `pool` takes them: the row maxima split into their `stride` column phases, so that
     // tap kx of every window is one contiguous run of a phase.

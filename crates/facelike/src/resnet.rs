@@ -626,12 +626,11 @@ impl DescriptorNet {
         let x = match one {
             Some(y) => y,
             None => {
-                // dlib: (pixel − avg) in float, then / 256 (exact: a power of two); a table
-                // per channel of those 256 values, written plane by plane (no zeroing first).
-                let tables: Vec<[f32; 256]> = self
-                    .avg
-                    .iter()
-                    .map(|avg| std::array::from_fn(|v| (v as f32 - avg) / 256.0))
+                // dlib's input layer (`input_of`) as a table per channel of its 256 values,
+                // written plane by plane (no zeroing first).
+                let input = self.input_of(&chips[0]);
+                let tables: Vec<[f32; 256]> = (0..3)
+                    .map(|ch| std::array::from_fn(|v| input.value(ch, v as u8)))
                     .collect();
                 let mut data = Vec::with_capacity(3 * n * hw);
                 for (ch, table) in tables.iter().enumerate() {
@@ -713,6 +712,18 @@ impl DescriptorNet {
         x
     }
 
+    /// dlib's input layer on `chip`: (pixel − avg) in float, then / 256 (exact: a power of
+    /// two, so the same as × 1/256).
+    fn input_of<'a>(&'a self, chip: &'a RgbImage) -> MappedBytes<'a> {
+        MappedBytes {
+            data: chip.as_raw(),
+            h: CHIP_SIZE,
+            w: CHIP_SIZE,
+            offsets: &self.avg,
+            scale: 1.0 / 256.0,
+        }
+    }
+
     /// The stem and the residual blocks for one chip on the direct kernels, where every
     /// layer has one (else `None`): activations stay in bordered planes from layer to layer
     /// (no layer copies its input into a padded buffer, and the kernels write their outputs
@@ -725,16 +736,9 @@ impl DescriptorNet {
             .iter()
             .map(|b| Some((b.conv1.direct.as_ref()?, b.conv2.direct.as_ref()?)))
             .collect::<Option<_>>()?;
-        // dlib's input layer, (pixel − avg) / 256 in float, computed as the stem lays the
-        // chip out for its kernel; pooled straight from the kernel's output grid, a channel
-        // block per task.
-        let input = MappedBytes {
-            data: chip.as_raw(),
-            h: CHIP_SIZE,
-            w: CHIP_SIZE,
-            offsets: &self.avg,
-            scale: 1.0 / 256.0,
-        };
+        // The input layer computed as the stem lays the chip out for its kernel; pooled
+        // straight from the kernel's output grid, a channel block per task.
+        let input = self.input_of(chip);
         let mut x = stem.forward_max_pool_padded_bytes(input, true, 3, 2, parallel);
         for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
             let next = self
