@@ -21,7 +21,9 @@
 //! [`PaddedPlanes`] (zero-bordered planes each kernel reads in place and writes straight
 //! into, fetching the next layer's weights as it goes), the first layer taking the image's
 //! bytes as [`MappedBytes`] and converting them as it lays them out; [`DirectWinograd`] is
-//! F(4×4, 3×3) on the same kernels for one sample. Their steps are spread over the cores by a
+//! F(4×4, 3×3) on the same kernels for one sample, and [`PhaseWinograd`] F(2×2, 3×3) on
+//! activations passed between layers as [`PhasePlanes`] (a 2×2 polyphase layout in which
+//! 16 tiles' transform inputs and outputs are plain vector loads and stores). Their steps are spread over the cores by a
 //! low-latency loop (a caller plus spinning helpers) that runs alone when the machine stays
 //! crowded.
 //!
@@ -33,6 +35,7 @@ mod direct_winograd;
 mod ops;
 mod padded;
 mod peak;
+mod phase;
 mod team;
 mod winograd;
 
@@ -45,6 +48,7 @@ pub use ops::{
 };
 pub use padded::PaddedPlanes;
 pub use peak::peak_gflops_one_core;
+pub use phase::{PhasePlanes, PhaseWinograd};
 pub use winograd::Winograd3x3;
 
 /// `max(0, v)`, written so that loops of it vectorise (`f32::max` orders NaNs, which keeps

@@ -14,11 +14,13 @@
 //! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
 //! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
 //! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
-//! kernel instead (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, no
-//! Winograd, each layer's steps spread over the cores), with the activations kept in
-//! zero-bordered planes (`facelike_tensor::PaddedPlanes`) that each kernel reads in place and
-//! writes straight into, and each layer fetching the next one's weights while it computes.
-//! The results stay within 1e-6 of
+//! kernel instead (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, each
+//! layer's steps spread over the cores), with the activations kept in zero-bordered planes
+//! (`facelike_tensor::PaddedPlanes`) that each kernel reads in place and writes straight
+//! into, and each layer fetching the next one's weights while it computes; the stride-1
+//! blocks at 35×35 and 17×17 run as Winograd F(2×2, 3×3) on activations kept in a 2×2
+//! polyphase layout (`facelike_tensor::PhaseWinograd`), whose transforms are plain vector
+//! loads and stores there. The results stay within 1e-6 of
 //! dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
 //! layer directly.
 
@@ -29,7 +31,7 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
-    DirectConv, Epilogue, MappedBytes, PaddedPlanes, Pool, Winograd3x3,
+    DirectConv, Epilogue, MappedBytes, PaddedPlanes, PhasePlanes, PhaseWinograd, Pool, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -101,10 +103,14 @@ struct Layer3x3 {
     centre: Option<Conv2d>,
     /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F): of
     /// the centre tap where `centre` is set, else of `conv`.
-    /// Every one-chip layer uses it, Winograd at no size: for one chip's few tiles the
-    /// transforms cost more than the products they save (`DirectWinograd` measured slower on
-    /// this network's 35×35 and 17×17 planes, by 0-4% on one thread and 10-20% on two).
+    /// Every one-chip layer without `phase` uses it. (F(4×4, 3×3) on the direct kernels,
+    /// `DirectWinograd`, measured slower than it: its transforms went through a polyphase
+    /// copy of the input per layer.)
     direct: Option<DirectConv>,
+    /// Winograd F(2×2, 3×3) on phase planes, for one chip's stride-1 layers on planes of
+    /// 9×9 and more (where the CPU has AVX-512F): 16 multiply-adds per input channel and
+    /// output pair of rows and columns, where the direct kernel does 36.
+    phase: Option<PhaseWinograd>,
 }
 
 impl Layer3x3 {
@@ -132,12 +138,14 @@ impl Layer3x3 {
             Some(c) => DirectConv::new(c, &[(1, 1)]),
             None => DirectConv::new(&conv, &[(size, size)]),
         };
+        let phase = (size >= 9).then(|| PhaseWinograd::new(&conv)).flatten();
         Layer3x3 {
             conv,
             size,
             winograd: OnceLock::new(),
             centre,
             direct,
+            phase,
         }
     }
 
@@ -585,6 +593,7 @@ impl DescriptorNet {
                 layer.winograd = OnceLock::from(None);
                 layer.centre = None;
                 layer.direct = None;
+                layer.phase = None;
             }
         }
         self.stem_direct = None;
@@ -740,7 +749,22 @@ impl DescriptorNet {
         // straight from the kernel's output grid, a channel block per task.
         let input = self.input_of(chip);
         let mut x = stem.forward_max_pool_padded_bytes(input, true, 3, 2, parallel);
+        // Runs of stride-1 blocks pass phase planes from layer to layer.
+        let mut phased: Option<PhasePlanes> = None;
         for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
+            if let (Some(w1), Some(w2), false) =
+                (&block.conv1.phase, &block.conv2.phase, block.down)
+            {
+                let p = phased
+                    .take()
+                    .unwrap_or_else(|| PhasePlanes::from_padded(&x, parallel));
+                let t = w1.forward(&p, None, true, parallel);
+                phased = Some(w2.forward(&t, Some(&p), true, parallel));
+                continue;
+            }
+            if let Some(p) = phased.take() {
+                x = p.to_padded(parallel);
+            }
             let next = self
                 .blocks
                 .get(i + 1)
@@ -760,6 +784,9 @@ impl DescriptorNet {
                     PaddedPlanes::add_zero_padded_relu(&shortcut, &y)
                 }
             };
+        }
+        if let Some(p) = phased.take() {
+            x = p.to_padded(parallel);
         }
         Some(x.to_batch())
     }
