@@ -1787,7 +1787,7 @@ pub(crate) struct Prefetch {
 /// As for [`small_kernel`], with `PB`, `NV` the channels and vectors of `block`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn run_small(
+pub(crate) unsafe fn run_small(
     block: Block,
     wt: *const f32,
     src: *const f32,

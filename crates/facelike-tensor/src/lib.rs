@@ -23,7 +23,8 @@
 //! bytes as [`MappedBytes`] and converting them as it lays them out; [`DirectWinograd`] is
 //! F(4×4, 3×3) on the same kernels for one sample, and [`PhaseWinograd`] F(2×2, 3×3) on
 //! activations passed between layers as [`PhasePlanes`] (a 2×2 polyphase layout in which
-//! 16 tiles' transform inputs and outputs are plain vector loads and stores). Their steps are spread over the cores by a
+//! 16 tiles' transform inputs and outputs are plain vector loads and stores), with
+//! [`SmallWinograd`] its form for planes of up to 8×8 (filters in the lanes). Their steps are spread over the cores by a
 //! low-latency loop (a caller plus spinning helpers) that runs alone when the machine stays
 //! crowded.
 //!
@@ -36,6 +37,7 @@ mod ops;
 mod padded;
 mod peak;
 mod phase;
+mod small_winograd;
 mod team;
 mod winograd;
 
@@ -49,6 +51,7 @@ pub use ops::{
 pub use padded::PaddedPlanes;
 pub use peak::peak_gflops_one_core;
 pub use phase::{PhasePlanes, PhaseWinograd};
+pub use small_winograd::SmallWinograd;
 pub use winograd::Winograd3x3;
 
 /// `max(0, v)`, written so that loops of it vectorise (`f32::max` orders NaNs, which keeps

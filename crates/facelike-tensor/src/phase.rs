@@ -178,7 +178,7 @@ impl PhasePlanes {
                 odd[rows * g.pitch..].fill(0.0);
             }
         };
-        parallel_for(x.c, parallel, &channel);
+        for_channel_groups(x.c, parallel, &channel);
         out
     }
 
@@ -203,7 +203,7 @@ impl PhasePlanes {
             }
             crate::padded::zero_border(plane, self.h, self.w);
         };
-        parallel_for(self.c, parallel, &channel);
+        for_channel_groups(self.c, parallel, &channel);
         out
     }
 
@@ -235,6 +235,16 @@ impl Drop for PhasePlanes {
             });
         }
     }
+}
+
+/// `body(c)` for every channel `c < channels`, in four groups of channels spread over the
+/// threads: one channel is too little work to be worth a parallel task.
+fn for_channel_groups(channels: usize, parallel: bool, body: &(dyn Fn(usize) + Sync)) {
+    const GROUPS: usize = 4;
+    let per = channels.div_ceil(GROUPS).max(1);
+    parallel_for(channels.div_ceil(per), parallel, &|g: usize| {
+        (g * per..((g + 1) * per).min(channels)).for_each(body)
+    });
 }
 
 /// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` for the `row.len()` values of `row`; the rest
@@ -336,6 +346,34 @@ unsafe fn merge_columns_avx512(even: &[f32], odd: &[f32], out: &mut [f32]) {
     }
 }
 
+/// F(2×2, 3×3)'s transformed weights `U = G g Gᵀ` of a 3×3 `conv`, laid out
+/// `[ξ][block of ocb filters][in][ocb]` and padded with zero filters; computed in f64 and
+/// rounded once.
+pub(crate) fn winograd_weights(conv: &Conv2d, ocb: usize) -> Vec<f32> {
+    let (oc, ic) = (conv.out_channels, conv.in_channels);
+    let blocks = oc.div_ceil(ocb);
+    let mut u = vec![0f32; Q16 * blocks * ocb * ic];
+    for o in 0..oc {
+        for i in 0..ic {
+            let g = &conv.weights[(o * ic + i) * 9..][..9];
+            let mut gg = [[0f64; 3]; 4];
+            for (r, row) in gg.iter_mut().enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = (0..3).map(|k| G[r][k] * g[k * 3 + c] as f64).sum();
+                }
+            }
+            for (r, gg_row) in gg.iter().enumerate() {
+                for (c, g_row) in G.iter().enumerate() {
+                    let v: f64 = (0..3).map(|k| gg_row[k] * g_row[k]).sum();
+                    let at = (((4 * r + c) * blocks + o / ocb) * ic + i) * ocb + o % ocb;
+                    u[at] = v as f32;
+                }
+            }
+        }
+    }
+    u
+}
+
 /// A 3×3, stride-1, padding-1 convolution prepared for [`PhasePlanes`]; built only where the
 /// CPU has AVX-512F.
 #[derive(Clone, Debug)]
@@ -364,38 +402,18 @@ impl PhaseWinograd {
         if !DirectConv::supported() || shape != (3, 3, 1, 1, 1, 1) {
             return None;
         }
-        let (oc, ic) = (conv.out_channels, conv.in_channels);
+        let oc = conv.out_channels;
         // One tile vector by 16 filters: a task per vector, so two threads share a 35×35
         // plane's 21 vectors evenly (3-vector blocks left one thread a block more).
         let block = Block::C16V1;
         let ocb = block.channels();
         let blocks = oc.div_ceil(ocb);
-        let mut u = vec![0f32; Q16 * blocks * ocb * ic];
-        for o in 0..oc {
-            for i in 0..ic {
-                let g = &conv.weights[(o * ic + i) * 9..][..9];
-                // G g Gᵀ in f64, rounded once.
-                let mut gg = [[0f64; 3]; 4];
-                for (r, row) in gg.iter_mut().enumerate() {
-                    for (c, v) in row.iter_mut().enumerate() {
-                        *v = (0..3).map(|k| G[r][k] * g[k * 3 + c] as f64).sum();
-                    }
-                }
-                for (r, gg_row) in gg.iter().enumerate() {
-                    for (c, g_row) in G.iter().enumerate() {
-                        let v: f64 = (0..3).map(|k| gg_row[k] * g_row[k]).sum();
-                        let xi = 4 * r + c;
-                        let at = ((xi * blocks + o / ocb) * ic + i) * ocb + o % ocb;
-                        u[at] = v as f32;
-                    }
-                }
-            }
-        }
+        let u = winograd_weights(conv, ocb);
         let mut bias = conv.bias.clone().unwrap_or_else(|| vec![0.0; oc]);
         bias.resize(blocks * ocb, 0.0);
         Some(PhaseWinograd {
             out_channels: oc,
-            in_channels: ic,
+            in_channels: conv.in_channels,
             block,
             u,
             bias,

@@ -665,3 +665,67 @@ fn phase_winograd_matches_reference() {
         }
     }
 }
+
+#[test]
+fn small_winograd_matches_reference() {
+    if !DirectConv::supported() {
+        eprintln!("no AVX-512F: small-plane Winograd not tested");
+        return;
+    }
+    // The ResNet's 8×8 layers (one with a residual of half the channels, as after its
+    // down-sampling block), and smaller and oblong planes, filters off the block of 16.
+    let cases = [
+        // oc, ic, h, w, residual channels
+        (128, 128, 8, 8, 128),
+        (128, 128, 8, 8, 64),
+        (40, 24, 4, 6, 7),
+        (16, 3, 2, 2, 0),
+        (5, 9, 2, 8, 5),
+    ];
+    for (i, &(oc, ic, h, w, rc)) in cases.iter().enumerate() {
+        assert!(SmallWinograd::fits(h, w));
+        let layer = conv(oc, ic, 3, 3, 1, 1, 1, 1, true, 700 + i as u64);
+        let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 710 + i as u64));
+        let res = Tensor::from_vec(rc, h, w, noise(rc * h * w, 720 + i as u64));
+        let wino = SmallWinograd::new(&layer).unwrap();
+        let xp = PaddedPlanes::from_batch(&BatchTensor::from_tensor(x.clone()));
+        let rp = PaddedPlanes::from_batch(&BatchTensor::from_tensor(res.clone()));
+        let plain = layer.forward_reference(&x);
+        let ahead = noise(5000, 1);
+        for (relu, parallel) in [(false, false), (true, true), (true, false)] {
+            let mut want = plain.clone();
+            for (v, r) in want.data.iter_mut().zip(&res.data) {
+                *v += *r;
+            }
+            if relu {
+                relu_inplace(&mut want);
+            }
+            // Twice: the second output reuses the first's dropped buffer.
+            let mut first = None;
+            for _ in 0..2 {
+                let got = wino.forward(&xp, (rc > 0).then_some(&rp), relu, parallel, &ahead);
+                assert_eq!((got.c, got.h, got.w), (oc, h, w));
+                let dense = got.to_batch();
+                let err = max_abs_diff(&dense.data, &want.data);
+                assert!(
+                    err < 2e-5 * (ic * 9) as f32,
+                    "case {i} {relu} {parallel}: max error {err}"
+                );
+                // The border is zero.
+                let again = PaddedPlanes::from_batch(&dense);
+                let bordered = (h + 2) * (w + 2);
+                for c in 0..oc {
+                    assert_eq!(
+                        got.data[c * got.chan..][..bordered],
+                        again.data[c * again.chan..][..bordered],
+                        "case {i} channel {c}"
+                    );
+                }
+                match &first {
+                    None => first = Some(dense.data),
+                    Some(f) => assert_eq!(f, &dense.data, "case {i}: threads changed a sum"),
+                }
+            }
+        }
+    }
+}

@@ -20,7 +20,8 @@
 //! into, and each layer fetching the next one's weights while it computes; the stride-1
 //! blocks at 35×35 and 17×17 run as Winograd F(2×2, 3×3) on activations kept in a 2×2
 //! polyphase layout (`facelike_tensor::PhaseWinograd`), whose transforms are plain vector
-//! loads and stores there. The results stay within 1e-6 of
+//! loads and stores there, and the 8×8 ones as F(2×2, 3×3) with the filters in the lanes
+//! (`facelike_tensor::SmallWinograd`). The results stay within 1e-6 of
 //! dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
 //! layer directly.
 
@@ -31,7 +32,8 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
-    DirectConv, Epilogue, MappedBytes, PaddedPlanes, PhasePlanes, PhaseWinograd, Pool, Winograd3x3,
+    DirectConv, Epilogue, MappedBytes, PaddedPlanes, PhasePlanes, PhaseWinograd, Pool,
+    SmallWinograd, Winograd3x3,
 };
 use rayon::prelude::*;
 use std::path::Path;
@@ -111,6 +113,9 @@ struct Layer3x3 {
     /// 9×9 and more (where the CPU has AVX-512F): 16 multiply-adds per input channel and
     /// output pair of rows and columns, where the direct kernel does 36.
     phase: Option<PhaseWinograd>,
+    /// Winograd F(2×2, 3×3) with the filters in the vector lanes, for one chip's stride-1
+    /// layers on 8×8 planes (where the CPU has AVX-512F).
+    small: Option<SmallWinograd>,
 }
 
 impl Layer3x3 {
@@ -139,6 +144,7 @@ impl Layer3x3 {
             None => DirectConv::new(&conv, &[(size, size)]),
         };
         let phase = (size >= 9).then(|| PhaseWinograd::new(&conv)).flatten();
+        let small = (size == 8).then(|| SmallWinograd::new(&conv)).flatten();
         Layer3x3 {
             conv,
             size,
@@ -146,6 +152,7 @@ impl Layer3x3 {
             centre,
             direct,
             phase,
+            small,
         }
     }
 
@@ -174,11 +181,33 @@ impl Layer3x3 {
         }
     }
 
-    /// The weights the direct kernel reads for one chip (none without it).
-    fn direct_weights(&self) -> &[f32] {
-        self.direct
-            .as_ref()
-            .map_or(&[], |d| d.weights_for(self.size, self.size))
+    /// The weights [`forward_one`](Self::forward_one) reads for one chip (none without the
+    /// direct kernel).
+    fn one_chip_weights(&self) -> &[f32] {
+        match (&self.small, &self.direct) {
+            (Some(s), _) => s.weights(),
+            (None, Some(d)) => d.weights_for(self.size, self.size),
+            (None, None) => &[],
+        }
+    }
+
+    /// One chip's layer on bordered planes, by the small-plane Winograd form where it has
+    /// one, else by `direct` (see `DirectConv::forward_padded`).
+    fn forward_one(
+        &self,
+        direct: &DirectConv,
+        x: &PaddedPlanes,
+        residual: Option<&PaddedPlanes>,
+        relu: bool,
+        parallel: bool,
+        ahead: &[f32],
+    ) -> PaddedPlanes {
+        match &self.small {
+            Some(s) if (x.h, x.w) == (self.size, self.size) => {
+                s.forward(x, residual, relu, parallel, ahead)
+            }
+            _ => direct.forward_padded(x, residual, relu, parallel, ahead),
+        }
     }
 
     /// The Winograd form, prepared on first use: only the layers and sizes where it can pay
@@ -594,6 +623,7 @@ impl DescriptorNet {
                 layer.centre = None;
                 layer.direct = None;
                 layer.phase = None;
+                layer.small = None;
             }
         }
         self.stem_direct = None;
@@ -768,16 +798,23 @@ impl DescriptorNet {
             let next = self
                 .blocks
                 .get(i + 1)
-                .map_or(&[][..], |b| b.conv1.direct_weights());
-            let t = conv1.forward_padded(&x, None, true, parallel, block.conv2.direct_weights());
+                .map_or(&[][..], |b| b.conv1.one_chip_weights());
+            let ahead = block.conv2.one_chip_weights();
+            let t = block
+                .conv1
+                .forward_one(conv1, &x, None, true, parallel, ahead);
             // The last block's centre tap is all of its conv2 only on a 1×1 input.
             assert!(block.conv2.centre.is_none() || (t.h, t.w) == (1, 1));
             x = if !block.down {
-                conv2.forward_padded(&t, Some(&x), true, parallel, next)
+                block
+                    .conv2
+                    .forward_one(conv2, &t, Some(&x), true, parallel, next)
             } else {
                 let shortcut = x.avg_pool_2x2(parallel);
                 if conv2.out_shape(t.h, t.w) == (shortcut.h, shortcut.w) {
-                    conv2.forward_padded(&t, Some(&shortcut), true, parallel, next)
+                    block
+                        .conv2
+                        .forward_one(conv2, &t, Some(&shortcut), true, parallel, next)
                 } else {
                     // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
                     let y = conv2.forward_padded(&t, None, false, parallel, next);
