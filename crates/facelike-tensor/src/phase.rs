@@ -421,8 +421,8 @@ impl PhaseWinograd {
         })
     }
 
-    /// The layer on `x`, then `residual` added (dlib's `add_prev`; same shape as the output)
-    /// and the ReLU where `relu`.
+    /// The layer on `x`, then `residual` added (dlib's `add_prev`: the output's size, and
+    /// its first channels or all of them) and the ReLU where `relu`.
     pub fn forward(
         &self,
         x: &PhasePlanes,
@@ -434,7 +434,7 @@ impl PhaseWinograd {
         let g = x.geometry;
         let (ic, oc) = (self.in_channels, self.out_channels);
         if let Some(r) = residual {
-            assert!(r.c == oc && r.geometry == g, "residual shape");
+            assert!(r.c <= oc && r.geometry == g, "residual shape");
         }
         let mut out = PhasePlanes::uninit(oc, x.h, x.w);
         let cv = self.block.vectors();
@@ -508,7 +508,7 @@ impl PhaseWinograd {
                         oc,
                         cols,
                         &self.bias,
-                        residual.map(|r| &r.data[..]),
+                        residual.map(|r| &r.data[..r.c * g.chan()]),
                         relu,
                         &g,
                         first,
@@ -585,8 +585,8 @@ unsafe fn input_transform(
 /// residual and ReLU, stored into the output phases (zeros where a lane is no output).
 ///
 /// # Safety
-/// AVX-512F; `m` holds `m[ξ][channel][cv·16]` at `xi_stride` floats per ξ; `residual` (if
-/// any) and `dst` hold `oc` channels of geometry `g`.
+/// AVX-512F; `m` holds `m[ξ][channel][cv·16]` at `xi_stride` floats per ξ; `dst` holds
+/// `oc` channels of geometry `g`, `residual` (if any) the first channels, whole.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -635,7 +635,7 @@ unsafe fn output_transform(
                     let phase = Geometry::phase(1 - dy, 1 - dx);
                     let off = o * g.chan() + phase * g.phase_len + t + g.out_offset(dy, dx);
                     let mut r = _mm512_add_ps(*val, b);
-                    if let Some(res) = residual {
+                    if let Some(res) = residual.filter(|res| off < res.len()) {
                         r = _mm512_add_ps(r, _mm512_loadu_ps(res.as_ptr().add(off)));
                     }
                     if relu {

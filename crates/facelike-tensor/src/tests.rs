@@ -601,19 +601,21 @@ fn phase_winograd_matches_reference() {
     }
     // The ResNet's one-face sizes, even and odd sides, channel counts off the register block.
     let cases = [
-        // oc, ic, h, w
-        (32, 32, 35, 35),
-        (64, 64, 17, 17),
-        (16, 16, 8, 8),
-        (13, 7, 10, 15),
-        (9, 4, 3, 40),
-        (8, 5, 1, 1),
-        (24, 3, 2, 5),
+        // oc, ic, h, w, residual channels (the 17×17 level's first block adds a shortcut of
+        // half its channels)
+        (32, 32, 35, 35, 32),
+        (64, 64, 17, 17, 64),
+        (64, 64, 17, 17, 32),
+        (16, 16, 8, 8, 16),
+        (13, 7, 10, 15, 5),
+        (9, 4, 3, 40, 9),
+        (8, 5, 1, 1, 8),
+        (24, 3, 2, 5, 24),
     ];
-    for (i, &(oc, ic, h, w)) in cases.iter().enumerate() {
+    for (i, &(oc, ic, h, w, rc)) in cases.iter().enumerate() {
         let layer = conv(oc, ic, 3, 3, 1, 1, 1, 1, true, 600 + i as u64);
         let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 610 + i as u64));
-        let res = Tensor::from_vec(oc, h, w, noise(oc * h * w, 620 + i as u64));
+        let res = Tensor::from_vec(rc, h, w, noise(rc * h * w, 620 + i as u64));
         let wino = PhaseWinograd::new(&layer).unwrap();
         let phases = |t: &Tensor, parallel: bool| {
             let padded = PaddedPlanes::from_batch(&BatchTensor::from_tensor(t.clone()));

@@ -811,7 +811,16 @@ impl DescriptorNet {
                     .forward_one(conv2, &t, Some(&x), true, parallel, next)
             } else {
                 let shortcut = x.avg_pool_2x2(parallel);
-                if conv2.out_shape(t.h, t.w) == (shortcut.h, shortcut.w) {
+                let same_size = conv2.out_shape(t.h, t.w) == (shortcut.h, shortcut.w);
+                if let (Some(w2), true) = (&block.conv2.phase, same_size) {
+                    // The 17×17 level's first block: its output starts a run of phase
+                    // planes (converting the two inputs costs less than the direct kernel).
+                    let t = PhasePlanes::from_padded(&t, parallel);
+                    let shortcut = PhasePlanes::from_padded(&shortcut, parallel);
+                    phased = Some(w2.forward(&t, Some(&shortcut), true, parallel));
+                    continue;
+                }
+                if same_size {
                     block
                         .conv2
                         .forward_one(conv2, &t, Some(&shortcut), true, parallel, next)
