@@ -21,9 +21,9 @@
 //! [`PaddedPlanes`] (zero-bordered planes each kernel reads in place and writes straight
 //! into, fetching the next layer's weights as it goes), the first layer taking the image's
 //! bytes as [`MappedBytes`] and converting them as it lays them out; [`DirectWinograd`] is
-//! F(4×4, 3×3) on the same kernels for one sample, and [`PhaseWinograd`] F(2×2, 3×3) on
-//! activations passed between layers as [`PhasePlanes`] (a 2×2 polyphase layout in which
-//! 16 tiles' transform inputs and outputs are plain vector loads and stores), with
+//! F(4×4, 3×3) on the same kernels for one sample, and [`PhaseWinograd`] F(2×2, 3×3) or
+//! F(4×4, 3×3) on activations passed between layers as [`PhasePlanes`] (a polyphase layout
+//! in which 16 tiles' transform inputs and outputs are plain vector loads and stores), with
 //! [`SmallWinograd`] its form for planes of up to 8×8 (filters in the lanes). Their steps are spread over the cores by a
 //! low-latency loop (a caller plus spinning helpers) that runs alone when the machine stays
 //! crowded.

@@ -1,68 +1,78 @@
-//! One sample's 3×3, stride-1, padding-1 layers by Winograd's F(2×2, 3×3), on activations
-//! kept in a 2 × 2 polyphase layout from layer to layer.
+//! One sample's 3×3, stride-1, padding-1 layers by Winograd's F(m×m, 3×3) (m = 2 or 4), on
+//! activations kept in an m × m polyphase layout from layer to layer.
 //!
-//! Each 2×2 block of outputs (a tile) comes from the 4×4 input patch around it:
-//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, 16 multiply-adds per input channel where the direct
-//! form does 36. The 16 element-wise products over all channels are 16 small matrix
-//! products, run on the direct convolution's register-blocked kernel.
+//! Each m×m block of outputs (a tile) comes from the (m+2)×(m+2) input patch around it:
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, (m+2)² multiply-adds per input channel where the
+//! direct form does 9·m² (16 against 36 for m = 2, 36 against 144 for m = 4). The
+//! element-wise products over all channels are (m+2)² small matrix products, run on the
+//! direct convolution's register-blocked kernel.
 //!
 //! The layout is what makes the transforms cheap for one sample. A plane's zero-bordered
-//! form (row `p = y + 1`, column `q = x + 1`) is split by the parity of `p` and `q` into four
-//! phase planes of row pitch `Q = w/2 + 1`; tile `t = ty·Q + tx` then finds input value
-//! `(r, c)` of its patch in phase `(r mod 2, c mod 2)` at `t + (r/2)·Q + c/2`, so 16
+//! form (row `p = y + 1`, column `q = x + 1`) is split by `p mod m` and `q mod m` into m²
+//! phase planes of row pitch `Q = w/m + 1`; tile `t = ty·Q + tx` then finds input value
+//! `(r, c)` of its patch in phase `(r mod m, c mod m)` at `t + (r/m)·Q + c/m`, so 16
 //! consecutive tiles are one plain vector load per value, across tile rows too. The outputs
-//! of those tiles land in the next layer's phases at `t + dy·Q + dx`, again plain stores:
-//! no layer copies, gathers or scatters its activations. (With `Q = w/2 + 1` a tile row may
-//! wrap into the next: only outputs past the plane's edge read the wrapped values, and those
-//! are stored as zeros.)
+//! of those tiles land in the next layer's phases at `t + ((dy+1)/m)·Q + (dx+1)/m`, again
+//! plain stores: no layer copies, gathers or scatters its activations. (A tile row may wrap
+//! into the next at its last patch column, which only a tile's last output column reads,
+//! in exact arithmetic and in the transforms' floats alike; those outputs lie past the
+//! plane's edge and are stored as zeros.)
 //!
-//! F(2×2, 3×3)'s transforms only add and halve, so the sums differ from direct
-//! convolution's by float rounding alone (the tests bound it).
+//! The transforms are short sums with small exact coefficients, so the results differ from
+//! direct convolution's by float rounding alone (the tests bound it).
 
-use crate::direct::{run_block, Block, Shared, LANES};
+use crate::direct::{deinterleave, run_block, Block, Shared, LANES};
 use crate::team::parallel_for;
 use crate::{Conv2d, DirectConv, PaddedPlanes};
 use std::cell::RefCell;
 
-/// Values per transformed tile (4 × 4).
-const Q16: usize = 16;
-
-/// The filter transform `G` (4×3) of F(2×2, 3×3).
-const G: [[f64; 3]; 4] = [
+/// The filter transforms `G` of F(2×2, 3×3) (4×3) and F(4×4, 3×3) (6×3).
+const G2: [[f64; 3]; 4] = [
     [1.0, 0.0, 0.0],
     [0.5, 0.5, 0.5],
     [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+const G4: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
     [0.0, 0.0, 1.0],
 ];
 
 /// The most vectors a chunk of tiles may be padded by (a register block's width, less one).
 const MAX_PAD_VECTORS: usize = 3;
 
-/// Where everything of an `h × w` plane lives in the phase layout.
+/// Where everything of an `h × w` plane lives in the phase layout of tile side `m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Geometry {
+    m: usize,
     h: usize,
     w: usize,
     /// Tile rows, and the phase planes' row pitch (tiles per tile row, the last ones past
-    /// the plane's edge where `w` is even).
+    /// the plane's edge where `w` is a multiple of `m`).
     th: usize,
     pitch: usize,
     /// `th · pitch` tiles, in vectors of 16.
     tiles: usize,
     vectors: usize,
-    /// Floats per phase plane; a channel is four of them.
+    /// Floats per phase plane; a channel is `m²` of them.
     phase_len: usize,
 }
 
 impl Geometry {
-    fn new(h: usize, w: usize) -> Self {
-        let th = h.div_ceil(2);
-        let pitch = w / 2 + 1;
+    fn new(h: usize, w: usize, m: usize) -> Self {
+        assert!(m == 2 || m == 4, "tiles of 2×2 or 4×4");
+        let th = h.div_ceil(m);
+        let pitch = w / m + 1;
         let tiles = th * pitch;
         let vectors = tiles.div_ceil(LANES);
         // Loads reach `pitch + 1` past the last (padded) vector's tiles.
         let phase_len = ((vectors + MAX_PAD_VECTORS) * LANES + pitch + 1).next_multiple_of(LANES);
         Geometry {
+            m,
             h,
             w,
             th,
@@ -74,26 +84,29 @@ impl Geometry {
     }
 
     fn chan(&self) -> usize {
-        4 * self.phase_len
+        self.m * self.m * self.phase_len
     }
 
-    /// Where output component `(dy, dx)` of tile `t` goes in its phase plane, less `t`.
-    fn out_offset(&self, dy: usize, dx: usize) -> usize {
-        dy * self.pitch + dx
+    /// Where bordered value `(p, q)` of a channel is, from the channel's start.
+    fn at(&self, p: usize, q: usize) -> usize {
+        ((p % self.m) * self.m + q % self.m) * self.phase_len
+            + (p / self.m) * self.pitch
+            + q / self.m
     }
 
-    /// The phase plane (0..4) that holds bordered row parity `a`, column parity `b`.
-    fn phase(a: usize, b: usize) -> usize {
-        2 * a + b
+    /// Where tile `t`'s output `(dy, dx)` goes in a channel, less `t`: bordered value
+    /// `(m·ty + dy + 1, m·tx + dx + 1)`.
+    fn out_at(&self, dy: usize, dx: usize) -> usize {
+        self.at(dy + 1, dx + 1)
     }
 
-    /// Which lanes of tile vector `v` hold real outputs for component `(dy, dx)`.
+    /// Which lanes of tile vector `v` hold real outputs for output `(dy, dx)`.
     fn valid(&self, v: usize, dy: usize, dx: usize) -> u16 {
         let mut mask = 0u16;
         for lane in 0..LANES {
             let t = v * LANES + lane;
             let (ty, tx) = (t / self.pitch, t % self.pitch);
-            if t < self.tiles && 2 * ty + dy < self.h && 2 * tx + dx < self.w {
+            if t < self.tiles && self.m * ty + dy < self.h && self.m * tx + dx < self.w {
                 mask |= 1 << lane;
             }
         }
@@ -101,8 +114,8 @@ impl Geometry {
     }
 }
 
-/// `c` channels of `h × w` in the phase layout (see the module docs): per channel four
-/// phase planes, zero wherever the bordered plane is border or past it.
+/// `c` channels of `h × w` in the phase layout of 2×2 or 4×4 tiles (see the module docs):
+/// per channel `m²` phase planes, zero wherever the bordered plane is border or past it.
 #[derive(Debug)]
 pub struct PhasePlanes {
     pub c: usize,
@@ -121,12 +134,12 @@ thread_local! {
 }
 
 /// Buffers kept in [`POOL`].
-const POOLED: usize = 6;
+const POOLED: usize = 16;
 
 impl PhasePlanes {
     /// Storage for `c` channels whose contents are whatever a reused buffer held.
-    fn uninit(c: usize, h: usize, w: usize) -> Self {
-        let geometry = Geometry::new(h, w);
+    fn uninit(c: usize, h: usize, w: usize, m: usize) -> Self {
+        let geometry = Geometry::new(h, w, m);
         let len = c * geometry.chan();
         let mut data = POOL
             .with(|p| {
@@ -152,9 +165,15 @@ impl PhasePlanes {
         }
     }
 
-    /// The phase layout of `x` (which must hold real zeros in its border).
-    pub fn from_padded(x: &PaddedPlanes, parallel: bool) -> Self {
-        let mut out = Self::uninit(x.c, x.h, x.w);
+    /// The tile side this layout is for.
+    pub fn tile(&self) -> usize {
+        self.geometry.m
+    }
+
+    /// The phase layout for `m × m` tiles (2 or 4) of `x`, which must hold real zeros in
+    /// its border.
+    pub fn from_padded(x: &PaddedPlanes, m: usize, parallel: bool) -> Self {
+        let mut out = Self::uninit(x.c, x.h, x.w, m);
         let g = out.geometry;
         let (wh, src_chan, dst_chan) = (x.w + 2, x.chan, g.chan());
         let dst = Shared(out.data.as_mut_ptr());
@@ -163,19 +182,25 @@ impl PhasePlanes {
             // SAFETY: channel c's phases belong to this task alone.
             let chan =
                 unsafe { std::slice::from_raw_parts_mut(dst.get().add(c * dst_chan), dst_chan) };
-            let (top, bottom) = chan.split_at_mut(2 * g.phase_len);
-            for (a, half) in [top, bottom].into_iter().enumerate() {
-                let (even, odd) = half.split_at_mut(g.phase_len);
-                // Bordered rows a, a + 2, …: each split into its even and odd columns
-                // (2·pitch of them: the last is the right border or past it, zero).
-                let rows = (x.h + 2 - a).div_ceil(2);
+            let mut halves = vec![0f32; 4 * g.pitch];
+            for (a, phases) in chan.chunks_exact_mut(m * g.phase_len).enumerate() {
+                // Bordered rows a, a + m, …: each split by column modulo m (pitch columns a
+                // phase: those past the bordered row are zero).
+                let rows = (x.h + 2).saturating_sub(a).div_ceil(m);
                 for i in 0..rows {
-                    let row = &src[(2 * i + a) * wh..][..2 * g.pitch.min(wh / 2)];
+                    let mut row = &src[(m * i + a) * wh..][..wh];
+                    if wh < m * g.pitch {
+                        // The last phase columns lie past the row: zeros.
+                        halves[..wh].copy_from_slice(row);
+                        halves[wh..m * g.pitch].fill(0.0);
+                        row = &halves[..m * g.pitch];
+                    }
                     let at = i * g.pitch;
-                    split_columns(row, &mut even[at..at + g.pitch], &mut odd[at..at + g.pitch]);
+                    deinterleave(row, m, &mut phases[at..], g.phase_len, g.pitch);
                 }
-                even[rows * g.pitch..].fill(0.0);
-                odd[rows * g.pitch..].fill(0.0);
+                for phase in phases.chunks_exact_mut(g.phase_len) {
+                    phase[rows * g.pitch..].fill(0.0);
+                }
             }
         };
         for_channel_groups(x.c, parallel, &channel);
@@ -185,6 +210,7 @@ impl PhasePlanes {
     /// The zero-bordered planes of the same values.
     pub fn to_padded(&self, parallel: bool) -> PaddedPlanes {
         let g = self.geometry;
+        let m = g.m;
         let mut out = PaddedPlanes::uninit(self.c, self.h, self.w, self.c);
         let (wh, dst_chan) = (self.w + 2, out.chan);
         let dst = Shared(out.data.as_mut_ptr());
@@ -193,13 +219,14 @@ impl PhasePlanes {
             // SAFETY: channel c's plane belongs to this task alone.
             let plane =
                 unsafe { std::slice::from_raw_parts_mut(dst.get().add(c * dst_chan), dst_chan) };
+            let mut halves = vec![0f32; 4 * g.pitch];
             for p in 1..=self.h {
-                let a = p % 2;
-                let at = a * 2 * g.phase_len + (p / 2) * g.pitch;
-                let (even, odd) = (&src[at..][..g.pitch], &src[at + g.phase_len..][..g.pitch]);
-                // Columns 0..2·pitch, the last past the border where w is odd (skipped).
-                let n = (2 * g.pitch).min(wh);
-                merge_columns(even, odd, &mut plane[p * wh..][..n]);
+                let first = g.at(p, 0);
+                // Columns 0..m·pitch, those past the bordered row skipped.
+                let n = (m * g.pitch).min(wh);
+                let phases = &src[first..first + (m - 1) * g.phase_len + g.pitch];
+                let out = &mut plane[p * wh..][..n];
+                merge_columns(phases, m, g.phase_len, g.pitch, out, &mut halves);
             }
             crate::padded::zero_border(plane, self.h, self.w);
         };
@@ -217,9 +244,7 @@ impl PhasePlanes {
     /// Element `(c, y, x)`.
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
         let g = self.geometry;
-        let (p, q) = (y + 1, x + 1);
-        self.data
-            [c * g.chan() + Geometry::phase(p % 2, q % 2) * g.phase_len + (p / 2) * g.pitch + q / 2]
+        self.data[c * g.chan() + g.at(y + 1, x + 1)]
     }
 }
 
@@ -247,65 +272,34 @@ fn for_channel_groups(channels: usize, parallel: bool, body: &(dyn Fn(usize) + S
     });
 }
 
-/// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` for the `row.len()` values of `row`; the rest
-/// of `even` and `odd` is zeroed.
-fn split_columns(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if DirectConv::supported() {
-        // SAFETY: AVX-512F checked; the loads and stores are masked to the slices.
-        unsafe { split_columns_avx512(row, even, odd) };
+/// For `m` phases (2 or 4) of `pitch` values, each `stride` floats from the last, in
+/// `phases`: `out[m·j + b] = phase_b[j]`, for the length of `out`. `halves` is scratch of
+/// `4 · pitch` floats.
+fn merge_columns(
+    phases: &[f32],
+    m: usize,
+    stride: usize,
+    pitch: usize,
+    out: &mut [f32],
+    halves: &mut [f32],
+) {
+    let phase = |b: usize| &phases[b * stride..b * stride + pitch];
+    if m == 2 {
+        merge2(phase(0), phase(1), out);
         return;
     }
-    even.fill(0.0);
-    odd.fill(0.0);
-    for (j, v) in row.iter().enumerate() {
-        if j % 2 == 0 {
-            even[j / 2] = *v;
-        } else {
-            odd[j / 2] = *v;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn split_columns_avx512(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    let n = even.len().min(odd.len());
-    let mut j = 0;
-    while j < n {
-        let at = 2 * j;
-        let lo = _mm512_maskz_loadu_ps(
-            crate::direct::first_lanes(row.len().saturating_sub(at)),
-            row.as_ptr().wrapping_add(at),
-        );
-        let hi = _mm512_maskz_loadu_ps(
-            crate::direct::first_lanes(row.len().saturating_sub(at + LANES)),
-            row.as_ptr().wrapping_add(at + LANES),
-        );
-        let m = crate::direct::first_lanes(n - j);
-        _mm512_mask_storeu_ps(
-            even.as_mut_ptr().add(j),
-            m,
-            _mm512_permutex2var_ps(lo, pick_even, hi),
-        );
-        _mm512_mask_storeu_ps(
-            odd.as_mut_ptr().add(j),
-            m,
-            _mm512_permutex2var_ps(lo, pick_odd, hi),
-        );
-        j += LANES;
-    }
+    let (even, odd) = halves[..4 * pitch].split_at_mut(2 * pitch);
+    merge2(phase(0), phase(2), even);
+    merge2(phase(1), phase(3), odd);
+    merge2(even, odd, out);
 }
 
 /// `out[2j] = even[j]`, `out[2j + 1] = odd[j]`, for the length of `out`.
-fn merge_columns(even: &[f32], odd: &[f32], out: &mut [f32]) {
+fn merge2(even: &[f32], odd: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if DirectConv::supported() {
         // SAFETY: AVX-512F checked; the loads and stores are masked to the slices.
-        unsafe { merge_columns_avx512(even, odd, out) };
+        unsafe { merge2_avx512(even, odd, out) };
         return;
     }
     for (k, v) in out.iter_mut().enumerate() {
@@ -315,7 +309,8 @@ fn merge_columns(even: &[f32], odd: &[f32], out: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn merge_columns_avx512(even: &[f32], odd: &[f32], out: &mut [f32]) {
+unsafe fn merge2_avx512(even: &[f32], odd: &[f32], out: &mut [f32]) {
+    use crate::direct::first_lanes;
     use std::arch::x86_64::*;
     let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -324,48 +319,46 @@ unsafe fn merge_columns_avx512(even: &[f32], odd: &[f32], out: &mut [f32]) {
     while k < n {
         let j = k / 2;
         let e = _mm512_maskz_loadu_ps(
-            crate::direct::first_lanes(even.len().saturating_sub(j)),
+            first_lanes(even.len().saturating_sub(j)),
             even.as_ptr().wrapping_add(j),
         );
         let o = _mm512_maskz_loadu_ps(
-            crate::direct::first_lanes(odd.len().saturating_sub(j)),
+            first_lanes(odd.len().saturating_sub(j)),
             odd.as_ptr().wrapping_add(j),
         );
         let dst = out.as_mut_ptr().wrapping_add(k);
-        _mm512_mask_storeu_ps(
-            dst,
-            crate::direct::first_lanes(n - k),
-            _mm512_permutex2var_ps(e, low, o),
-        );
+        _mm512_mask_storeu_ps(dst, first_lanes(n - k), _mm512_permutex2var_ps(e, low, o));
         _mm512_mask_storeu_ps(
             dst.wrapping_add(LANES),
-            crate::direct::first_lanes(n.saturating_sub(k + LANES)),
+            first_lanes(n.saturating_sub(k + LANES)),
             _mm512_permutex2var_ps(e, high, o),
         );
         k += 2 * LANES;
     }
 }
 
-/// F(2×2, 3×3)'s transformed weights `U = G g Gᵀ` of a 3×3 `conv`, laid out
-/// `[ξ][block of ocb filters][in][ocb]` and padded with zero filters; computed in f64 and
-/// rounded once.
-pub(crate) fn winograd_weights(conv: &Conv2d, ocb: usize) -> Vec<f32> {
+/// Winograd F(m×m, 3×3)'s transformed weights `U = G g Gᵀ` of a 3×3 `conv`, for tile side
+/// `m` (2 or 4), laid out `[ξ][block of ocb filters][in][ocb]` and padded with zero
+/// filters; computed in f64 and rounded once.
+pub(crate) fn winograd_weights(conv: &Conv2d, ocb: usize, m: usize) -> Vec<f32> {
+    let g_rows: &[[f64; 3]] = if m == 2 { &G2 } else { &G4 };
+    let a = g_rows.len();
     let (oc, ic) = (conv.out_channels, conv.in_channels);
     let blocks = oc.div_ceil(ocb);
-    let mut u = vec![0f32; Q16 * blocks * ocb * ic];
+    let mut u = vec![0f32; a * a * blocks * ocb * ic];
     for o in 0..oc {
         for i in 0..ic {
             let g = &conv.weights[(o * ic + i) * 9..][..9];
-            let mut gg = [[0f64; 3]; 4];
-            for (r, row) in gg.iter_mut().enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = (0..3).map(|k| G[r][k] * g[k * 3 + c] as f64).sum();
-                }
-            }
+            let gg: Vec<[f64; 3]> = g_rows
+                .iter()
+                .map(|gr| {
+                    std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum())
+                })
+                .collect();
             for (r, gg_row) in gg.iter().enumerate() {
-                for (c, g_row) in G.iter().enumerate() {
+                for (c, g_row) in g_rows.iter().enumerate() {
                     let v: f64 = (0..3).map(|k| gg_row[k] * g_row[k]).sum();
-                    let at = (((4 * r + c) * blocks + o / ocb) * ic + i) * ocb + o % ocb;
+                    let at = (((r * a + c) * blocks + o / ocb) * ic + i) * ocb + o % ocb;
                     u[at] = v as f32;
                 }
             }
@@ -374,12 +367,14 @@ pub(crate) fn winograd_weights(conv: &Conv2d, ocb: usize) -> Vec<f32> {
     u
 }
 
-/// A 3×3, stride-1, padding-1 convolution prepared for [`PhasePlanes`]; built only where the
-/// CPU has AVX-512F.
+/// A 3×3, stride-1, padding-1 convolution prepared for [`PhasePlanes`] of one tile side;
+/// built only where the CPU has AVX-512F.
 #[derive(Clone, Debug)]
 pub struct PhaseWinograd {
     pub out_channels: usize,
     pub in_channels: usize,
+    /// The output tile side (2 or 4).
+    pub tile: usize,
     block: Block,
     /// Transformed weights `[ξ][channel block][in][OCB]`, padded with zero filters.
     u: Vec<f32>,
@@ -389,8 +384,9 @@ pub struct PhaseWinograd {
 }
 
 impl PhaseWinograd {
-    /// `None` unless `conv` is 3×3, stride 1, padding 1 and the CPU has AVX-512F.
-    pub fn new(conv: &Conv2d) -> Option<Self> {
+    /// F(`tile`×`tile`, 3×3) for `conv` (`tile` 2 or 4); `None` unless `conv` is 3×3,
+    /// stride 1, padding 1 and the CPU has AVX-512F.
+    pub fn new(conv: &Conv2d, tile: usize) -> Option<Self> {
         let shape = (
             conv.kh,
             conv.kw,
@@ -399,30 +395,31 @@ impl PhaseWinograd {
             conv.pad_y,
             conv.pad_x,
         );
-        if !DirectConv::supported() || shape != (3, 3, 1, 1, 1, 1) {
+        if !DirectConv::supported() || shape != (3, 3, 1, 1, 1, 1) || !matches!(tile, 2 | 4) {
             return None;
         }
         let oc = conv.out_channels;
-        // One tile vector by 16 filters: a task per vector, so two threads share a 35×35
-        // plane's 21 vectors evenly (3-vector blocks left one thread a block more).
+        // One tile vector by 16 filters: a task per vector, so that two threads share a
+        // plane's vectors evenly.
         let block = Block::C16V1;
         let ocb = block.channels();
         let blocks = oc.div_ceil(ocb);
-        let u = winograd_weights(conv, ocb);
         let mut bias = conv.bias.clone().unwrap_or_else(|| vec![0.0; oc]);
         bias.resize(blocks * ocb, 0.0);
         Some(PhaseWinograd {
             out_channels: oc,
             in_channels: conv.in_channels,
+            tile,
             block,
-            u,
+            u: winograd_weights(conv, ocb, tile),
             bias,
             zeros: vec![0.0; ocb],
         })
     }
 
-    /// The layer on `x`, then `residual` added (dlib's `add_prev`: the output's size, and
-    /// its first channels or all of them) and the ReLU where `relu`.
+    /// The layer on `x` (laid out for this layer's tile side), then `residual` added
+    /// (dlib's `add_prev`: the output's size and layout, and its first channels or all of
+    /// them) and the ReLU where `relu`.
     pub fn forward(
         &self,
         x: &PhasePlanes,
@@ -431,63 +428,79 @@ impl PhaseWinograd {
         parallel: bool,
     ) -> PhasePlanes {
         assert_eq!(x.c, self.in_channels, "conv input channels");
+        assert_eq!(x.tile(), self.tile, "phase layout's tile side");
         let g = x.geometry;
-        let (ic, oc) = (self.in_channels, self.out_channels);
+        let (ic, oc, m) = (self.in_channels, self.out_channels, self.tile);
+        let (a, a2) = (m + 2, (m + 2) * (m + 2));
         if let Some(r) = residual {
             assert!(r.c <= oc && r.geometry == g, "residual shape");
         }
-        let mut out = PhasePlanes::uninit(oc, x.h, x.w);
+        let mut out = PhasePlanes::uninit(oc, x.h, x.w, m);
         let cv = self.block.vectors();
         let padded_vectors = g.vectors.next_multiple_of(cv);
         let written = padded_vectors * LANES;
         // What no tile writes: each phase's head before its first output and tail after
-        // its last (the border above and left, and past the plane).
+        // its last (the border above and left, and past the plane). Phase (a, b) takes
+        // output (dy, dx) with dy + 1 ≡ a, dx + 1 ≡ b (mod m).
         for chan in out.data.chunks_exact_mut(g.chan()).take(oc) {
             for (k, phase) in chan.chunks_exact_mut(g.phase_len).enumerate() {
-                let (a, b) = (k / 2, k % 2);
-                let off = g.out_offset(1 - a, 1 - b);
+                let off = g.out_at((k / m + m - 1) % m, (k % m + m - 1) % m) % g.phase_len;
                 phase[..off].fill(0.0);
                 phase[off + written..].fill(0.0);
             }
         }
-        let masks: Vec<[u16; 4]> = (0..padded_vectors)
-            .map(|v| {
-                [
-                    g.valid(v, 0, 0),
-                    g.valid(v, 0, 1),
-                    g.valid(v, 1, 0),
-                    g.valid(v, 1, 1),
-                ]
-            })
+        let masks: Vec<u16> = (0..padded_vectors)
+            .flat_map(|v| (0..m * m).map(move |k| g.valid(v, k / m, k % m)))
             .collect();
+        // Where patch value (r, c) of tile 0 is, and where output (dy, dx) of tile 0 goes.
+        let inputs: Vec<usize> = (0..a2).map(|k| g.at(k / a, k % a)).collect();
+        let outputs: Vec<usize> = (0..m * m).map(|k| g.out_at(k / m, k % m)).collect();
         let dst = Shared(out.data.as_mut_ptr());
-        let task = |chunk: usize| {
+        let (ocb, blocks) = (self.block.channels(), oc.div_ceil(self.block.channels()));
+        let chunks = padded_vectors / cv;
+        // Few chunks (a 17×17 plane has two vectors of 4×4 tiles): each also split by
+        // filters, so that no thread waits long for the other's last piece; each part
+        // transforms its chunk's inputs again, a small cost against its products.
+        let parts = (4 / chunks).clamp(1, blocks);
+        let task = |piece: usize| {
+            let (chunk, part) = (piece / parts, piece % parts);
+            let filter_blocks = part * blocks / parts..(part + 1) * blocks / parts;
             SCRATCH.with(|s| {
                 let (v_buf, m_buf) = &mut *s.borrow_mut();
                 let cols = cv * LANES;
-                let ocb = self.block.channels();
-                let blocks = oc.div_ceil(ocb);
-                // One cache line more per ξ than the values take: 16 streams 2 KB apart
-                // alias in the L1 cache's sets.
+                // One cache line more per ξ than the values take: streams a power of two
+                // apart alias in the L1 cache's sets.
                 let v_stride = ic * cols + LANES;
                 let m_stride = blocks * ocb * cols + LANES;
-                if v_buf.len() < Q16 * v_stride {
-                    v_buf.resize(Q16 * v_stride, 0.0);
+                if v_buf.len() < a2 * v_stride {
+                    v_buf.resize(a2 * v_stride, 0.0);
                 }
-                if m_buf.len() < Q16 * m_stride {
-                    m_buf.resize(Q16 * m_stride, 0.0);
+                if m_buf.len() < a2 * m_stride {
+                    m_buf.resize(a2 * m_stride, 0.0);
                 }
                 let first = chunk * cv;
+                let tiles = Tiles {
+                    g: &g,
+                    first,
+                    count: cv,
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("built only with AVX-512F");
                 // SAFETY: AVX-512F (checked in `new`); the chunk's loads stay inside the
                 // phase planes (`phase_len` covers padded vectors plus `pitch + 1`), and its
                 // stores are its own tiles' outputs.
+                #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    input_transform(&x.data, &g, ic, first, cv, v_buf, v_stride);
-                    for xi in 0..Q16 {
+                    if m == 2 {
+                        input_transform::<4, 2, F2>(&x.data, &tiles, &inputs, ic, v_buf, v_stride);
+                    } else {
+                        input_transform::<6, 4, F4>(&x.data, &tiles, &inputs, ic, v_buf, v_stride);
+                    }
+                    for xi in 0..a2 {
                         let src = v_buf.as_ptr().add(xi * v_stride);
-                        for b in 0..blocks {
+                        for b in filter_blocks.clone() {
                             let w = &self.u[(xi * blocks + b) * ic * ocb..][..ic * ocb];
-                            let m = m_buf.as_mut_ptr().add(xi * m_stride + b * ocb * cols);
+                            let mp = m_buf.as_mut_ptr().add(xi * m_stride + b * ocb * cols);
                             run_block(
                                 self.block,
                                 src,
@@ -497,186 +510,254 @@ impl PhaseWinograd {
                                 w,
                                 &self.zeros,
                                 false,
-                                m,
+                                mp,
                                 cols,
                             );
                         }
                     }
-                    output_transform(
-                        m_buf,
-                        m_stride,
-                        oc,
-                        cols,
-                        &self.bias,
-                        residual.map(|r| &r.data[..r.c * g.chan()]),
+                    let filters = filter_blocks.start * ocb..(filter_blocks.end * ocb).min(oc);
+                    let epilogue = Epilogue {
+                        bias: &self.bias,
+                        residual: residual.map(|r| &r.data[..r.c * g.chan()]),
                         relu,
-                        &g,
-                        first,
-                        cv,
-                        &masks,
+                        masks: &masks,
+                        outputs: &outputs,
                         dst,
-                    );
+                    };
+                    if m == 2 {
+                        output_transform::<4, 2, F2>(m_buf, m_stride, filters, &tiles, &epilogue);
+                    } else {
+                        output_transform::<6, 4, F4>(m_buf, m_stride, filters, &tiles, &epilogue);
+                    }
                 }
             })
         };
-        parallel_for(padded_vectors / cv, parallel, &task);
+        parallel_for(chunks * parts, parallel, &task);
         out
     }
 }
 
-/// `Bᵀ d B` for every input channel of tile vectors `first..first + cv`, into
-/// `v[ξ][channel][cv·16]`.
+/// A task's tile vectors: `first..first + count` of geometry `g`.
+struct Tiles<'a> {
+    g: &'a Geometry,
+    first: usize,
+    count: usize,
+}
+
+/// What follows the output transform: bias, residual, ReLU, then the store of each output
+/// `(dy, dx)` (index `dy·m + dx`) at `outputs[k] + t` of its channel, masked by
+/// `masks[v·m² + k]` (zeros elsewhere).
+struct Epilogue<'a> {
+    bias: &'a [f32],
+    residual: Option<&'a [f32]>,
+    relu: bool,
+    masks: &'a [u16],
+    outputs: &'a [usize],
+    dst: Shared,
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{__m512, _mm512_add_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_sub_ps};
+
+/// The input and output transforms of one tile size along one axis, 16 tiles per vector:
+/// `Bᵀ x` over a patch side of `A` values, `Aᵀ x` from `A` products to `M` outputs.
+#[cfg(target_arch = "x86_64")]
+trait Transforms<const A: usize, const M: usize> {
+    unsafe fn bt(d: [__m512; A]) -> [__m512; A];
+    unsafe fn at(m: [__m512; A]) -> [__m512; M];
+}
+
+/// F(2×2, 3×3).
+#[cfg(target_arch = "x86_64")]
+struct F2;
+/// F(4×4, 3×3).
+#[cfg(target_arch = "x86_64")]
+struct F4;
+
+#[cfg(target_arch = "x86_64")]
+impl Transforms<4, 2> for F2 {
+    #[inline(always)]
+    unsafe fn bt(d: [__m512; 4]) -> [__m512; 4] {
+        bt2(d)
+    }
+    #[inline(always)]
+    unsafe fn at(m: [__m512; 4]) -> [__m512; 2] {
+        at2(m)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Transforms<6, 4> for F4 {
+    #[inline(always)]
+    unsafe fn bt(d: [__m512; 6]) -> [__m512; 6] {
+        bt4(d)
+    }
+    #[inline(always)]
+    unsafe fn at(m: [__m512; 6]) -> [__m512; 4] {
+        at4(m)
+    }
+}
+
+/// F(2×2, 3×3)'s `Bᵀ x` along one axis, 16 tiles per vector.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt2(d: [__m512; 4]) -> [__m512; 4] {
+    [
+        _mm512_sub_ps(d[0], d[2]),
+        _mm512_add_ps(d[1], d[2]),
+        _mm512_sub_ps(d[2], d[1]),
+        _mm512_sub_ps(d[1], d[3]),
+    ]
+}
+
+/// F(2×2, 3×3)'s `Aᵀ x` along one axis.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at2(m: [__m512; 4]) -> [__m512; 2] {
+    [
+        _mm512_add_ps(_mm512_add_ps(m[0], m[1]), m[2]),
+        _mm512_sub_ps(_mm512_sub_ps(m[1], m[2]), m[3]),
+    ]
+}
+
+/// F(4×4, 3×3)'s `Bᵀ x` along one axis (the same expressions as `Winograd3x3`'s).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt4(d: [__m512; 6]) -> [__m512; 6] {
+    let (k2, k4, k5) = (
+        _mm512_set1_ps(2.0),
+        _mm512_set1_ps(4.0),
+        _mm512_set1_ps(5.0),
+    );
+    let add = |a, b| _mm512_add_ps(a, b);
+    let sub = |a, b| _mm512_sub_ps(a, b);
+    let mul = |a, b| _mm512_mul_ps(a, b);
+    [
+        add(sub(mul(k4, d[0]), mul(k5, d[2])), d[4]),
+        add(mul(_mm512_set1_ps(-4.0), add(d[1], d[2])), add(d[3], d[4])),
+        add(mul(k4, sub(d[1], d[2])), sub(d[4], d[3])),
+        add(mul(k2, sub(d[3], d[1])), sub(d[4], d[2])),
+        add(mul(k2, sub(d[1], d[3])), sub(d[4], d[2])),
+        add(sub(mul(k4, d[1]), mul(k5, d[3])), d[5]),
+    ]
+}
+
+/// F(4×4, 3×3)'s `Aᵀ x` along one axis (the same expressions as `Winograd3x3`'s).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at4(m: [__m512; 6]) -> [__m512; 4] {
+    let add = |a, b| _mm512_add_ps(a, b);
+    let sub = |a, b| _mm512_sub_ps(a, b);
+    let mul = |a, b| _mm512_mul_ps(a, b);
+    let (s12, d12, s34, d34) = (
+        add(m[1], m[2]),
+        sub(m[1], m[2]),
+        add(m[3], m[4]),
+        sub(m[3], m[4]),
+    );
+    [
+        add(add(m[0], s12), s34),
+        add(d12, mul(_mm512_set1_ps(2.0), d34)),
+        add(s12, mul(_mm512_set1_ps(4.0), s34)),
+        add(add(d12, mul(_mm512_set1_ps(8.0), d34)), m[5]),
+    ]
+}
+
+/// `Bᵀ d B` (patch side `A`) for every input channel of the task's tile vectors, into
+/// `v[ξ][channel][count·16]` at `xi_stride` floats per ξ.
 ///
 /// # Safety
-/// AVX-512F; `x` holds `ic` channels of geometry `g`, and `first + cv` vectors' loads stay
-/// inside them.
+/// AVX-512F; `x` holds `ic` channels of the tiles' geometry, `inputs` the `A²` patch
+/// offsets, and every load stays inside them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn input_transform(
+#[allow(clippy::needless_range_loop)]
+unsafe fn input_transform<const A: usize, const M: usize, T: Transforms<A, M>>(
     x: &[f32],
-    g: &Geometry,
+    tiles: &Tiles<'_>,
+    inputs: &[usize],
     ic: usize,
-    first: usize,
-    cv: usize,
     v: &mut [f32],
     xi_stride: usize,
 ) {
     use std::arch::x86_64::*;
-    let cols = cv * LANES;
-    let (pl, q) = (g.phase_len, g.pitch);
+    let cols = tiles.count * LANES;
     for c in 0..ic {
-        let base = x.as_ptr().add(c * g.chan());
-        for k in 0..cv {
-            let t = (first + k) * LANES;
-            // d[r][col] = phase (r mod 2, col mod 2) at t + (r/2)·Q + col/2.
-            let mut d = [[_mm512_setzero_ps(); 4]; 4];
-            for (r, row) in d.iter_mut().enumerate() {
-                for (col, val) in row.iter_mut().enumerate() {
-                    let phase = Geometry::phase(r % 2, col % 2);
-                    *val = _mm512_loadu_ps(base.add(phase * pl + t + (r / 2) * q + col / 2));
+        let base = x.as_ptr().add(c * tiles.g.chan());
+        for k in 0..tiles.count {
+            let t = (tiles.first + k) * LANES;
+            // Along y (each patch column), then along x.
+            let mut s = [[_mm512_setzero_ps(); A]; A];
+            for col in 0..A {
+                let column = T::bt(std::array::from_fn(|r| {
+                    _mm512_loadu_ps(base.add(inputs[r * A + col] + t))
+                }));
+                for r in 0..A {
+                    s[r][col] = column[r];
                 }
             }
-            // Bᵀ d: rows.
-            let mut s = [[_mm512_setzero_ps(); 4]; 4];
-            for col in 0..4 {
-                s[0][col] = _mm512_sub_ps(d[0][col], d[2][col]);
-                s[1][col] = _mm512_add_ps(d[1][col], d[2][col]);
-                s[2][col] = _mm512_sub_ps(d[2][col], d[1][col]);
-                s[3][col] = _mm512_sub_ps(d[1][col], d[3][col]);
-            }
-            // (Bᵀ d) B: columns.
             let out = v.as_mut_ptr().add(c * cols + k * LANES);
             for (r, row) in s.iter().enumerate() {
-                let vals = [
-                    _mm512_sub_ps(row[0], row[2]),
-                    _mm512_add_ps(row[1], row[2]),
-                    _mm512_sub_ps(row[2], row[1]),
-                    _mm512_sub_ps(row[1], row[3]),
-                ];
-                for (col, val) in vals.iter().enumerate() {
-                    _mm512_storeu_ps(out.add((4 * r + col) * xi_stride), *val);
+                for (col, val) in T::bt(*row).iter().enumerate() {
+                    _mm512_storeu_ps(out.add((r * A + col) * xi_stride), *val);
                 }
             }
         }
     }
 }
 
-/// `Aᵀ m A` for every output channel of tile vectors `first..first + cv`, plus bias,
-/// residual and ReLU, stored into the output phases (zeros where a lane is no output).
+/// `Aᵀ m A` (patch side `A`, tile side `M`) for every output channel of the task's tile
+/// vectors, then the epilogue.
 ///
 /// # Safety
-/// AVX-512F; `m` holds `m[ξ][channel][cv·16]` at `xi_stride` floats per ξ; `dst` holds
-/// `oc` channels of geometry `g`, `residual` (if any) the first channels, whole.
+/// AVX-512F; `m` holds `m[ξ][channel][count·16]` at `xi_stride` floats per ξ; the
+/// epilogue's `dst` holds `oc` channels of the tiles' geometry, its `residual` (if any) the
+/// first channels, whole; no other task stores these tiles' outputs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn output_transform(
+#[allow(clippy::needless_range_loop)]
+unsafe fn output_transform<const A: usize, const M: usize, T: Transforms<A, M>>(
     m: &[f32],
     xi_stride: usize,
-    oc: usize,
-    cols: usize,
-    bias: &[f32],
-    residual: Option<&[f32]>,
-    relu: bool,
-    g: &Geometry,
-    first: usize,
-    cv: usize,
-    masks: &[[u16; 4]],
-    dst: Shared,
+    filters: std::ops::Range<usize>,
+    tiles: &Tiles<'_>,
+    e: &Epilogue<'_>,
 ) {
     use std::arch::x86_64::*;
     let zero = _mm512_setzero_ps();
-    for (o, &bias) in bias.iter().enumerate().take(oc) {
-        let b = _mm512_set1_ps(bias);
-        for k in 0..cv {
-            let at = m.as_ptr().add(o * cols + k * LANES);
-            let mut mm = [[zero; 4]; 4];
-            for (r, row) in mm.iter_mut().enumerate() {
-                for (c, val) in row.iter_mut().enumerate() {
-                    *val = _mm512_loadu_ps(at.add((4 * r + c) * xi_stride));
+    let (cols, chan) = (tiles.count * LANES, tiles.g.chan());
+    for o in filters {
+        let b = _mm512_set1_ps(e.bias[o]);
+        let residual = e.residual.filter(|r| o * chan < r.len());
+        for k in 0..tiles.count {
+            let src = m.as_ptr().add(o * cols + k * LANES);
+            // Along y (each column of products), then along x.
+            let mut s = [[zero; A]; M];
+            for c in 0..A {
+                let column = T::at(std::array::from_fn(|r| {
+                    _mm512_loadu_ps(src.add((r * A + c) * xi_stride))
+                }));
+                for dy in 0..M {
+                    s[dy][c] = column[dy];
                 }
             }
-            // Aᵀ m: two rows.
-            let mut s = [[zero; 4]; 2];
-            for c in 0..4 {
-                s[0][c] = _mm512_add_ps(_mm512_add_ps(mm[0][c], mm[1][c]), mm[2][c]);
-                s[1][c] = _mm512_sub_ps(_mm512_sub_ps(mm[1][c], mm[2][c]), mm[3][c]);
-            }
-            let v = first + k;
+            let v = tiles.first + k;
             let t = v * LANES;
             for (dy, row) in s.iter().enumerate() {
-                let y = [
-                    _mm512_add_ps(_mm512_add_ps(row[0], row[1]), row[2]),
-                    _mm512_sub_ps(_mm512_sub_ps(row[1], row[2]), row[3]),
-                ];
-                for (dx, val) in y.iter().enumerate() {
-                    // Output (2ty + dy, 2tx + dx) is bordered (.. + 1), whose parities pick
-                    // the phase.
-                    let phase = Geometry::phase(1 - dy, 1 - dx);
-                    let off = o * g.chan() + phase * g.phase_len + t + g.out_offset(dy, dx);
+                for (dx, val) in T::at(*row).iter().enumerate() {
+                    let idx = dy * M + dx;
+                    let off = o * chan + e.outputs[idx] + t;
                     let mut r = _mm512_add_ps(*val, b);
-                    if let Some(res) = residual.filter(|res| off < res.len()) {
+                    if let Some(res) = residual {
                         r = _mm512_add_ps(r, _mm512_loadu_ps(res.as_ptr().add(off)));
                     }
-                    if relu {
+                    if e.relu {
                         r = _mm512_max_ps(r, zero);
                     }
-                    let keep = masks[v][2 * dy + dx];
-                    _mm512_storeu_ps(dst.get().add(off), _mm512_maskz_mov_ps(keep, r));
+                    let keep = e.masks[v * M * M + idx];
+                    _mm512_storeu_ps(e.dst.get().add(off), _mm512_maskz_mov_ps(keep, r));
                 }
             }
         }
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn input_transform(
-    _: &[f32],
-    _: &Geometry,
-    _: usize,
-    _: usize,
-    _: usize,
-    _: &mut [f32],
-    _: usize,
-) {
-    unreachable!("built only with AVX-512F")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn output_transform(
-    _: &[f32],
-    _: usize,
-    _: usize,
-    _: usize,
-    _: &[f32],
-    _: Option<&[f32]>,
-    _: bool,
-    _: &Geometry,
-    _: usize,
-    _: usize,
-    _: &[[u16; 4]],
-    _: Shared,
-) {
-    unreachable!("built only with AVX-512F")
 }

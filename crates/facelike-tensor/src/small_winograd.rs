@@ -59,7 +59,7 @@ impl SmallWinograd {
         Some(SmallWinograd {
             out_channels: oc,
             in_channels: conv.in_channels,
-            u: winograd_weights(conv, LANES),
+            u: winograd_weights(conv, LANES, 2),
             bias,
         })
     }

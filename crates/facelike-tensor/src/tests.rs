@@ -613,55 +613,57 @@ fn phase_winograd_matches_reference() {
         (24, 3, 2, 5, 24),
     ];
     for (i, &(oc, ic, h, w, rc)) in cases.iter().enumerate() {
-        let layer = conv(oc, ic, 3, 3, 1, 1, 1, 1, true, 600 + i as u64);
-        let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 610 + i as u64));
-        let res = Tensor::from_vec(rc, h, w, noise(rc * h * w, 620 + i as u64));
-        let wino = PhaseWinograd::new(&layer).unwrap();
-        let phases = |t: &Tensor, parallel: bool| {
-            let padded = PaddedPlanes::from_batch(&BatchTensor::from_tensor(t.clone()));
-            PhasePlanes::from_padded(&padded, parallel)
-        };
-        let (xp, rp) = (phases(&x, false), phases(&res, true));
-        // The layout round-trips, with and without threads.
-        assert!(xp.same_layout_values(&phases(&x, true)), "case {i}");
-        for parallel in [false, true] {
-            assert_eq!(xp.to_padded(parallel).to_batch().data, x.data, "case {i}");
-        }
-        let plain = layer.forward_reference(&x);
-        for (with_residual, relu, parallel) in [
-            (false, false, false),
-            (false, true, true),
-            (true, true, false),
-            (true, false, true),
-        ] {
-            let mut want = plain.clone();
-            if with_residual {
-                for (v, r) in want.data.iter_mut().zip(&res.data) {
-                    *v += *r;
+        for tile in [2, 4] {
+            let layer = conv(oc, ic, 3, 3, 1, 1, 1, 1, true, 600 + i as u64);
+            let x = Tensor::from_vec(ic, h, w, noise(ic * h * w, 610 + i as u64));
+            let res = Tensor::from_vec(rc, h, w, noise(rc * h * w, 620 + i as u64));
+            let wino = PhaseWinograd::new(&layer, tile).unwrap();
+            let phases = |t: &Tensor, parallel: bool| {
+                let padded = PaddedPlanes::from_batch(&BatchTensor::from_tensor(t.clone()));
+                PhasePlanes::from_padded(&padded, tile, parallel)
+            };
+            let (xp, rp) = (phases(&x, false), phases(&res, true));
+            // The layout round-trips, with and without threads.
+            assert!(xp.same_layout_values(&phases(&x, true)), "case {i}");
+            for parallel in [false, true] {
+                assert_eq!(xp.to_padded(parallel).to_batch().data, x.data, "case {i}");
+            }
+            let plain = layer.forward_reference(&x);
+            for (with_residual, relu, parallel) in [
+                (false, false, false),
+                (false, true, true),
+                (true, true, false),
+                (true, false, true),
+            ] {
+                let mut want = plain.clone();
+                if with_residual {
+                    for (v, r) in want.data.iter_mut().zip(&res.data) {
+                        *v += *r;
+                    }
                 }
-            }
-            if relu {
-                relu_inplace(&mut want);
-            }
-            // Twice: the second output reuses the first's dropped buffer.
-            let mut first = None;
-            for _ in 0..2 {
-                let got = wino.forward(&xp, with_residual.then_some(&rp), relu, parallel);
-                let padded = got.to_padded(parallel);
-                let dense = padded.to_batch();
-                assert_eq!((dense.c, dense.h, dense.w), (oc, h, w));
-                let err = max_abs_diff(&dense.data, &want.data);
-                assert!(
-                    err < 2e-5 * (ic * 9) as f32,
-                    "case {i} {with_residual} {relu} {parallel}: max error {err}"
-                );
-                // Every float the next layer reads is what a fresh conversion would hold:
-                // zeros in the border and past the plane.
-                let again = PhasePlanes::from_padded(&padded, !parallel);
-                assert!(got.same_layout_values(&again), "case {i}: border not zero");
-                match &first {
-                    None => first = Some(dense.data),
-                    Some(f) => assert_eq!(f, &dense.data, "case {i}: threads changed a sum"),
+                if relu {
+                    relu_inplace(&mut want);
+                }
+                // Twice: the second output reuses the first's dropped buffer.
+                let mut first = None;
+                for _ in 0..2 {
+                    let got = wino.forward(&xp, with_residual.then_some(&rp), relu, parallel);
+                    let padded = got.to_padded(parallel);
+                    let dense = padded.to_batch();
+                    assert_eq!((dense.c, dense.h, dense.w), (oc, h, w));
+                    let err = max_abs_diff(&dense.data, &want.data);
+                    assert!(
+                        err < 2e-5 * (ic * 9) as f32,
+                        "case {i} tile {tile} {with_residual} {relu} {parallel}: max error {err}"
+                    );
+                    // Every float the next layer reads is what a fresh conversion would hold:
+                    // zeros in the border and past the plane.
+                    let again = PhasePlanes::from_padded(&padded, tile, !parallel);
+                    assert!(got.same_layout_values(&again), "case {i}: border not zero");
+                    match &first {
+                        None => first = Some(dense.data),
+                        Some(f) => assert_eq!(f, &dense.data, "case {i}: threads changed a sum"),
+                    }
                 }
             }
         }

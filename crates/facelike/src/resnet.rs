@@ -18,11 +18,11 @@
 //! layer's steps spread over the cores), with the activations kept in zero-bordered planes
 //! (`facelike_tensor::PaddedPlanes`) that each kernel reads in place and writes straight
 //! into, and each layer fetching the next one's weights while it computes; the stride-1
-//! blocks at 35×35 and 17×17 run as Winograd F(2×2, 3×3) on activations kept in a 2×2
-//! polyphase layout (`facelike_tensor::PhaseWinograd`), whose transforms are plain vector
-//! loads and stores there, and the 8×8 ones as F(2×2, 3×3) with the filters in the lanes
-//! (`facelike_tensor::SmallWinograd`). The results stay within 1e-6 of
-//! dlib's (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
+//! blocks at 35×35 and 17×17 run as Winograd F(4×4, 3×3) and F(2×2, 3×3) on activations
+//! kept in a polyphase layout (`facelike_tensor::PhaseWinograd`), whose transforms are
+//! plain vector loads and stores there, and the 8×8 ones as F(2×2, 3×3) with the filters in
+//! the lanes (`facelike_tensor::SmallWinograd`). The results stay within 1e-6 of dlib's
+//! (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
 //! layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
@@ -109,9 +109,8 @@ struct Layer3x3 {
     /// `DirectWinograd`, measured slower than it: its transforms went through a polyphase
     /// copy of the input per layer.)
     direct: Option<DirectConv>,
-    /// Winograd F(2×2, 3×3) on phase planes, for one chip's stride-1 layers on planes of
-    /// 9×9 and more (where the CPU has AVX-512F): 16 multiply-adds per input channel and
-    /// output pair of rows and columns, where the direct kernel does 36.
+    /// Winograd on phase planes, for one chip's stride-1 layers on planes of 9×9 and more
+    /// (where the CPU has AVX-512F): F(4×4, 3×3) at 35×35, F(2×2, 3×3) at 17×17.
     phase: Option<PhaseWinograd>,
     /// Winograd F(2×2, 3×3) with the filters in the vector lanes, for one chip's stride-1
     /// layers on 8×8 planes (where the CPU has AVX-512F).
@@ -143,7 +142,13 @@ impl Layer3x3 {
             Some(c) => DirectConv::new(c, &[(1, 1)]),
             None => DirectConv::new(&conv, &[(size, size)]),
         };
-        let phase = (size >= 9).then(|| PhaseWinograd::new(&conv)).flatten();
+        // 4×4 tiles where a plane has enough of them to spread over the threads (35×35:
+        // 81 tiles, 6 vectors), else 2×2 (17×17: 25 tiles of 4×4 were 2 vectors; measured
+        // slower there, and their weights, 4× the plain ones, crowd the caches).
+        let tile = if size >= 32 { 4 } else { 2 };
+        let phase = (size >= 9)
+            .then(|| PhaseWinograd::new(&conv, tile))
+            .flatten();
         let small = (size == 8).then(|| SmallWinograd::new(&conv)).flatten();
         Layer3x3 {
             conv,
@@ -623,6 +628,7 @@ impl DescriptorNet {
                 layer.centre = None;
                 layer.direct = None;
                 layer.phase = None;
+
                 layer.small = None;
             }
         }
@@ -787,7 +793,7 @@ impl DescriptorNet {
             {
                 let p = phased
                     .take()
-                    .unwrap_or_else(|| PhasePlanes::from_padded(&x, parallel));
+                    .unwrap_or_else(|| PhasePlanes::from_padded(&x, w1.tile, parallel));
                 let t = w1.forward(&p, None, true, parallel);
                 phased = Some(w2.forward(&t, Some(&p), true, parallel));
                 continue;
@@ -815,8 +821,8 @@ impl DescriptorNet {
                 if let (Some(w2), true) = (&block.conv2.phase, same_size) {
                     // The 17×17 level's first block: its output starts a run of phase
                     // planes (converting the two inputs costs less than the direct kernel).
-                    let t = PhasePlanes::from_padded(&t, parallel);
-                    let shortcut = PhasePlanes::from_padded(&shortcut, parallel);
+                    let t = PhasePlanes::from_padded(&t, w2.tile, parallel);
+                    let shortcut = PhasePlanes::from_padded(&shortcut, w2.tile, parallel);
                     phased = Some(w2.forward(&t, Some(&shortcut), true, parallel));
                     continue;
                 }
