@@ -1,6 +1,9 @@
 //! The convolution kernels side by side on the layer shapes facelike's networks run:
-//! im2col + packed GEMM, the direct AVX-512 kernel, batched Winograd F(4x4,3x3) and the
-//! one-sample direct Winograd. Throughput is in FLOPs (2 per multiply-add), so criterion's
+//! im2col + packed GEMM, the direct AVX-512 kernel, batched Winograd F(4x4,3x3), the
+//! one-sample direct Winograd, and the one-sample Winograd forms the ResNet runs: on
+//! polyphase planes (F(2x2) and F(4x4)) and on small planes (filters in the lanes). The
+//! one-sample forms read and write their own layouts (`PaddedPlanes`, `PhasePlanes`), as
+//! between two layers of one face. Throughput is in FLOPs (2 per multiply-add), so criterion's
 //! "elem/s" reads as FLOP/s.
 //!
 //! `cargo bench -p facelike-tensor --bench conv` (`FACELIKE_NO_AVX512=1` shows the portable
@@ -8,7 +11,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use facelike_tensor::{
-    BatchTensor, Conv2d, DirectConv, DirectWinograd, Epilogue, Tensor, Winograd3x3,
+    BatchTensor, Conv2d, DirectConv, DirectWinograd, Epilogue, PaddedPlanes, PhasePlanes,
+    PhaseWinograd, SmallWinograd, Tensor, Winograd3x3,
 };
 
 /// Deterministic values in [-1, 1).
@@ -58,6 +62,27 @@ const SHAPES: &[Shape] = &[
         pad: 1,
         h: 35,
         w: 35,
+    },
+    // The 17x17 and 8x8 levels.
+    Shape {
+        name: "resnet_3x3_64x64_17",
+        oc: 64,
+        ic: 64,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        h: 17,
+        w: 17,
+    },
+    Shape {
+        name: "resnet_3x3_128x128_8",
+        oc: 128,
+        ic: 128,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        h: 8,
+        w: 8,
     },
     // Deep, small planes.
     Shape {
@@ -124,6 +149,32 @@ fn conv(c: &mut Criterion) {
                 group.bench_with_input(BenchmarkId::new("winograd_direct", s.name), &xb, |b, x| {
                     b.iter(|| dw.forward_batch_with(x, Epilogue::default(), true))
                 });
+            }
+            let padded = PaddedPlanes::from_batch(&xb);
+            if let Some(direct) = DirectConv::new(&conv, &[(s.h, s.w)]) {
+                group.bench_with_input(
+                    BenchmarkId::new("direct_padded", s.name),
+                    &padded,
+                    |b, x| b.iter(|| direct.forward_padded(x, Some(x), true, true, &[])),
+                );
+            }
+            for tile in [2, 4] {
+                if let Some(pw) = PhaseWinograd::new(&conv, tile) {
+                    let phases = PhasePlanes::from_padded(&padded, tile, true);
+                    let id = BenchmarkId::new(format!("winograd_phase_f{tile}"), s.name);
+                    group.bench_with_input(id, &phases, |b, x| {
+                        b.iter(|| pw.forward(x, Some(x), true, true))
+                    });
+                }
+            }
+            if SmallWinograd::fits(s.h, s.w) {
+                if let Some(sw) = SmallWinograd::new(&conv) {
+                    group.bench_with_input(
+                        BenchmarkId::new("winograd_small", s.name),
+                        &padded,
+                        |b, x| b.iter(|| sw.forward(x, Some(x), true, true, &[])),
+                    );
+                }
             }
         }
     }
