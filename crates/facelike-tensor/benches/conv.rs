@@ -163,7 +163,7 @@ fn conv(c: &mut Criterion) {
                     let phases = PhasePlanes::from_padded(&padded, tile, true);
                     let id = BenchmarkId::new(format!("winograd_phase_f{tile}"), s.name);
                     group.bench_with_input(id, &phases, |b, x| {
-                        b.iter(|| pw.forward(x, Some(x), true, true))
+                        b.iter(|| pw.forward(x, Some(x), true, true, &[]))
                     });
                 }
             }

@@ -42,9 +42,6 @@ const G4: [[f64; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// The most vectors a chunk of tiles may be padded by (a register block's width, less one).
-const MAX_PAD_VECTORS: usize = 3;
-
 /// Where everything of an `h × w` plane lives in the phase layout of tile side `m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Geometry {
@@ -69,8 +66,8 @@ impl Geometry {
         let pitch = w / m + 1;
         let tiles = th * pitch;
         let vectors = tiles.div_ceil(LANES);
-        // Loads reach `pitch + 1` past the last (padded) vector's tiles.
-        let phase_len = ((vectors + MAX_PAD_VECTORS) * LANES + pitch + 1).next_multiple_of(LANES);
+        // Loads reach `pitch + 1` past the last vector's tiles.
+        let phase_len = (vectors * LANES + pitch + 1).next_multiple_of(LANES);
         Geometry {
             m,
             h,
@@ -417,15 +414,23 @@ impl PhaseWinograd {
         })
     }
 
+    /// The transformed weights, in the order [`forward`](Self::forward) reads them (for a
+    /// previous layer to prefetch).
+    pub fn weights(&self) -> &[f32] {
+        &self.u
+    }
+
     /// The layer on `x` (laid out for this layer's tile side), then `residual` added
     /// (dlib's `add_prev`: the output's size and layout, and its first channels or all of
-    /// them) and the ReLU where `relu`.
+    /// them) and the ReLU where `relu`; meanwhile `ahead`'s cache lines (the next layer's
+    /// weights) are prefetched towards the L2 cache, a share per task.
     pub fn forward(
         &self,
         x: &PhasePlanes,
         residual: Option<&PhasePlanes>,
         relu: bool,
         parallel: bool,
+        ahead: &[f32],
     ) -> PhasePlanes {
         assert_eq!(x.c, self.in_channels, "conv input channels");
         assert_eq!(x.tile(), self.tile, "phase layout's tile side");
@@ -437,7 +442,9 @@ impl PhaseWinograd {
         }
         let mut out = PhasePlanes::uninit(oc, x.h, x.w, m);
         let cv = self.block.vectors();
+        // Chunks of whole register blocks of tile vectors, none past the layout's.
         let padded_vectors = g.vectors.next_multiple_of(cv);
+        assert_eq!(padded_vectors, g.vectors, "a block of one tile vector");
         let written = padded_vectors * LANES;
         // What no tile writes: each phase's head before its first output and tail after
         // its last (the border above and left, and past the plane). Phase (a, b) takes
@@ -462,8 +469,11 @@ impl PhaseWinograd {
         // filters, so that no thread waits long for the other's last piece; each part
         // transforms its chunk's inputs again, a small cost against its products.
         let parts = (4 / chunks).clamp(1, blocks);
+        let ahead_lines = (ahead.len() * 4).div_ceil(64);
         let task = |piece: usize| {
             let (chunk, part) = (piece / parts, piece % parts);
+            let pieces = chunks * parts;
+            let share = piece * ahead_lines / pieces..(piece + 1) * ahead_lines / pieces;
             let filter_blocks = part * blocks / parts..(part + 1) * blocks / parts;
             SCRATCH.with(|s| {
                 let (v_buf, m_buf) = &mut *s.borrow_mut();
@@ -487,7 +497,7 @@ impl PhaseWinograd {
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("built only with AVX-512F");
                 // SAFETY: AVX-512F (checked in `new`); the chunk's loads stay inside the
-                // phase planes (`phase_len` covers padded vectors plus `pitch + 1`), and its
+                // phase planes (`phase_len` covers the vectors plus `pitch + 1`), and its
                 // stores are its own tiles' outputs.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
@@ -497,6 +507,15 @@ impl PhaseWinograd {
                         input_transform::<6, 4, F4>(&x.data, &tiles, &inputs, ic, v_buf, v_stride);
                     }
                     for xi in 0..a2 {
+                        // This product's part of the task's share of `ahead`.
+                        let lines = share.start + share.len() * xi / a2
+                            ..share.start + share.len() * (xi + 1) / a2;
+                        for line in lines {
+                            let at = ahead.as_ptr().cast::<i8>().wrapping_add(line * 64);
+                            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                                at,
+                            );
+                        }
                         let src = v_buf.as_ptr().add(xi * v_stride);
                         for b in filter_blocks.clone() {
                             let w = &self.u[(xi * blocks + b) * ic * ocb..][..ic * ocb];

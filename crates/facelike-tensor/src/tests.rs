@@ -629,6 +629,8 @@ fn phase_winograd_matches_reference() {
                 assert_eq!(xp.to_padded(parallel).to_batch().data, x.data, "case {i}");
             }
             let plain = layer.forward_reference(&x);
+            // Lines to prefetch meanwhile (another layer's weights, as in the network).
+            let ahead = noise(3000, 5);
             for (with_residual, relu, parallel) in [
                 (false, false, false),
                 (false, true, true),
@@ -647,7 +649,8 @@ fn phase_winograd_matches_reference() {
                 // Twice: the second output reuses the first's dropped buffer.
                 let mut first = None;
                 for _ in 0..2 {
-                    let got = wino.forward(&xp, with_residual.then_some(&rp), relu, parallel);
+                    let got =
+                        wino.forward(&xp, with_residual.then_some(&rp), relu, parallel, &ahead);
                     let padded = got.to_padded(parallel);
                     let dense = padded.to_batch();
                     assert_eq!((dense.c, dense.h, dense.w), (oc, h, w));

@@ -189,10 +189,11 @@ impl Layer3x3 {
     /// The weights [`forward_one`](Self::forward_one) reads for one chip (none without the
     /// direct kernel).
     fn one_chip_weights(&self) -> &[f32] {
-        match (&self.small, &self.direct) {
-            (Some(s), _) => s.weights(),
-            (None, Some(d)) => d.weights_for(self.size, self.size),
-            (None, None) => &[],
+        match (&self.phase, &self.small, &self.direct) {
+            (Some(p), _, _) => p.weights(),
+            (None, Some(s), _) => s.weights(),
+            (None, None, Some(d)) => d.weights_for(self.size, self.size),
+            (None, None, None) => &[],
         }
     }
 
@@ -794,8 +795,12 @@ impl DescriptorNet {
                 let p = phased
                     .take()
                     .unwrap_or_else(|| PhasePlanes::from_padded(&x, w1.tile, parallel));
-                let t = w1.forward(&p, None, true, parallel);
-                phased = Some(w2.forward(&t, Some(&p), true, parallel));
+                let next = self
+                    .blocks
+                    .get(i + 1)
+                    .map_or(&[][..], |b| b.conv1.one_chip_weights());
+                let t = w1.forward(&p, None, true, parallel, w2.weights());
+                phased = Some(w2.forward(&t, Some(&p), true, parallel, next));
                 continue;
             }
             if let Some(p) = phased.take() {
@@ -823,7 +828,7 @@ impl DescriptorNet {
                     // planes (converting the two inputs costs less than the direct kernel).
                     let t = PhasePlanes::from_padded(&t, w2.tile, parallel);
                     let shortcut = PhasePlanes::from_padded(&shortcut, w2.tile, parallel);
-                    phased = Some(w2.forward(&t, Some(&shortcut), true, parallel));
+                    phased = Some(w2.forward(&t, Some(&shortcut), true, parallel, next));
                     continue;
                 }
                 if same_size {
