@@ -25,6 +25,7 @@ use crate::direct::{deinterleave, run_block, Block, Shared, LANES};
 use crate::team::parallel_for;
 use crate::{Conv2d, DirectConv, PaddedPlanes};
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 /// The filter transforms `G` of F(2×2, 3×3) (4×3) and F(4×4, 3×3) (6×3).
 const G2: [[f64; 3]; 4] = [
@@ -285,10 +286,59 @@ fn merge_columns(
         merge2(phase(0), phase(1), out);
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if DirectConv::supported() {
+        let p = [phase(0), phase(1), phase(2), phase(3)];
+        // SAFETY: AVX-512F checked; the loads and stores are masked to the slices.
+        unsafe { merge4_avx512(p, out) };
+        return;
+    }
     let (even, odd) = halves[..4 * pitch].split_at_mut(2 * pitch);
     merge2(phase(0), phase(2), even);
     merge2(phase(1), phase(3), odd);
     merge2(even, odd, out);
+}
+
+/// `out[4j + b] = p[b][j]` for the length of `out`, 64 values at a time: the phases
+/// interleaved in pairs (0 with 2, 1 with 3), then the pairs with each other, in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn merge4_avx512(p: [&[f32]; 4], out: &mut [f32]) {
+    use crate::direct::first_lanes;
+    use std::arch::x86_64::*;
+    let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    let n = out.len();
+    let mut k = 0;
+    while k < n {
+        let j = k / 4;
+        let [p0, p1, p2, p3] = p.map(|ph| {
+            _mm512_maskz_loadu_ps(
+                first_lanes(ph.len().saturating_sub(j)),
+                ph.as_ptr().wrapping_add(j),
+            )
+        });
+        let (e_lo, e_hi) = (
+            _mm512_permutex2var_ps(p0, low, p2),
+            _mm512_permutex2var_ps(p0, high, p2),
+        );
+        let (o_lo, o_hi) = (
+            _mm512_permutex2var_ps(p1, low, p3),
+            _mm512_permutex2var_ps(p1, high, p3),
+        );
+        let quarters = [
+            _mm512_permutex2var_ps(e_lo, low, o_lo),
+            _mm512_permutex2var_ps(e_lo, high, o_lo),
+            _mm512_permutex2var_ps(e_hi, low, o_hi),
+            _mm512_permutex2var_ps(e_hi, high, o_hi),
+        ];
+        for (q, v) in quarters.into_iter().enumerate() {
+            let at = k + q * LANES;
+            let dst = out.as_mut_ptr().wrapping_add(at);
+            _mm512_mask_storeu_ps(dst, first_lanes(n.saturating_sub(at)), v);
+        }
+        k += 4 * LANES;
+    }
 }
 
 /// `out[2j] = even[j]`, `out[2j + 1] = odd[j]`, for the length of `out`.
@@ -378,6 +428,65 @@ pub struct PhaseWinograd {
     bias: Vec<f32>,
     /// `OCB` zeros: the products have no bias (it is added after the output transform).
     zeros: Vec<f32>,
+    /// The lane masks and offsets of the first input geometry seen (a layer of one network
+    /// always sees the same), so that calls do not recompute them.
+    plan: OnceLock<Plan>,
+}
+
+/// What [`PhaseWinograd::forward`] derives from the input's geometry alone.
+#[derive(Clone, Debug)]
+struct Plan {
+    geometry: Geometry,
+    /// `masks[v·m² + dy·m + dx]`: the lanes of tile vector `v` with a real output `(dy, dx)`.
+    masks: Vec<u16>,
+    /// Where patch value `(r, c)` of tile 0 is (index `r·(m+2) + c`), and where output
+    /// `(dy, dx)` of tile 0 goes (index `dy·m + dx`), in a channel.
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+}
+
+impl Plan {
+    fn new(g: Geometry) -> Self {
+        let (m, a) = (g.m, g.m + 2);
+        Plan {
+            geometry: g,
+            masks: (0..g.vectors)
+                .flat_map(|v| (0..m * m).map(move |k| g.valid(v, k / m, k % m)))
+                .collect(),
+            inputs: (0..a * a).map(|k| g.at(k / a, k % a)).collect(),
+            outputs: (0..m * m).map(|k| g.out_at(k / m, k % m)).collect(),
+        }
+    }
+
+    /// Zeroes what no tile writes in `channels` of the output at `dst`: each phase's head
+    /// before its first output (`heads`) and its tail after its last (`tails`): the border
+    /// above and left, and past the plane. Phase (a, b) takes output (dy, dx) with
+    /// dy + 1 ≡ a, dx + 1 ≡ b (mod m).
+    ///
+    /// # Safety
+    /// `dst` holds these channels of the plan's geometry, and no other task writes there.
+    unsafe fn zero_unwritten(
+        &self,
+        dst: Shared,
+        channels: std::ops::Range<usize>,
+        heads: bool,
+        tails: bool,
+    ) {
+        let g = &self.geometry;
+        let (m, written) = (g.m, g.vectors * LANES);
+        for c in channels {
+            let chan = std::slice::from_raw_parts_mut(dst.get().add(c * g.chan()), g.chan());
+            for (k, phase) in chan.chunks_exact_mut(g.phase_len).enumerate() {
+                let off = g.out_at((k / m + m - 1) % m, (k % m + m - 1) % m) % g.phase_len;
+                if heads {
+                    phase[..off].fill(0.0);
+                }
+                if tails {
+                    phase[off + written..].fill(0.0);
+                }
+            }
+        }
+    }
 }
 
 impl PhaseWinograd {
@@ -411,6 +520,7 @@ impl PhaseWinograd {
             u: winograd_weights(conv, ocb, tile),
             bias,
             zeros: vec![0.0; ocb],
+            plan: OnceLock::new(),
         })
     }
 
@@ -436,7 +546,7 @@ impl PhaseWinograd {
         assert_eq!(x.tile(), self.tile, "phase layout's tile side");
         let g = x.geometry;
         let (ic, oc, m) = (self.in_channels, self.out_channels, self.tile);
-        let (a, a2) = (m + 2, (m + 2) * (m + 2));
+        let a2 = (m + 2) * (m + 2);
         if let Some(r) = residual {
             assert!(r.c <= oc && r.geometry == g, "residual shape");
         }
@@ -445,23 +555,15 @@ impl PhaseWinograd {
         // Chunks of whole register blocks of tile vectors, none past the layout's.
         let padded_vectors = g.vectors.next_multiple_of(cv);
         assert_eq!(padded_vectors, g.vectors, "a block of one tile vector");
-        let written = padded_vectors * LANES;
-        // What no tile writes: each phase's head before its first output and tail after
-        // its last (the border above and left, and past the plane). Phase (a, b) takes
-        // output (dy, dx) with dy + 1 ≡ a, dx + 1 ≡ b (mod m).
-        for chan in out.data.chunks_exact_mut(g.chan()).take(oc) {
-            for (k, phase) in chan.chunks_exact_mut(g.phase_len).enumerate() {
-                let off = g.out_at((k / m + m - 1) % m, (k % m + m - 1) % m) % g.phase_len;
-                phase[..off].fill(0.0);
-                phase[off + written..].fill(0.0);
+        let fresh;
+        let plan = match self.plan.get_or_init(|| Plan::new(g)) {
+            p if p.geometry == g => p,
+            _ => {
+                fresh = Plan::new(g);
+                &fresh
             }
-        }
-        let masks: Vec<u16> = (0..padded_vectors)
-            .flat_map(|v| (0..m * m).map(move |k| g.valid(v, k / m, k % m)))
-            .collect();
-        // Where patch value (r, c) of tile 0 is, and where output (dy, dx) of tile 0 goes.
-        let inputs: Vec<usize> = (0..a2).map(|k| g.at(k / a, k % a)).collect();
-        let outputs: Vec<usize> = (0..m * m).map(|k| g.out_at(k / m, k % m)).collect();
+        };
+        let (masks, inputs, outputs) = (&plan.masks, &plan.inputs, &plan.outputs);
         let dst = Shared(out.data.as_mut_ptr());
         let (ocb, blocks) = (self.block.channels(), oc.div_ceil(self.block.channels()));
         let chunks = padded_vectors / cv;
@@ -475,6 +577,12 @@ impl PhaseWinograd {
             let pieces = chunks * parts;
             let share = piece * ahead_lines / pieces..(piece + 1) * ahead_lines / pieces;
             let filter_blocks = part * blocks / parts..(part + 1) * blocks / parts;
+            let filters = filter_blocks.start * ocb..(filter_blocks.end * ocb).min(oc);
+            // SAFETY: the heads and tails of these filters' channels lie outside every
+            // tile's outputs, and only this chunk's part for them zeroes them.
+            unsafe {
+                plan.zero_unwritten(dst, filters.clone(), chunk == 0, chunk + 1 == chunks);
+            }
             SCRATCH.with(|s| {
                 let (v_buf, m_buf) = &mut *s.borrow_mut();
                 let cols = cv * LANES;
@@ -502,9 +610,9 @@ impl PhaseWinograd {
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     if m == 2 {
-                        input_transform::<4, 2, F2>(&x.data, &tiles, &inputs, ic, v_buf, v_stride);
+                        input_transform::<4, 2, F2>(&x.data, &tiles, inputs, ic, v_buf, v_stride);
                     } else {
-                        input_transform::<6, 4, F4>(&x.data, &tiles, &inputs, ic, v_buf, v_stride);
+                        input_transform::<6, 4, F4>(&x.data, &tiles, inputs, ic, v_buf, v_stride);
                     }
                     for xi in 0..a2 {
                         // This product's part of the task's share of `ahead`.
@@ -534,13 +642,12 @@ impl PhaseWinograd {
                             );
                         }
                     }
-                    let filters = filter_blocks.start * ocb..(filter_blocks.end * ocb).min(oc);
                     let epilogue = Epilogue {
                         bias: &self.bias,
                         residual: residual.map(|r| &r.data[..r.c * g.chan()]),
                         relu,
-                        masks: &masks,
-                        outputs: &outputs,
+                        masks,
+                        outputs,
                         dst,
                     };
                     if m == 2 {

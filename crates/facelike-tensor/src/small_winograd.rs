@@ -25,6 +25,9 @@ thread_local! {
     /// The transformed input `[ξ][in][16 tiles]`, shared by a call's tasks (written in its
     /// first step, read in its second); reused between calls on the calling thread.
     static TRANSFORMED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A task's products `[ξ][tile][16 filters]`, reused between tasks on one thread (the
+    /// kernel writes all of them before the output transform reads them).
+    static PRODUCTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A 3×3, stride-1, padding-1 convolution for planes of up to 8×8 with even sides, prepared
@@ -124,54 +127,64 @@ impl SmallWinograd {
             let dst = Shared(out.data.as_mut_ptr());
             let positions: [usize; LANES] = std::array::from_fn(|t| if t < tiles { t } else { 0 });
             let product = |b: usize| {
-                let mut m = [0f32; Q16 * LANES * LANES];
-                let (l0, l1) = (b * ahead_lines / blocks, (b + 1) * ahead_lines / blocks);
-                for xi in 0..Q16 {
-                    let share = (l1 - l0) * xi / Q16..(l1 - l0) * (xi + 1) / Q16;
-                    let prefetch = Prefetch {
-                        at: ahead
-                            .as_ptr()
-                            .cast::<u8>()
-                            .wrapping_add((l0 + share.start) * 64),
-                        lines: share.len(),
-                    };
-                    let wt = &self.u[(xi * blocks + b) * ic * LANES..][..ic * LANES];
-                    // SAFETY: AVX-512F; `wt` holds ic·16 floats, the broadcasts read
-                    // `v[ξ][c][t]` for c < ic, t < 16; `m[ξ]` holds 16 rows of 16.
+                PRODUCTS.with(|m| {
+                    let mut m = m.borrow_mut();
+                    if m.len() < Q16 * LANES * LANES {
+                        m.resize(Q16 * LANES * LANES, 0.0);
+                    }
+                    let m: &mut [f32; Q16 * LANES * LANES] = (&mut m[..Q16 * LANES * LANES])
+                        .try_into()
+                        .expect("products");
+                    let (l0, l1) = (b * ahead_lines / blocks, (b + 1) * ahead_lines / blocks);
+                    for xi in 0..Q16 {
+                        let share = (l1 - l0) * xi / Q16..(l1 - l0) * (xi + 1) / Q16;
+                        let prefetch = Prefetch {
+                            at: ahead
+                                .as_ptr()
+                                .cast::<u8>()
+                                .wrapping_add((l0 + share.start) * 64),
+                            lines: share.len(),
+                        };
+                        let wt = &self.u[(xi * blocks + b) * ic * LANES..][..ic * LANES];
+                        // SAFETY: AVX-512F; `wt` holds ic·16 floats, the broadcasts read
+                        // `v[ξ][c][t]` for c < ic, t < 16; `m[ξ]` holds 16 rows of 16.
+                        unsafe {
+                            run_small(
+                                Block::C16V1,
+                                wt.as_ptr(),
+                                v.as_ptr().add(xi * ic * LANES),
+                                LANES,
+                                &[0],
+                                ic,
+                                &positions,
+                                m.as_mut_ptr().add(xi * LANES * LANES),
+                                LANES,
+                                prefetch,
+                            );
+                        }
+                    }
+                    let filters = b * LANES..((b + 1) * LANES).min(oc);
+                    // SAFETY: AVX-512F; block b's output planes belong to this task alone.
                     unsafe {
-                        run_small(
-                            Block::C16V1,
-                            wt.as_ptr(),
-                            v.as_ptr().add(xi * ic * LANES),
-                            LANES,
-                            &[0],
-                            ic,
-                            &positions,
-                            m.as_mut_ptr().add(xi * LANES * LANES),
-                            LANES,
-                            prefetch,
+                        output_transform(
+                            m,
+                            filters.clone(),
+                            &self.bias[b * LANES..][..LANES],
+                            residual,
+                            relu,
+                            (h, w),
+                            dst,
+                            out_chan,
                         );
+                        for o in filters {
+                            let plane = std::slice::from_raw_parts_mut(
+                                dst.get().add(o * out_chan),
+                                out_chan,
+                            );
+                            crate::padded::zero_border(plane, h, w);
+                        }
                     }
-                }
-                let filters = b * LANES..((b + 1) * LANES).min(oc);
-                // SAFETY: AVX-512F; block b's output planes belong to this task alone.
-                unsafe {
-                    output_transform(
-                        &m,
-                        filters.clone(),
-                        &self.bias[b * LANES..][..LANES],
-                        residual,
-                        relu,
-                        (h, w),
-                        dst,
-                        out_chan,
-                    );
-                    for o in filters {
-                        let plane =
-                            std::slice::from_raw_parts_mut(dst.get().add(o * out_chan), out_chan);
-                        crate::padded::zero_border(plane, h, w);
-                    }
-                }
+                })
             };
             parallel_for(blocks, parallel, &product);
         });
