@@ -443,6 +443,9 @@ struct Plan {
     /// `(dy, dx)` of tile 0 goes (index `dy·m + dx`), in a channel.
     inputs: Vec<usize>,
     outputs: Vec<usize>,
+    /// Where each phase's first tile output is: phase (a, b) takes output (dy, dx) with
+    /// dy + 1 ≡ a, dx + 1 ≡ b (mod m).
+    heads: Vec<usize>,
 }
 
 impl Plan {
@@ -455,13 +458,15 @@ impl Plan {
                 .collect(),
             inputs: (0..a * a).map(|k| g.at(k / a, k % a)).collect(),
             outputs: (0..m * m).map(|k| g.out_at(k / m, k % m)).collect(),
+            heads: (0..m * m)
+                .map(|k| g.out_at((k / m + m - 1) % m, (k % m + m - 1) % m) % g.phase_len)
+                .collect(),
         }
     }
 
     /// Zeroes what no tile writes in `channels` of the output at `dst`: each phase's head
     /// before its first output (`heads`) and its tail after its last (`tails`): the border
-    /// above and left, and past the plane. Phase (a, b) takes output (dy, dx) with
-    /// dy + 1 ≡ a, dx + 1 ≡ b (mod m).
+    /// above and left, and past the plane.
     ///
     /// # Safety
     /// `dst` holds these channels of the plan's geometry, and no other task writes there.
@@ -473,11 +478,10 @@ impl Plan {
         tails: bool,
     ) {
         let g = &self.geometry;
-        let (m, written) = (g.m, g.vectors * LANES);
+        let written = g.vectors * LANES;
         for c in channels {
             let chan = std::slice::from_raw_parts_mut(dst.get().add(c * g.chan()), g.chan());
-            for (k, phase) in chan.chunks_exact_mut(g.phase_len).enumerate() {
-                let off = g.out_at((k / m + m - 1) % m, (k % m + m - 1) % m) % g.phase_len;
+            for (phase, &off) in chan.chunks_exact_mut(g.phase_len).zip(&self.heads) {
                 if heads {
                     phase[..off].fill(0.0);
                 }
@@ -614,16 +618,18 @@ impl PhaseWinograd {
                     } else {
                         input_transform::<6, 4, F4>(&x.data, &tiles, inputs, ic, v_buf, v_stride);
                     }
+                    // The task's share of `ahead`, a part per product.
+                    let per_product = share.len().div_ceil(a2);
+                    let mut line = share.start;
                     for xi in 0..a2 {
-                        // This product's part of the task's share of `ahead`.
-                        let lines = share.start + share.len() * xi / a2
-                            ..share.start + share.len() * (xi + 1) / a2;
-                        for line in lines {
+                        let end = (line + per_product).min(share.end);
+                        for line in line..end {
                             let at = ahead.as_ptr().cast::<i8>().wrapping_add(line * 64);
                             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
                                 at,
                             );
                         }
+                        line = end;
                         let src = v_buf.as_ptr().add(xi * v_stride);
                         for b in filter_blocks.clone() {
                             let w = &self.u[(xi * blocks + b) * ic * ocb..][..ic * ocb];
