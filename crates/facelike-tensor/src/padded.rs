@@ -9,6 +9,7 @@
 use crate::direct::Planes;
 use crate::BatchTensor;
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 /// Buffers of dropped [`PaddedPlanes`], reused on this thread: every float of a real
 /// channel is written again, so a reused buffer is never zeroed (and never freed and
@@ -46,23 +47,8 @@ impl PaddedPlanes {
     pub(crate) fn uninit(c: usize, h: usize, w: usize, alloc_channels: usize) -> Self {
         let chan = Self::chan_for(h, w);
         let len = alloc_channels.max(c) * chan;
-        let mut data = POOL
-            .with(|p| {
-                let mut p = p.borrow_mut();
-                let best = p
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.capacity() >= len)
-                    .min_by_key(|(_, v)| v.capacity())
-                    .map(|(i, _)| i);
-                best.map(|i| p.swap_remove(i))
-            })
-            .unwrap_or_default();
-        // Longer is fine: only the first `alloc_channels` channels are used. Never shrunk,
-        // a reused buffer is never zeroed again.
-        if data.len() < len {
-            data.resize(len, 0.0);
-        }
+        // Longer is fine: only the first `alloc_channels` channels are used.
+        let data = take_buffer(&POOL, len);
         PaddedPlanes {
             c,
             h,
@@ -229,16 +215,45 @@ impl PaddedPlanes {
 
 impl Drop for PaddedPlanes {
     fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        if data.capacity() > 0 {
-            // A thread-local may already be gone while the thread exits.
-            let _ = POOL.try_with(|p| {
-                let mut p = p.borrow_mut();
-                if p.len() < POOLED {
-                    p.push(data);
-                }
-            });
-        }
+        give_back_buffer(&POOL, std::mem::take(&mut self.data), POOLED);
+    }
+}
+
+/// A buffer of at least `len` floats from `pool` (the smallest that fits), else a new one
+/// of zeros. A reused buffer keeps whatever it held and is never shrunk.
+pub(crate) fn take_buffer(pool: &'static LocalKey<RefCell<Vec<Vec<f32>>>>, len: usize) -> Vec<f32> {
+    let mut data = pool
+        .with(|p| {
+            let mut p = p.borrow_mut();
+            let best = p
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| p.swap_remove(i))
+        })
+        .unwrap_or_default();
+    if data.len() < len {
+        data.resize(len, 0.0);
+    }
+    data
+}
+
+/// Puts `data` back into `pool` unless it already holds `most` buffers.
+pub(crate) fn give_back_buffer(
+    pool: &'static LocalKey<RefCell<Vec<Vec<f32>>>>,
+    data: Vec<f32>,
+    most: usize,
+) {
+    if data.capacity() > 0 {
+        // A thread-local may already be gone while the thread exits.
+        let _ = pool.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < most {
+                p.push(data);
+            }
+        });
     }
 }
 

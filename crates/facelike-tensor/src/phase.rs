@@ -27,19 +27,11 @@ use crate::{Conv2d, DirectConv, PaddedPlanes};
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-/// The filter transforms `G` of F(2×2, 3×3) (4×3) and F(4×4, 3×3) (6×3).
+/// The filter transform `G` of F(2×2, 3×3) (4×3); F(4×4, 3×3)'s is `Winograd3x3`'s.
 const G2: [[f64; 3]; 4] = [
     [1.0, 0.0, 0.0],
     [0.5, 0.5, 0.5],
     [0.5, -0.5, 0.5],
-    [0.0, 0.0, 1.0],
-];
-const G4: [[f64; 3]; 6] = [
-    [1.0 / 4.0, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
     [0.0, 0.0, 1.0],
 ];
 
@@ -139,21 +131,7 @@ impl PhasePlanes {
     fn uninit(c: usize, h: usize, w: usize, m: usize) -> Self {
         let geometry = Geometry::new(h, w, m);
         let len = c * geometry.chan();
-        let mut data = POOL
-            .with(|p| {
-                let mut p = p.borrow_mut();
-                let best = p
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.capacity() >= len)
-                    .min_by_key(|(_, v)| v.capacity())
-                    .map(|(i, _)| i);
-                best.map(|i| p.swap_remove(i))
-            })
-            .unwrap_or_default();
-        if data.len() < len {
-            data.resize(len, 0.0);
-        }
+        let data = crate::padded::take_buffer(&POOL, len);
         PhasePlanes {
             c,
             h,
@@ -248,15 +226,7 @@ impl PhasePlanes {
 
 impl Drop for PhasePlanes {
     fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        if data.capacity() > 0 {
-            let _ = POOL.try_with(|p| {
-                let mut p = p.borrow_mut();
-                if p.len() < POOLED {
-                    p.push(data);
-                }
-            });
-        }
+        crate::padded::give_back_buffer(&POOL, std::mem::take(&mut self.data), POOLED);
     }
 }
 
@@ -384,11 +354,25 @@ unsafe fn merge2_avx512(even: &[f32], odd: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Whether `conv` is a 3×3, stride-1, padding-1 convolution and the CPU has AVX-512F: what
+/// the one-sample Winograd forms take.
+pub(crate) fn winograd_fits(conv: &Conv2d) -> bool {
+    let shape = (
+        conv.kh,
+        conv.kw,
+        conv.stride_y,
+        conv.stride_x,
+        conv.pad_y,
+        conv.pad_x,
+    );
+    DirectConv::supported() && shape == (3, 3, 1, 1, 1, 1)
+}
+
 /// Winograd F(m×m, 3×3)'s transformed weights `U = G g Gᵀ` of a 3×3 `conv`, for tile side
 /// `m` (2 or 4), laid out `[ξ][block of ocb filters][in][ocb]` and padded with zero
 /// filters; computed in f64 and rounded once.
 pub(crate) fn winograd_weights(conv: &Conv2d, ocb: usize, m: usize) -> Vec<f32> {
-    let g_rows: &[[f64; 3]] = if m == 2 { &G2 } else { &G4 };
+    let g_rows: &[[f64; 3]] = if m == 2 { &G2 } else { &crate::winograd::G };
     let a = g_rows.len();
     let (oc, ic) = (conv.out_channels, conv.in_channels);
     let blocks = oc.div_ceil(ocb);
@@ -497,15 +481,7 @@ impl PhaseWinograd {
     /// F(`tile`×`tile`, 3×3) for `conv` (`tile` 2 or 4); `None` unless `conv` is 3×3,
     /// stride 1, padding 1 and the CPU has AVX-512F.
     pub fn new(conv: &Conv2d, tile: usize) -> Option<Self> {
-        let shape = (
-            conv.kh,
-            conv.kw,
-            conv.stride_y,
-            conv.stride_x,
-            conv.pad_y,
-            conv.pad_x,
-        );
-        if !DirectConv::supported() || shape != (3, 3, 1, 1, 1, 1) || !matches!(tile, 2 | 4) {
+        if !winograd_fits(conv) || !matches!(tile, 2 | 4) {
             return None;
         }
         let oc = conv.out_channels;

@@ -13,9 +13,9 @@
 //! (For 4×4 planes, four tiles a weight, it would not.)
 
 use crate::direct::{first_lanes, run_small, Block, Prefetch, Shared, LANES};
-use crate::phase::winograd_weights;
+use crate::phase::{winograd_fits, winograd_weights};
 use crate::team::parallel_for;
-use crate::{Conv2d, DirectConv, PaddedPlanes};
+use crate::{Conv2d, PaddedPlanes};
 use std::cell::RefCell;
 
 /// Values per transformed tile (4 × 4).
@@ -44,15 +44,7 @@ pub struct SmallWinograd {
 impl SmallWinograd {
     /// `None` unless `conv` is 3×3, stride 1, padding 1 and the CPU has AVX-512F.
     pub fn new(conv: &Conv2d) -> Option<Self> {
-        let shape = (
-            conv.kh,
-            conv.kw,
-            conv.stride_y,
-            conv.stride_x,
-            conv.pad_y,
-            conv.pad_x,
-        );
-        if !DirectConv::supported() || shape != (3, 3, 1, 1, 1, 1) {
+        if !winograd_fits(conv) {
             return None;
         }
         let oc = conv.out_channels;

@@ -29,7 +29,7 @@ const LANES: usize = 8;
 const CHUNK_FLOATS: usize = 256 * 1024;
 
 /// `G` (6×3), exact in f64: the filter transform.
-const G: [[f64; 3]; A] = [
+pub(crate) const G: [[f64; 3]; A] = [
     [1.0 / 4.0, 0.0, 0.0],
     [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
     [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
