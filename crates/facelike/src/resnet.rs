@@ -186,8 +186,8 @@ impl Layer3x3 {
         }
     }
 
-    /// The weights [`forward_one`](Self::forward_one) reads for one chip (none without the
-    /// direct kernel).
+    /// The weights this layer reads for one chip, in the form it takes there (none without
+    /// a one-chip form).
     fn one_chip_weights(&self) -> &[f32] {
         match (&self.phase, &self.small, &self.direct) {
             (Some(p), _, _) => p.weights(),
@@ -629,7 +629,6 @@ impl DescriptorNet {
                 layer.centre = None;
                 layer.direct = None;
                 layer.phase = None;
-
                 layer.small = None;
             }
         }
@@ -789,16 +788,17 @@ impl DescriptorNet {
         // Runs of stride-1 blocks pass phase planes from layer to layer.
         let mut phased: Option<PhasePlanes> = None;
         for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
+            // The next block's first weights, for this block's last layer to prefetch.
+            let next = self
+                .blocks
+                .get(i + 1)
+                .map_or(&[][..], |b| b.conv1.one_chip_weights());
             if let (Some(w1), Some(w2), false) =
                 (&block.conv1.phase, &block.conv2.phase, block.down)
             {
                 let p = phased
                     .take()
                     .unwrap_or_else(|| PhasePlanes::from_padded(&x, w1.tile, parallel));
-                let next = self
-                    .blocks
-                    .get(i + 1)
-                    .map_or(&[][..], |b| b.conv1.one_chip_weights());
                 let t = w1.forward(&p, None, true, parallel, w2.weights());
                 phased = Some(w2.forward(&t, Some(&p), true, parallel, next));
                 continue;
@@ -806,10 +806,6 @@ impl DescriptorNet {
             if let Some(p) = phased.take() {
                 x = p.to_padded(parallel);
             }
-            let next = self
-                .blocks
-                .get(i + 1)
-                .map_or(&[][..], |b| b.conv1.one_chip_weights());
             let ahead = block.conv2.one_chip_weights();
             let t = block
                 .conv1
