@@ -254,51 +254,11 @@ impl DirectWinograd {
 }
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{
-    __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps,
-    _mm512_sub_ps,
-};
+use std::arch::x86_64::{__m512, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps};
 
-/// `Bᵀ x` along one axis, 16 tiles per vector (the same expressions as `Winograd3x3`'s).
+/// F(4×4, 3×3)'s transforms along one axis, shared with the phase-plane form.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bt(x: [__m512; A]) -> [__m512; A] {
-    let (d0, d1, d2, d3, d4, d5) = (x[0], x[1], x[2], x[3], x[4], x[5]);
-    let (k2, k4, k5, km4) = (
-        _mm512_set1_ps(2.0),
-        _mm512_set1_ps(4.0),
-        _mm512_set1_ps(5.0),
-        _mm512_set1_ps(-4.0),
-    );
-    let add = |a, b| _mm512_add_ps(a, b);
-    let sub = |a, b| _mm512_sub_ps(a, b);
-    let mul = |a, b| _mm512_mul_ps(a, b);
-    [
-        add(sub(mul(k4, d0), mul(k5, d2)), d4),
-        add(mul(km4, add(d1, d2)), add(d3, d4)),
-        add(mul(k4, sub(d1, d2)), sub(d4, d3)),
-        add(mul(k2, sub(d3, d1)), sub(d4, d2)),
-        add(mul(k2, sub(d1, d3)), sub(d4, d2)),
-        add(sub(mul(k4, d1), mul(k5, d3)), d5),
-    ]
-}
-
-/// `Aᵀ x` along one axis, 16 tiles per vector (the same expressions as `Winograd3x3`'s).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn at(x: [__m512; A]) -> [__m512; M] {
-    let add = |a, b| _mm512_add_ps(a, b);
-    let sub = |a, b| _mm512_sub_ps(a, b);
-    let mul = |a, b| _mm512_mul_ps(a, b);
-    let (m0, m1, m2, m3, m4, m5) = (x[0], x[1], x[2], x[3], x[4], x[5]);
-    let (s12, d12, s34, d34) = (add(m1, m2), sub(m1, m2), add(m3, m4), sub(m3, m4));
-    [
-        add(add(m0, s12), s34),
-        add(d12, mul(_mm512_set1_ps(2.0), d34)),
-        add(s12, mul(_mm512_set1_ps(4.0), s34)),
-        add(add(d12, mul(_mm512_set1_ps(8.0), d34)), m5),
-    ]
-}
+use crate::phase::{at4 as at, bt4 as bt};
 
 /// `Bᵀ d B` of channel `c`'s tiles, 16 at a time, into `v[q][c][tile]`.
 ///

@@ -709,7 +709,7 @@ impl Transforms<6, 4> for F4 {
 /// F(2×2, 3×3)'s `Bᵀ x` along one axis, 16 tiles per vector.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn bt2(d: [__m512; 4]) -> [__m512; 4] {
+pub(crate) unsafe fn bt2(d: [__m512; 4]) -> [__m512; 4] {
     [
         _mm512_sub_ps(d[0], d[2]),
         _mm512_add_ps(d[1], d[2]),
@@ -721,7 +721,7 @@ unsafe fn bt2(d: [__m512; 4]) -> [__m512; 4] {
 /// F(2×2, 3×3)'s `Aᵀ x` along one axis.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn at2(m: [__m512; 4]) -> [__m512; 2] {
+pub(crate) unsafe fn at2(m: [__m512; 4]) -> [__m512; 2] {
     [
         _mm512_add_ps(_mm512_add_ps(m[0], m[1]), m[2]),
         _mm512_sub_ps(_mm512_sub_ps(m[1], m[2]), m[3]),
@@ -731,7 +731,7 @@ unsafe fn at2(m: [__m512; 4]) -> [__m512; 2] {
 /// F(4×4, 3×3)'s `Bᵀ x` along one axis (the same expressions as `Winograd3x3`'s).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn bt4(d: [__m512; 6]) -> [__m512; 6] {
+pub(crate) unsafe fn bt4(d: [__m512; 6]) -> [__m512; 6] {
     let (k2, k4, k5) = (
         _mm512_set1_ps(2.0),
         _mm512_set1_ps(4.0),
@@ -753,7 +753,7 @@ unsafe fn bt4(d: [__m512; 6]) -> [__m512; 6] {
 /// F(4×4, 3×3)'s `Aᵀ x` along one axis (the same expressions as `Winograd3x3`'s).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn at4(m: [__m512; 6]) -> [__m512; 4] {
+pub(crate) unsafe fn at4(m: [__m512; 6]) -> [__m512; 4] {
     let add = |a, b| _mm512_add_ps(a, b);
     let sub = |a, b| _mm512_sub_ps(a, b);
     let mul = |a, b| _mm512_mul_ps(a, b);

@@ -13,6 +13,8 @@
 //! (For 4×4 planes, four tiles a weight, it would not.)
 
 use crate::direct::{first_lanes, run_small, Block, Prefetch, Shared, LANES};
+#[cfg(target_arch = "x86_64")]
+use crate::phase::{at2, bt2};
 use crate::phase::{winograd_fits, winograd_weights};
 use crate::team::parallel_for;
 use crate::{Conv2d, PaddedPlanes};
@@ -212,22 +214,17 @@ unsafe fn input_transform(
                 *val = _mm512_mask_i32gather_ps::<4>(zero, tile_mask, idx, plane.cast());
             }
         }
+        // Along y (each patch column), then along x.
         let mut s = [[zero; 4]; 4];
         for col in 0..4 {
-            s[0][col] = _mm512_sub_ps(d[0][col], d[2][col]);
-            s[1][col] = _mm512_add_ps(d[1][col], d[2][col]);
-            s[2][col] = _mm512_sub_ps(d[2][col], d[1][col]);
-            s[3][col] = _mm512_sub_ps(d[1][col], d[3][col]);
+            let column = bt2([d[0][col], d[1][col], d[2][col], d[3][col]]);
+            for (r, v) in column.into_iter().enumerate() {
+                s[r][col] = v;
+            }
         }
         let out = v.get().add(c * LANES);
         for (r, row) in s.iter().enumerate() {
-            let vals = [
-                _mm512_sub_ps(row[0], row[2]),
-                _mm512_add_ps(row[1], row[2]),
-                _mm512_sub_ps(row[2], row[1]),
-                _mm512_sub_ps(row[1], row[3]),
-            ];
-            for (col, val) in vals.iter().enumerate() {
+            for (col, val) in bt2(*row).iter().enumerate() {
                 _mm512_storeu_ps(out.add((4 * r + col) * ic * LANES), *val);
             }
         }
@@ -283,15 +280,11 @@ unsafe fn output_transform(
         }
         let mut s = [[zero; 4]; 2];
         for c in 0..4 {
-            s[0][c] = _mm512_add_ps(_mm512_add_ps(mm[0][c], mm[1][c]), mm[2][c]);
-            s[1][c] = _mm512_sub_ps(_mm512_sub_ps(mm[1][c], mm[2][c]), mm[3][c]);
+            let [s0, s1] = at2([mm[0][c], mm[1][c], mm[2][c], mm[3][c]]);
+            (s[0][c], s[1][c]) = (s0, s1);
         }
         for (dy, row) in s.iter().enumerate() {
-            let y = [
-                _mm512_add_ps(_mm512_add_ps(row[0], row[1]), row[2]),
-                _mm512_sub_ps(_mm512_sub_ps(row[1], row[2]), row[3]),
-            ];
-            for (dx, val) in y.iter().enumerate() {
+            for (dx, val) in at2(*row).iter().enumerate() {
                 let at = (2 * ty + dy + 1) * wh + 2 * tx + dx + 1;
                 let mut r = _mm512_add_ps(*val, b);
                 if let Some((rp, rplanes, keep)) = res {
