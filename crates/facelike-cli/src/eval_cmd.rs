@@ -1,19 +1,17 @@
 //! `facelike eval pairs|folder` and `facelike train`: verification benchmark and triplet-loss
 //! adapter training, over facelike-eval.
 
+use crate::opts::EncodeArgs;
 use crate::progress::Progress;
-use crate::space::{EncodeOpts, Space};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use facelike::{Descriptor, DetectorKind, Encoder, EncoderOptions, Metric};
+use facelike_api::eval::VerifyOptions;
+use facelike_api::Metric;
 use facelike_eval::triplet::Mining;
 use facelike_eval::{
-    evaluate_pairs, sample_pairs, scan_labelled_folder, Adapter, AdapterKind, EvalOptions,
-    PairList, SampleConfig, ThresholdRule, TrainConfig, UndetectedPolicy,
+    sample_pairs, scan_labelled_folder, AdapterKind, EvalOptions, PairList, SampleConfig,
+    ThresholdRule, TrainConfig, UndetectedPolicy,
 };
-use facelike_gallery::Gallery;
-use rayon::prelude::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
@@ -40,8 +38,8 @@ pub struct ProtocolArgs {
     pub cnn_fallback: bool,
     /// Where no face is found, describe this fixed rectangle (L,T,R,B) instead — the LFW
     /// descriptors in ../shared/golden used the median LFW rect 67,80,175,187.
-    #[arg(long, value_parser = crate::encode::parse_rect)]
-    pub fallback_rect: Option<facelike::Rect>,
+    #[arg(long, value_parser = crate::opts::parse_rect)]
+    pub fallback_rect: Option<facelike_api::Rect>,
     /// Write the ROC curve picture here (PNG).
     #[arg(long)]
     pub roc: Option<PathBuf>,
@@ -49,7 +47,7 @@ pub struct ProtocolArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub encode: EncodeOpts,
+    pub encode: EncodeArgs,
 }
 
 #[derive(Args)]
@@ -106,105 +104,37 @@ pub fn eval(cmd: &EvalCommand) -> Result<usize> {
     }
 }
 
-/// The face nearest the image centre, as the LFW descriptors in ../shared were made.
-fn central_face(faces: &[facelike::Face], w: usize, h: usize) -> Option<Descriptor> {
-    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    faces
-        .iter()
-        .min_by(|a, b| {
-            let d = |f: &facelike::Face| {
-                let (x, y) = (
-                    (f.rect.left + f.rect.right) as f64 / 2.0,
-                    (f.rect.top + f.rect.bottom) as f64 / 2.0,
-                );
-                (x - cx).powi(2) + (y - cy).powi(2)
-            };
-            d(a).total_cmp(&d(b))
-        })
-        .map(|f| f.descriptor)
-}
-
 fn run_protocol(pairs: &PairList, root: &Path, a: &ProtocolArgs) -> Result<usize> {
-    let space = Space::new(&a.encode, false)?;
-    let fallback = if a.cnn_fallback {
-        Some(Encoder::new(EncoderOptions {
-            detector: DetectorKind::Cnn,
-            upsample: 1,
-            landmarks: facelike::LandmarkModel::from_points(a.encode.landmarks).expect("5 or 68"),
-            jitters: a.encode.jitters,
-            ..Default::default()
-        })?)
-    } else {
-        None
-    };
-    let images: Vec<String> = pairs
-        .unique_images()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let progress = Progress::new(images.len() as u64, "images");
-    let failures = std::sync::atomic::AtomicUsize::new(0);
-    let encoded: HashMap<String, Option<Descriptor>> = images
-        .par_iter()
-        .map(|rel| {
-            let path = facelike_eval::pairs::resolve(root, rel);
-            let d = match space.load_image(&path) {
-                Ok(img) => {
-                    let mut d = space
-                        .encode_image(&img)
-                        .ok()
-                        .and_then(|f| central_face(&f, img.width(), img.height()));
-                    if d.is_none() {
-                        if let Some(cnn) = &fallback {
-                            d = cnn
-                                .encode(&img)
-                                .ok()
-                                .and_then(|f| central_face(&f, img.width(), img.height()))
-                                .map(|x| space.map(&x));
-                        }
-                    }
-                    if d.is_none() {
-                        if let Some(r) = a.fallback_rect {
-                            d = space
-                                .encoder
-                                .encode_rects(&img, &[r])
-                                .ok()
-                                .and_then(|f| f.first().map(|f| space.map(&f.descriptor)));
-                        }
-                    }
-                    d
-                }
-                Err(e) => {
-                    failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    progress.println(&format!("error: {e:#}"));
-                    None
-                }
-            };
+    let progress = Progress::new(pairs.unique_images().len() as u64, "images");
+    let r = facelike_api::eval::verify_pairs(
+        pairs,
+        root,
+        &VerifyOptions {
+            encode: a.encode.options(),
+            protocol: EvalOptions {
+                metric: a.metric,
+                undetected: a.undetected,
+                threshold_rule: a.threshold_rule,
+                ..Default::default()
+            },
+            cnn_fallback: a.cnn_fallback,
+            fallback_rect: a.fallback_rect,
+            roc: a.roc.clone(),
+        },
+        &|error| {
+            if let Some(e) = error {
+                progress.println(&format!("error: {e}"));
+            }
             progress.inc();
-            (rel.clone(), d)
-        })
-        .collect();
+        },
+    )?;
     progress.finish();
-    let opts = EvalOptions {
-        metric: a.metric,
-        undetected: a.undetected,
-        threshold_rule: a.threshold_rule,
-        ..Default::default()
-    };
-    let (report, roc) = evaluate_pairs(pairs, |rel| encoded.get(rel).copied().flatten(), &opts)?;
-    if let Some(p) = &a.roc {
-        facelike_eval::plot::plot_roc(
-            p,
-            &format!("ROC, {} pairs (AUC {:.4})", report.pairs, report.auc),
-            &[("facelike", &roc)],
-        )?;
-    }
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", serde_json::to_string(&r.report)?);
     } else {
-        println!("{}", report.summary());
+        println!("{}", r.report.summary());
     }
-    Ok(failures.into_inner())
+    Ok(r.errors.len())
 }
 
 #[derive(Args)]
@@ -250,26 +180,6 @@ pub struct TrainArgs {
 }
 
 pub fn train(a: &TrainArgs) -> Result<usize> {
-    let g = Gallery::open_read_only(&a.gallery)?;
-    if let Some(k) = g.kind() {
-        if k.normalized || k.adapter.is_some() {
-            bail!(
-                "gallery {} holds {} descriptors; train on a gallery of raw dlib descriptors",
-                a.gallery.display(),
-                k.label()
-            );
-        }
-    }
-    let (_, identity_ids, data) = g.load_vectors(0)?;
-    let names = g.identity_names()?;
-    let descriptors: Vec<Descriptor> = data
-        .chunks_exact(128)
-        .map(|c| Descriptor::from_slice(c).expect("128 values"))
-        .collect();
-    let labels: Vec<&str> = identity_ids
-        .iter()
-        .map(|i| names.get(*i as usize).map(String::as_str).unwrap_or(""))
-        .collect();
     let kind = match a.kind.as_str() {
         "linear" => AdapterKind::Linear,
         "residual" | "mlp" => AdapterKind::Residual { hidden: a.hidden },
@@ -289,7 +199,7 @@ pub fn train(a: &TrainArgs) -> Result<usize> {
         seed: a.seed,
         ..Default::default()
     };
-    let (adapter, report) = facelike_eval::train(&descriptors, &labels, &cfg, |e| {
+    let t = facelike_api::eval::train(&a.gallery, &a.out, a.loss_png.as_deref(), &cfg, |e| {
         eprintln!(
             "epoch {:>3}/{}: train loss {:.5}  active {:.1}%  validation loss {:.5}{}",
             e.epoch,
@@ -300,18 +210,10 @@ pub fn train(a: &TrainArgs) -> Result<usize> {
             if e.improved { "  (best)" } else { "" }
         );
     })?;
-    adapter
-        .save(&a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    let png = a
-        .loss_png
-        .clone()
-        .unwrap_or_else(|| a.out.with_extension("png"));
-    facelike_eval::plot::plot_loss(&png, "triplet loss", &report.loss_series())?;
-    let _: Option<&Adapter> = None;
+    let report = &t.report;
     println!(
         "{}",
-        serde_json::json!({"adapter": a.out.display().to_string(), "loss_curve": png.display().to_string(), "best_epoch": report.best_epoch,
+        serde_json::json!({"adapter": t.adapter.display().to_string(), "loss_curve": t.loss_curve.display().to_string(), "best_epoch": report.best_epoch,
             "initial_val_loss": report.initial_val_loss, "best_val_loss": report.best_val_loss, "threshold": report.threshold,
             "train_identities": report.train_identities, "val_identities": report.val_identities, "stopped_early": report.stopped_early})
     );

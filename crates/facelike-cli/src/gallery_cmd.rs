@@ -1,19 +1,16 @@
-//! `facelike index`, `search`, `compare` and `recognize`: thin shells over facelike-gallery.
+//! `facelike index`, `search`, `compare` and `recognize`: flags to the library's options, and
+//! its results printed as text, CSV or JSON.
 
+use crate::opts::EncodeArgs;
 use crate::progress::Progress;
-use crate::space::{chip_thumbnail, EncodeOpts, Space};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
-use facelike::{Descriptor, Metric};
-use facelike_gallery::{
-    index_images, scan_directory, AnnKind, AnnPolicy, Gallery, IndexOptions, NewFace,
-    QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions,
-};
-use rayon::prelude::*;
-use serde::Serialize;
+use facelike_api::compare::{CompareOptions, FaceRef};
+use facelike_api::gallery::{Exactness, IndexOptions, SearchJobOptions, Searcher};
+use facelike_api::recognize::{RecognizeEvent, RecognizeOptions};
+use facelike_api::{AnnKind, Metric, QueryFaceRecord, SearchBy};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
+use std::path::PathBuf;
 #[derive(Args)]
 pub struct IndexArgs {
     /// Folder of photos: DIR/<identity>/*.jpg, or photos directly in DIR (named by file stem).
@@ -31,60 +28,39 @@ pub struct IndexArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub encode: EncodeOpts,
+    pub encode: EncodeArgs,
 }
 
 pub fn index(a: &IndexArgs) -> Result<usize> {
-    let sources = scan_directory(&a.dir, Some(&a.gallery))?;
-    if sources.is_empty() {
-        bail!("no photos found under {}", a.dir.display());
-    }
-    let space = Space::new(&a.encode, true)?;
-    let kind = space.kind();
-    let mut gallery = Gallery::open_or_create(&a.gallery)?;
-    let progress = Progress::new(sources.len() as u64, "photos");
-    let encode = |p: &Path| -> Result<Vec<NewFace>, String> {
-        let (_, faces) = space.encode_file(p).map_err(|e| format!("{e:#}"))?;
-        Ok(faces
-            .into_iter()
-            .map(|f| NewFace {
-                rect: f.rect,
-                landmarks: f.landmarks,
-                descriptor: f.descriptor,
-                thumbnail_png: f.chip.as_ref().map(chip_thumbnail),
-            })
-            .collect())
-    };
+    let mut progress: Option<Progress> = None;
     let mut last = 0;
-    let summary = index_images(
-        &mut gallery,
-        &sources,
-        &kind,
+    let report = facelike_api::gallery::index(
+        &a.dir,
+        &a.gallery,
         &IndexOptions {
+            encode: a.encode.options(),
             batch_size: a.batch_size,
             retry_failed: a.retry_failed,
         },
-        encode,
-        |p| {
-            for _ in last..p.done {
-                progress.inc();
+        |done, total| {
+            let bar = progress.get_or_insert_with(|| Progress::new(total as u64, "photos"));
+            for _ in last..done {
+                bar.inc();
             }
-            last = p.done;
+            last = done;
         },
     )?;
-    progress.finish();
-    let stats = gallery.stats()?;
-    if stats.faces as usize >= facelike_gallery::ANN_THRESHOLD {
-        // Build the approximate index now rather than at the first search.
-        SearchIndex::load(&gallery, &facelike_gallery::LoadOptions::default())?;
+    if let Some(p) = &progress {
+        p.finish();
     }
+    let (summary, g) = (&report.summary, &report.gallery);
     for f in &summary.failed {
         eprintln!("error: {}: {}", f.path.display(), f.reason);
     }
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"summary": summary, "gallery": {"faces": stats.faces, "identities": stats.identities, "images": stats.images, "kind": kind.label()}})
+            serde_json::json!({"summary": summary, "gallery": {"faces": g.faces, "identities": g.identities, "images": g.images, "kind": g.kind}})
         );
     } else {
         println!(
@@ -97,10 +73,10 @@ pub fn index(a: &IndexArgs) -> Result<usize> {
             summary.failed.len(),
             summary.faces,
             a.gallery.display(),
-            stats.faces,
-            stats.identities,
-            stats.images,
-            kind.label()
+            g.faces,
+            g.identities,
+            g.images,
+            g.kind
         );
     }
     Ok(summary.failed.len())
@@ -139,62 +115,40 @@ pub struct SearchArgs {
     #[arg(long)]
     pub csv: bool,
     #[command(flatten)]
-    pub encode: EncodeOpts,
+    pub encode: EncodeArgs,
 }
 
 pub fn search(a: &SearchArgs) -> Result<usize> {
-    let space = Space::new(&a.encode, false)?;
-    let gallery = Gallery::open_read_only(&a.gallery)?;
-    let tolerance = match a.tolerance.or_else(|| space.default_tolerance(a.metric)) {
-        Some(t) => t,
-        None => bail!(
-            "no default tolerance for {} with metric {:?}: pass --tolerance",
-            space.kind().label(),
-            a.metric
-        ),
-    };
-    let index = SearchIndex::load(
-        &gallery,
-        &facelike_gallery::LoadOptions {
+    let searcher = Searcher::open(
+        &a.gallery,
+        &SearchJobOptions {
+            encode: a.encode.options(),
+            k: a.k,
+            by: a.by,
             metric: a.metric,
-            ann: if a.ann {
-                AnnPolicy::Always
+            tolerance: a.tolerance,
+            exactness: if a.ann {
+                Exactness::Ann
             } else if a.exact {
-                AnnPolicy::Never
+                Exactness::Exact
             } else {
-                AnnPolicy::Auto
+                Exactness::Auto
             },
-            kind: a.ann_kind,
-            ..Default::default()
+            ann_kind: a.ann_kind,
         },
     )?;
-    let opts = SearchOptions {
-        k: a.k,
-        by: a.by,
-        metric: a.metric,
-        tolerance,
-        mode: if a.ann {
-            SearchMode::Ann
-        } else if a.exact {
-            SearchMode::Exact
-        } else {
-            SearchMode::Auto
-        },
-        kind: space.kind(),
-        ..Default::default()
-    };
     let out = std::io::stdout();
     let mut out = out.lock();
     if a.csv {
-        writeln!(out, "{}", QueryFaceRecord::csv_header(a.by))?;
+        writeln!(out, "{}", csv_header(a.by))?;
     }
     let mut failures = 0;
     for photo in &a.photos {
-        let faces = match space.encode_file(photo) {
-            Ok((_, f)) => f,
+        let records = match searcher.search_file(photo) {
+            Ok(r) => r,
             Err(e) => {
                 failures += 1;
-                let msg = format!("{e:#}");
+                let msg = e.to_string();
                 eprintln!("error: {msg}");
                 if a.json {
                     writeln!(
@@ -206,26 +160,74 @@ pub fn search(a: &SearchArgs) -> Result<usize> {
                 continue;
             }
         };
-        if faces.is_empty() && !a.json && !a.csv {
+        if records.is_empty() && !a.json && !a.csv {
             writeln!(out, "{}: no face found", photo.display())?;
         }
-        for (i, f) in faces.iter().enumerate() {
-            let matches = index.search(&f.descriptor, &opts)?;
-            let rec =
-                QueryFaceRecord::new(&gallery, photo.display().to_string(), i, f.rect, &matches)?;
+        for rec in &records {
             if a.json {
-                serde_json::to_writer(&mut out, &rec)?;
+                serde_json::to_writer(&mut out, rec)?;
                 writeln!(out)?;
             } else if a.csv {
-                for row in rec.csv_rows(a.by) {
+                for row in csv_rows(rec, a.by) {
                     writeln!(out, "{row}")?;
                 }
             } else {
-                write_table(&mut out, &rec, a.by, tolerance)?;
+                write_table(&mut out, rec, a.by, searcher.tolerance())?;
             }
         }
     }
     Ok(failures)
+}
+
+/// The CSV header matching [`csv_rows`].
+fn csv_header(by: SearchBy) -> &'static str {
+    match by {
+        SearchBy::Face => "image,face,left,top,right,bottom,rank,identity,path,distance,same_person",
+        SearchBy::Identity => {
+            "image,face,left,top,right,bottom,rank,identity,path,distance,same_person,mean_distance,faces"
+        }
+    }
+}
+
+/// One CSV line per match (no trailing newline), fields quoted where needed.
+fn csv_rows(r: &QueryFaceRecord, by: SearchBy) -> Vec<String> {
+    r.matches
+        .iter()
+        .enumerate()
+        .map(|(rank, m)| {
+            let mut f = vec![
+                csv_field(&r.image),
+                r.face.to_string(),
+                r.rect[0].to_string(),
+                r.rect[1].to_string(),
+                r.rect[2].to_string(),
+                r.rect[3].to_string(),
+                (rank + 1).to_string(),
+                csv_field(&m.identity),
+                csv_field(&m.path),
+                format!("{:.6}", m.distance),
+                m.same_person.to_string(),
+            ];
+            if by == SearchBy::Identity {
+                f.push(
+                    m.mean_distance
+                        .map(|d| format!("{d:.6}"))
+                        .unwrap_or_default(),
+                );
+                f.push(m.faces.map(|n| n.to_string()).unwrap_or_default());
+            }
+            f.join(",")
+        })
+        .collect()
+}
+
+/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 fn write_table(
@@ -290,114 +292,58 @@ pub struct CompareArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub encode: EncodeOpts,
-}
-
-#[derive(Serialize)]
-struct FaceRef {
-    image: String,
-    face: usize,
-    rect: [i64; 4],
-}
-
-#[derive(Serialize)]
-struct PairRecord {
-    a: FaceRef,
-    b: FaceRef,
-    l2: f32,
-    l1: f32,
-    cosine: f32,
-    /// L2 between the unit-length descriptors (raw descriptors only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    l2_normalized: Option<f32>,
-    metric: Metric,
-    tolerance: f32,
-    distance: f32,
-    same_person: bool,
+    pub encode: EncodeArgs,
 }
 
 pub fn compare(a: &CompareArgs) -> Result<usize> {
-    let space = Space::new(&a.encode, false)?;
-    let tolerance = match a.tolerance.or_else(|| space.default_tolerance(a.metric)) {
-        Some(t) => t,
-        None => bail!(
-            "no default tolerance for {} with metric {:?}: pass --tolerance",
-            space.kind().label(),
-            a.metric
-        ),
-    };
-    let (fa, fb) = rayon::join(|| space.encode_file(&a.a), || space.encode_file(&a.b));
-    let (_, fa) = fa?;
-    let (_, fb) = fb?;
-    for (p, f) in [(&a.a, &fa), (&a.b, &fb)] {
-        if f.is_empty() {
-            eprintln!("{}: no face found", p.display());
-        }
+    let report = facelike_api::compare::compare(
+        &a.a,
+        &a.b,
+        &CompareOptions {
+            encode: a.encode.options(),
+            metric: a.metric,
+            tolerance: a.tolerance,
+        },
+    )?;
+    for p in &report.no_face {
+        eprintln!("{}: no face found", p.display());
     }
-    let raw = space.adapter.is_none() && !space.normalize;
     let mut out = std::io::stdout().lock();
-    let mut any_same = false;
-    for (i, x) in fa.iter().enumerate() {
-        for (j, y) in fb.iter().enumerate() {
-            let (dx, dy): (&Descriptor, &Descriptor) = (&x.descriptor, &y.descriptor);
-            let distance = dx.distance(dy, a.metric);
-            let r = PairRecord {
-                a: FaceRef {
-                    image: a.a.display().to_string(),
-                    face: i,
-                    rect: x.rect.to_array(),
-                },
-                b: FaceRef {
-                    image: a.b.display().to_string(),
-                    face: j,
-                    rect: y.rect.to_array(),
-                },
-                l2: dx.distance(dy, Metric::L2),
-                l1: dx.distance(dy, Metric::L1),
-                cosine: dx.distance(dy, Metric::Cosine),
-                l2_normalized: raw.then(|| dx.normalized().distance(&dy.normalized(), Metric::L2)),
-                metric: a.metric,
-                tolerance,
-                distance,
-                same_person: distance <= tolerance,
+    for r in &report.pairs {
+        if a.json {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+        } else {
+            let label = |f: &FaceRef, n: usize| {
+                if n > 1 {
+                    format!("{} #{}", f.image, f.face)
+                } else {
+                    f.image.clone()
+                }
             };
-            any_same |= r.same_person;
-            if a.json {
-                serde_json::to_writer(&mut out, &r)?;
-                writeln!(out)?;
-            } else {
-                let label = |f: &FaceRef, n: usize| {
-                    if n > 1 {
-                        format!("{} #{}", f.image, f.face)
-                    } else {
-                        f.image.clone()
-                    }
-                };
-                writeln!(
-                    out,
-                    "{} vs {}: L2 {:.4}  L1 {:.4}  cosine {:.4}{}  -> {} ({:?} {:.4} {} {})",
-                    label(&r.a, fa.len()),
-                    label(&r.b, fb.len()),
-                    r.l2,
-                    r.l1,
-                    r.cosine,
-                    r.l2_normalized
-                        .map(|v| format!("  unit-length L2 {v:.4}"))
-                        .unwrap_or_default(),
-                    if r.same_person {
-                        "same person"
-                    } else {
-                        "different people"
-                    },
-                    a.metric,
-                    distance,
-                    if r.same_person { "<=" } else { ">" },
-                    tolerance
-                )?;
-            }
+            writeln!(
+                out,
+                "{} vs {}: L2 {:.4}  L1 {:.4}  cosine {:.4}{}  -> {} ({:?} {:.4} {} {})",
+                label(&r.a, report.faces[0]),
+                label(&r.b, report.faces[1]),
+                r.l2,
+                r.l1,
+                r.cosine,
+                r.l2_normalized
+                    .map(|v| format!("  unit-length L2 {v:.4}"))
+                    .unwrap_or_default(),
+                if r.same_person {
+                    "same person"
+                } else {
+                    "different people"
+                },
+                r.metric,
+                r.distance,
+                if r.same_person { "<=" } else { ">" },
+                r.tolerance
+            )?;
         }
     }
-    let _ = any_same;
     Ok(0)
 }
 
@@ -425,168 +371,64 @@ fn parse_click_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// face_recognition's `image_files_in_folder`: `re.match(r'.*\.(jpg|jpeg|png)', name, re.I)`,
-/// so the extension may be followed by anything (`a.jpg.bak` matches). Sorted by name
-/// (Python's `os.listdir` order is the file system's, which cannot be reproduced).
-fn fr_image_files(folder: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(folder)
-        .with_context(|| format!("cannot read folder {}", folder.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
-            [".jpg", ".jpeg", ".png"].iter().any(|ext| n.contains(ext))
-        })
-        .map(|e| folder.join(e.file_name()))
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-/// Python's `str(float)`: the shortest representation that reads back, with ".0" on integers.
-pub fn python_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        // Python switches to exponent form: 1e-05, 1.5e+16.
-        let s = format!("{v:e}");
-        let (m, e) = s.split_once('e').expect("exponent form");
-        let e: i32 = e.parse().expect("exponent");
-        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-    let s = format!("{v}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
-}
-
 pub fn recognize(a: &RecognizeArgs) -> Result<usize> {
-    let space = Space::new(
-        &EncodeOpts {
-            detector: facelike::DetectorKind::Hog,
-            upsample: 1,
-            landmarks: 5,
-            jitters: 1,
-            normalize: false,
-            adapter: None,
-            max_pixels: 100_000_000,
-            no_exif_rotate: true,
+    let events = facelike_api::recognize::recognize(
+        &a.known_people_folder,
+        &a.image_to_check,
+        &RecognizeOptions {
+            tolerance: a.tolerance,
+            show_distance: a.show_distance,
+            models_dir: None,
         },
-        false,
     )?;
     let mut out = std::io::stdout().lock();
-    // Known people, in name order; warnings go to stdout as click.echo prints them.
-    let known_files = fr_image_files(&a.known_people_folder)?;
-    let encoded: Vec<(PathBuf, Result<Vec<facelike::Face>>)> = known_files
-        .par_iter()
-        .map(|f| (f.clone(), space.encode_file(f).map(|x| x.1)))
-        .collect();
-    let mut names = Vec::new();
-    let mut known: Vec<Descriptor> = Vec::new();
     let mut failures = 0;
-    for (file, faces) in encoded {
-        let faces = match faces {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: {e:#}");
+    for e in &events {
+        match e {
+            RecognizeEvent::Warning { message } => writeln!(out, "{message}")?,
+            RecognizeEvent::Error { message } => {
                 failures += 1;
-                continue;
+                eprintln!("error: {message}");
             }
-        };
-        let f = file.display();
-        if faces.len() > 1 {
-            writeln!(
-                out,
-                "WARNING: More than one face found in {f}. Only considering the first face."
-            )?;
-        }
-        if faces.is_empty() {
-            writeln!(out, "WARNING: No faces found in {f}. Ignoring file.")?;
-        } else {
-            names.push(
-                file.file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-            );
-            known.push(faces[0].descriptor);
-        }
-    }
-    let to_check = if a.image_to_check.is_dir() {
-        fr_image_files(&a.image_to_check)?
-    } else {
-        vec![a.image_to_check.clone()]
-    };
-    let results: Vec<(PathBuf, Result<Vec<Descriptor>>)> = to_check
-        .par_iter()
-        .map(|p| {
-            let r = space.load_image(p).and_then(|img| {
-                // face_recognition shrinks photos larger than 1600 px with Pillow's LANCZOS thumbnail.
-                let img = match facelike_image::resample::pillow_thumbnail_size(
-                    img.width(),
-                    img.height(),
-                    1600,
-                    1600,
-                ) {
-                    Some((w, h)) if img.width().max(img.height()) > 1600 => {
-                        facelike_image::resample::pillow_lanczos_resize(&img, w, h)
-                    }
-                    _ => img,
-                };
-                Ok(space
-                    .encode_image(&img)?
-                    .into_iter()
-                    .map(|f| f.descriptor)
-                    .collect())
-            });
-            (p.clone(), r)
-        })
-        .collect();
-    let line = |name: &str, file: &Path, distance: Option<f64>| {
-        if a.show_distance {
-            format!(
-                "{},{},{}",
-                file.display(),
-                name,
-                distance.map(python_float).unwrap_or_else(|| "None".into())
-            )
-        } else {
-            format!("{},{}", file.display(), name)
-        }
-    };
-    for (file, r) in results {
-        let unknown = match r {
-            Ok(u) => u,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                failures += 1;
-                continue;
-            }
-        };
-        for u in &unknown {
-            let d: Vec<f64> = known
-                .iter()
-                .map(|k| facelike::descriptor::l2_f64(&k.0, &u.0))
-                .collect();
-            let mut any = false;
-            for (name, dist) in names.iter().zip(&d) {
-                if *dist <= a.tolerance {
-                    any = true;
-                    writeln!(out, "{}", line(name, &file, Some(*dist)))?;
+            RecognizeEvent::Verdict { .. } => {
+                if let Some(line) = e.verdict_line(a.show_distance) {
+                    writeln!(out, "{line}")?;
                 }
             }
-            if !any {
-                writeln!(out, "{}", line("unknown_person", &file, None))?;
-            }
-        }
-        if unknown.is_empty() {
-            writeln!(out, "{}", line("no_persons_found", &file, None))?;
         }
     }
     Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use facelike_api::MatchRecord;
+
+    #[test]
+    fn search_records_as_csv() {
+        let rec = QueryFaceRecord {
+            image: "q.jpg".into(),
+            face: 0,
+            rect: [1, 2, 3, 4],
+            matches: vec![MatchRecord {
+                identity: "Ann, Lee".into(),
+                path: "/photos/Ann, Lee/1.jpg".into(),
+                distance: 0.5657,
+                same_person: true,
+                mean_distance: Some(0.5657),
+                faces: Some(1),
+            }],
+        };
+        assert_eq!(
+            csv_rows(&rec, SearchBy::Face),
+            ["q.jpg,0,1,2,3,4,1,\"Ann, Lee\",\"/photos/Ann, Lee/1.jpg\",0.565700,true"]
+        );
+        assert_eq!(
+            csv_rows(&rec, SearchBy::Identity),
+            ["q.jpg,0,1,2,3,4,1,\"Ann, Lee\",\"/photos/Ann, Lee/1.jpg\",0.565700,true,0.565700,1"]
+        );
+        assert!(csv_header(SearchBy::Identity).ends_with("mean_distance,faces"));
+        assert_eq!(csv_field("say \"hi\""), r#""say ""hi""""#);
+    }
 }

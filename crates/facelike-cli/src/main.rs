@@ -1,18 +1,18 @@
 //! `facelike`: the command-line shell over the facelike library.
 
 mod bench;
-mod encode;
+mod encode_cmd;
 mod eval_cmd;
 mod fetch;
 mod gallery_cmd;
-mod inputs;
+mod opts;
 mod progress;
-mod space;
 mod viz_cmd;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use facelike::{DetectorKind, Encoder, EncoderOptions, LandmarkModel, LoadOptions, Rect};
+use facelike_api::Rect;
+use opts::{DetectorArgs, EncodeArgs, ImageArgs};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -36,7 +36,7 @@ enum Command {
     },
     /// Photos (files or directories) to faces with landmarks and 128-D embeddings, one JSON line
     /// per image.
-    Encode(EncodeArgs),
+    Encode(EncodeCmdArgs),
     /// Find faces only: one JSON line per image with rect, location and score/confidence.
     Detect {
         #[command(flatten)]
@@ -97,59 +97,16 @@ enum Command {
 }
 
 #[derive(Args)]
-struct DetectorArgs {
-    /// Face detector: hog (face_recognition's default) or cnn.
-    #[arg(long, default_value = "hog")]
-    detector: DetectorKind,
-    /// Times the image is upsampled before detection (finds smaller faces; slower).
-    #[arg(long, default_value_t = 1)]
-    upsample: u32,
-}
-
-#[derive(Args)]
-struct ImageArgs {
-    /// Refuse images with more pixels than this (checked from the header).
-    #[arg(long, default_value_t = 100_000_000)]
-    max_pixels: u64,
-    /// Ignore EXIF orientation, as face_recognition/Pillow do.
-    #[arg(long)]
-    no_exif_rotate: bool,
-}
-
-impl ImageArgs {
-    fn load_options(&self) -> LoadOptions {
-        LoadOptions {
-            max_pixels: self.max_pixels,
-            exif_orientation: !self.no_exif_rotate,
-        }
-    }
-}
-
-#[derive(Args)]
-struct EncodeArgs {
+struct EncodeCmdArgs {
     #[command(flatten)]
-    detector: DetectorArgs,
-    /// Landmark model used for alignment: 5 (default, as face_recognition) or 68.
-    #[arg(long, default_value_t = 5, value_parser = parse_landmarks)]
-    landmarks: u32,
-    /// Average the descriptors of N jittered copies of each chip (dlib's num_jitters).
-    #[arg(long, default_value_t = 1)]
-    jitters: u32,
-    /// Return unit-length (FaceNet-style) embeddings instead of dlib's raw descriptors.
-    #[arg(long)]
-    normalize: bool,
-    /// Map embeddings through a trained adapter (from `facelike train`; unit length).
-    #[arg(long, conflicts_with = "normalize")]
-    adapter: Option<PathBuf>,
+    encode: EncodeArgs,
     /// Describe the face in this rectangle instead of detecting (dlib's inclusive L,T,R,B);
     /// repeat for several faces. Needs exactly one image.
-    #[arg(long, value_parser = encode::parse_rect)]
+    #[arg(long, value_parser = opts::parse_rect)]
     rect: Vec<Rect>,
     /// Batch of images with rectangles: JSON lines {"image": PATH, "rects": [[L,T,R,B], ...]}.
     #[arg(long, conflicts_with = "rect")]
     rects: Option<PathBuf>,
-    #[command(flatten)]
-    image: ImageArgs,
     /// Image files or directories (walked recursively).
     inputs: Vec<PathBuf>,
 }
@@ -174,14 +131,6 @@ enum SamplesAction {
     Path,
 }
 
-pub(crate) fn parse_landmarks(s: &str) -> Result<u32, String> {
-    match s {
-        "5" => Ok(5),
-        "68" => Ok(68),
-        _ => Err(format!("landmark model must be 5 or 68, got {s:?}")),
-    }
-}
-
 /// Exit status when a batch finished but some files failed.
 const EXIT_SOME_FAILED: i32 = 2;
 
@@ -198,24 +147,6 @@ fn main() {
             std::process::exit(1);
         }
     }
-}
-
-fn encoder(
-    detector: Option<&DetectorArgs>,
-    landmarks: u32,
-    jitters: u32,
-    normalize: bool,
-) -> Result<Encoder> {
-    let options = EncoderOptions {
-        detector: detector.map_or(DetectorKind::Hog, |d| d.detector),
-        upsample: detector.map_or(1, |d| d.upsample),
-        landmarks: LandmarkModel::from_points(landmarks).expect("clap allows only 5 or 68"),
-        jitters,
-        normalize,
-        load_detector: detector.is_some(),
-        ..Default::default()
-    };
-    Ok(Encoder::new(options)?)
 }
 
 /// Runs a command; returns the number of input files that failed.
@@ -240,62 +171,15 @@ fn run(cli: Cli) -> Result<usize> {
             SamplesAction::Path => println!("{}", fetch::samples_dir().display()),
         },
         Command::Encode(a) => {
-            let opts = a.image.load_options();
-            let jobs: Vec<(PathBuf, encode::Job)> = if let Some(file) = &a.rects {
-                if !a.inputs.is_empty() {
-                    bail!("--rects FILE lists the images itself; do not also give image paths");
-                }
-                encode::read_rects_file(file)?
-            } else if !a.rect.is_empty() {
-                if a.inputs.len() != 1 || a.inputs[0].is_dir() {
-                    bail!(
-                        "--rect needs exactly one image file (use --rects FILE.jsonl for several)"
-                    );
-                }
-                vec![(a.inputs[0].clone(), encode::Job::Rects(a.rect.clone()))]
-            } else {
-                if a.inputs.is_empty() {
-                    bail!("give image files or directories to encode (or --rect/--rects)");
-                }
-                inputs::collect_images(&a.inputs)?
-                    .into_iter()
-                    .map(|p| (p, encode::Job::Encode))
-                    .collect()
-            };
-            let detecting = jobs.iter().any(|(_, j)| matches!(j, encode::Job::Encode));
-            let enc = encoder(
-                detecting.then_some(&a.detector),
-                a.landmarks,
-                a.jitters,
-                a.normalize,
-            )?;
-            let adapter = match &a.adapter {
-                Some(p) => Some(
-                    facelike_eval::Adapter::load(p)
-                        .map_err(|e| anyhow::anyhow!("loading adapter {}: {e}", p.display()))?,
-                ),
-                None => None,
-            };
-            let apply = |d: &facelike::Descriptor| adapter.as_ref().expect("checked").apply(d);
-            let map: encode::DescriptorMap<'_> = if adapter.is_some() {
-                Some(&apply)
-            } else {
-                None
-            };
-            return encode::run_batch(&enc, jobs, &opts, map);
+            return encode_cmd::encode(&a.encode, &a.rect, a.rects.as_deref(), &a.inputs)
         }
         Command::Detect {
             detector,
             image,
             inputs,
         } => {
-            let opts = image.load_options();
-            let jobs = inputs::collect_images(&inputs)?
-                .into_iter()
-                .map(|p| (p, encode::Job::Detect))
-                .collect();
-            let enc = encoder(Some(&detector), 5, 1, false)?;
-            return encode::run_batch(&enc, jobs, &opts, None);
+            let o = image.apply(detector.apply(facelike_api::EncodeOptions::default()));
+            return encode_cmd::detect(&o, &inputs);
         }
         Command::Index(a) => return gallery_cmd::index(&a),
         Command::Search(a) => return gallery_cmd::search(&a),
@@ -324,8 +208,11 @@ fn run(cli: Cli) -> Result<usize> {
             image,
             chips,
         } => {
-            let enc = encoder(None, 5, 1, normalize)?;
-            return encode::embed_chips(&enc, &chips, &image.load_options());
+            let o = image.apply(facelike_api::EncodeOptions {
+                normalize,
+                ..Default::default()
+            });
+            return encode_cmd::embed_chips(&o, &chips);
         }
     }
     Ok(0)

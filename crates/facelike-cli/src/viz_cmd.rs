@@ -1,41 +1,10 @@
 //! `facelike pca`, `map` and `projector`: pictures of a gallery's face space.
 
-use crate::space::{chip_thumbnail, EncodeOpts, Space};
+use crate::opts::EncodeArgs;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use facelike::Metric;
-use facelike_gallery::{Gallery, SearchBy, SearchIndex, SearchOptions};
-use facelike_viz::{FaceItem, FaceMap, MapOptions, Method, Neighbour, QueryItem, TsneOptions};
+use facelike_api::map::MapJobOptions;
 use std::path::PathBuf;
-
-/// Every face of a gallery as plain map items (with thumbnails when asked).
-fn gallery_items(gallery: &Gallery, thumbnails: bool) -> Result<Vec<FaceItem>> {
-    let (ids, identity_ids, data) = gallery.load_vectors(0)?;
-    let names = gallery.identity_names()?;
-    let faces = gallery.faces(&ids)?;
-    let mut items = Vec::with_capacity(ids.len());
-    for (k, f) in faces.into_iter().enumerate() {
-        let identity = names
-            .get(identity_ids[k] as usize)
-            .cloned()
-            .unwrap_or_default();
-        let thumbnail = if thumbnails {
-            gallery.thumbnail(f.id)?
-        } else {
-            None
-        };
-        items.push(FaceItem {
-            identity,
-            source: f.meta.image,
-            descriptor: data[k * 128..(k + 1) * 128].to_vec(),
-            thumbnail,
-        });
-    }
-    if items.is_empty() {
-        bail!("gallery {} has no faces", gallery.dir().display());
-    }
-    Ok(items)
-}
 
 #[derive(Args)]
 pub struct PcaArgs {
@@ -49,10 +18,7 @@ pub struct PcaArgs {
 }
 
 pub fn pca(a: &PcaArgs) -> Result<usize> {
-    let g = Gallery::open_read_only(&a.gallery)?;
-    let items = gallery_items(&g, false)?;
-    let data: Vec<&[f32]> = items.iter().map(|i| i.descriptor.as_slice()).collect();
-    let p = facelike_viz::Pca::fit(&data)?;
+    let p = facelike_api::map::pca(&a.gallery)?;
     let n = a.components.min(p.dim);
     if a.json {
         println!(
@@ -121,98 +87,49 @@ pub struct MapArgs {
     #[arg(long, default_value_t = 1000)]
     pub height: u32,
     #[command(flatten)]
-    pub encode: EncodeOpts,
+    pub encode: EncodeArgs,
 }
 
 pub fn map(a: &MapArgs) -> Result<usize> {
     if a.dims != 2 {
         bail!("only 2-D maps are drawn (--dims 2); 3-D coordinates are available through `facelike projector`");
     }
-    let g = Gallery::open_read_only(&a.gallery)?;
-    let is_html = a
-        .out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
-    let items = gallery_items(&g, a.thumbnails || is_html || !a.query.is_empty())?;
-    let mut queries = Vec::new();
-    if !a.query.is_empty() {
-        let space = Space::new(&a.encode, true)?;
-        let index = SearchIndex::load(&g, &facelike_gallery::LoadOptions::default())?;
-        let tolerance = space.default_tolerance(Metric::L2).unwrap_or(f32::INFINITY);
-        for q in &a.query {
-            let (_, faces) = space.encode_file(q)?;
-            if faces.is_empty() {
-                eprintln!("{}: no face found", q.display());
-            }
-            for (i, f) in faces.iter().enumerate() {
-                let matches = index.search(
-                    &f.descriptor,
-                    &SearchOptions {
-                        k: a.query_k,
-                        by: SearchBy::Identity,
-                        tolerance,
-                        kind: space.kind(),
-                        ..Default::default()
-                    },
-                )?;
-                let stem = q
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                queries.push(QueryItem {
-                    label: if faces.len() > 1 {
-                        format!("{stem} #{i}")
-                    } else {
-                        stem
-                    },
-                    descriptor: f.descriptor.0.to_vec(),
-                    thumbnail: f.chip.as_ref().map(chip_thumbnail),
-                    nearest: matches
-                        .iter()
-                        .map(|m| Neighbour {
-                            identity: m.identity.clone(),
-                            distance: m.distance,
-                        })
-                        .collect(),
-                });
-            }
-        }
-    }
-    let method = match a.method {
-        MapMethod::Pca => Method::Pca,
-        MapMethod::Tsne => Method::Tsne(TsneOptions {
-            perplexity: a.perplexity,
-            seed: a.seed,
-            ..Default::default()
-        }),
-    };
     let progress = crate::progress::Progress::new(750, "t-SNE iterations");
     let mut last = 0;
-    let map = FaceMap::build(items, queries, &method, |p| {
-        for _ in last..p.iteration {
-            progress.inc();
-        }
-        last = p.iteration;
-    })?;
+    let r = facelike_api::map::map(
+        &a.gallery,
+        &a.out,
+        &MapJobOptions {
+            method: match a.method {
+                MapMethod::Pca => facelike_api::map::MapMethod::Pca,
+                MapMethod::Tsne => facelike_api::map::MapMethod::Tsne,
+            },
+            thumbnails: a.thumbnails,
+            queries: a.query.clone(),
+            query_k: a.query_k,
+            perplexity: a.perplexity,
+            seed: a.seed,
+            title: a.title.clone(),
+            legend: a.legend,
+            width: a.width,
+            height: a.height,
+            encode: a.encode.options(),
+        },
+        |iteration| {
+            for _ in last..iteration {
+                progress.inc();
+            }
+            last = iteration;
+        },
+    )?;
     progress.finish();
-    let title = if a.title.is_empty() {
-        format!("{} ({} faces)", g.dir().display(), map.points.len())
-    } else {
-        a.title.clone()
-    };
-    let opts = MapOptions {
-        title,
-        width: a.width,
-        height: a.height,
-        thumbnails: a.thumbnails,
-        legend_max: a.legend,
-        ..Default::default()
-    };
-    facelike_viz::write_map(&map, &opts, &a.out)?;
-    eprintln!("{}", map.method_note);
+    for q in &r.no_face {
+        eprintln!("{}: no face found", q.display());
+    }
+    eprintln!("{}", r.note);
     println!(
         "{}",
-        serde_json::json!({"out": a.out.display().to_string(), "faces": map.points.len(), "queries": map.queries.len(), "kl_divergence": map.kl_divergence, "note": map.method_note})
+        serde_json::json!({"out": r.out, "faces": r.faces, "queries": r.queries, "kl_divergence": r.kl_divergence, "note": r.note})
     );
     Ok(0)
 }
@@ -232,9 +149,7 @@ pub struct ProjectorArgs {
 }
 
 pub fn projector(a: &ProjectorArgs) -> Result<usize> {
-    let g = Gallery::open_read_only(&a.gallery)?;
-    let items = gallery_items(&g, true)?;
-    let r = facelike_viz::projector::export(&items, &a.out, a.tile, &a.name)?;
+    let r = facelike_api::map::projector(&a.gallery, &a.out, a.tile, &a.name)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(0)
 }

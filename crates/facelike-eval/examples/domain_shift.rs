@@ -9,12 +9,13 @@
 //! FACELIKE_SHARED=/path/to/shared cargo run --release -p facelike-eval --example domain_shift
 //! ```
 
-use facelike::Descriptor;
 use facelike_eval::crossval::{adapted_scores, cross_validate_adapter};
 use facelike_eval::verify::{evaluate_scored, score_pairs};
+use facelike_eval::AdapterTraining;
 use facelike_eval::{
     identity_of, sample_pairs, train, EvalOptions, Identity, SampleConfig, TrainConfig,
 };
+use facelike_types::Descriptor;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

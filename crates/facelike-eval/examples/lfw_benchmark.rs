@@ -8,11 +8,12 @@
 //!     [--epochs N] [--patience N] [--no-adapter] [--json]
 //! ```
 
-use facelike::Descriptor;
 use facelike_eval::adapter::AdapterKind;
 use facelike_eval::crossval::cross_validate_adapter;
 use facelike_eval::plot::{plot_loss, plot_roc};
+use facelike_eval::AdapterTraining;
 use facelike_eval::{evaluate_pairs, EvalOptions, PairList, TrainConfig};
+use facelike_types::Descriptor;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;

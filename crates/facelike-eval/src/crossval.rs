@@ -10,7 +10,7 @@ use crate::train::{train, EpochStats, TrainConfig, TrainReport};
 use crate::verify::{
     accuracy_at, choose_threshold, evaluate_scored, score_pairs, EvalOptions, Roc, ScoredPair,
 };
-use facelike::{Descriptor, Metric};
+use facelike_types::{Descriptor, Metric};
 use serde::Serialize;
 use std::collections::HashMap;
 

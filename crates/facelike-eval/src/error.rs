@@ -23,8 +23,8 @@ pub enum EvalError {
     Invalid(String),
     #[error("cannot draw {path}: {problem}")]
     Plot { path: PathBuf, problem: String },
-    #[error("adapter file {path}: {problem}")]
-    Adapter { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Adapter(#[from] facelike_types::AdapterError),
 }
 
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

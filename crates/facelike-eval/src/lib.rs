@@ -12,7 +12,7 @@
 //! * [`crossval`] — the adapter trained on the other folds' people, tested on each fold.
 //!
 //! The photo → descriptor pipeline is elsewhere: everything here takes
-//! [`facelike::Descriptor`]s and identity labels.
+//! [`facelike_types::Descriptor`]s and identity labels.
 
 pub mod adapter;
 pub mod crossval;
@@ -24,7 +24,7 @@ pub mod train;
 pub mod triplet;
 pub mod verify;
 
-pub use adapter::{Adapter, AdapterKind};
+pub use adapter::{Adapter, AdapterKind, AdapterTraining};
 pub use error::{EvalError, Result};
 pub use pairs::{
     sample_pairs, scan_labelled_folder, Identity, Pair, PairList, PeopleFolds, SampleConfig,

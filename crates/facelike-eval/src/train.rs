@@ -1,12 +1,12 @@
 //! Training an [`Adapter`] with triplet loss: P identities × K faces per batch, semi-hard (or
 //! batch-hard) mining, Adam, a validation split by identity and early stopping.
 
-use crate::adapter::{Adapter, AdapterKind, Grads};
+use crate::adapter::{Adapter, AdapterKind, AdapterTraining, Grads};
 use crate::error::{EvalError, Result};
 use crate::rng::SplitMix64;
 use crate::triplet::{mine, triplet_loss, Mining, DEFAULT_ALPHA};
 use crate::verify::{choose_threshold, distance_f64, ScoredPair, ThresholdRule};
-use facelike::{Descriptor, Metric};
+use facelike_types::{Descriptor, Metric};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

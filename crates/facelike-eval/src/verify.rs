@@ -31,7 +31,7 @@
 
 use crate::error::{EvalError, Result};
 use crate::pairs::PairList;
-use facelike::{Descriptor, Metric};
+use facelike_types::{Descriptor, Metric};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -356,7 +356,7 @@ impl Default for EvalOptions {
             metric: Metric::L2,
             undetected: UndetectedPolicy::Reject,
             threshold_rule: ThresholdRule::RangeMidpoint,
-            fixed_threshold: Some(facelike::DEFAULT_TOLERANCE as f64),
+            fixed_threshold: Some(facelike_types::DEFAULT_TOLERANCE as f64),
         }
     }
 }

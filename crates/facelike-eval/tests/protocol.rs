@@ -1,11 +1,11 @@
 //! The verification protocol on hand-made pairs with answers worked out on paper, and on the
 //! real LFW View-2 descriptors against the reference pipeline's published figures.
 
-use facelike::Descriptor;
 use facelike_eval::pairs::{sample_pairs, Identity, PairList, PeopleFolds, SampleConfig};
 use facelike_eval::verify::{
     choose_threshold, evaluate_pairs, EvalOptions, ScoredPair, ThresholdRule, UndetectedPolicy,
 };
+use facelike_types::Descriptor;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -1,10 +1,10 @@
 //! Training on a small real gallery (LFW descriptors of 120 people) lowers the validation
 //! loss, reports progress, and the saved adapter loads back to the same map.
 
-use facelike::Descriptor;
 use facelike_eval::adapter::{Adapter, AdapterKind};
 use facelike_eval::plot::plot_loss;
 use facelike_eval::{identity_of, train, TrainConfig};
+use facelike_types::Descriptor;
 use std::collections::BTreeMap;
 
 fn small_gallery() -> (Vec<Descriptor>, Vec<String>) {

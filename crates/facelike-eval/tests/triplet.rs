@@ -1,7 +1,7 @@
 //! Triplet loss against hand-computed values, its gradients and the adapter's hand-derived
 //! backward pass against central finite differences, and mining by definition.
 
-use facelike_eval::adapter::{Adapter, AdapterKind, Grads};
+use facelike_eval::adapter::{Adapter, AdapterKind, AdapterTraining, Grads};
 use facelike_eval::rng::SplitMix64;
 use facelike_eval::triplet::{mine, sq_dist, triplet_loss, Mining, Triplet, DEFAULT_ALPHA};
 

@@ -11,9 +11,9 @@
 //! ```
 //! `bench/gallery_search.sh` runs the standard configuration.
 
-use facelike::{Descriptor, Metric};
 use facelike_gallery::synthetic::{lfw_identity, pair_distance_stats, SpreadModel};
 use facelike_gallery::{HnswParams, SearchIndex, SearchMode, SearchOptions};
+use facelike_types::{Descriptor, Metric};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -236,10 +236,10 @@ fn bench_set(label: &str, idx: &mut SearchIndex, queries: &[[f32; 128]], args: &
 /// Store throughput: commits `n` synthetic faces (1 KiB thumbnails) in batches of 500 files
 /// into a fresh gallery, then loads them back for search.
 fn bench_store(model: &SpreadModel, n: usize) {
-    use facelike::{Point, Rect};
     use facelike_gallery::{
         DescriptorKind, EncodedImage, Gallery, LoadOptions, NewFace, SearchIndex,
     };
+    use facelike_types::{Point, Rect};
     let (ident, data) = model.generate(n, 11);
     let tmp = std::env::temp_dir().join(format!("facelike-gallery-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);

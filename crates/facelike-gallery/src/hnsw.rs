@@ -10,8 +10,8 @@
 use crate::error::{GalleryError, Result};
 use crate::kernels::score_one;
 use crate::matrix::FaceMatrix;
-use facelike::descriptor::DESCRIPTOR_LEN;
-use facelike::Metric;
+use facelike_types::descriptor::DESCRIPTOR_LEN;
+use facelike_types::Metric;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};

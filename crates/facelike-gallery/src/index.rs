@@ -6,9 +6,9 @@
 //! run skips those files by their content hash.
 
 use crate::error::Result;
-use crate::kind::DescriptorKind;
 use crate::scan::ImageSource;
 use crate::store::{EncodedImage, Gallery, NewFace, PlanAction, PlannedImage};
+use facelike_types::DescriptorKind;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,11 +3,11 @@
 //! Each kernel keeps 16 independent lane accumulators (no float reassociation is needed, so
 //! LLVM emits plain vector adds), and is compiled three times: AVX-512, AVX2+FMA and the
 //! baseline target, chosen once at run time. They rank candidates; the distances reported to
-//! users are recomputed in f64 by [`facelike::Metric::distance`] so they equal
+//! users are recomputed in f64 by [`facelike_types::Metric::distance`] so they equal
 //! face_recognition's numbers.
 
-use facelike::descriptor::DESCRIPTOR_LEN;
-use facelike::Metric;
+use facelike_types::descriptor::DESCRIPTOR_LEN;
+use facelike_types::Metric;
 
 const D: usize = DESCRIPTOR_LEN;
 const LANES: usize = 16;

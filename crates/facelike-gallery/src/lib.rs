@@ -18,7 +18,7 @@
 //! safe.
 //!
 //! This crate does not detect or encode faces: the caller passes an encoder closure (photo →
-//! faces with rect, landmarks, [`facelike::Descriptor`], optional thumbnail PNG), so the
+//! faces with rect, landmarks, [`facelike_types::Descriptor`], optional thumbnail PNG), so the
 //! `facelike` CLI's commands stay thin:
 //!
 //! * `facelike index DIR --gallery G`: [`scan_directory`]`(DIR, Some(G))` →
@@ -29,8 +29,8 @@
 //!   [`Gallery::open_read_only`] → [`SearchIndex::load`] (`--ann`: [`AnnPolicy::Always`] and
 //!   [`SearchMode::Ann`]) → per query face [`SearchIndex::search`] with [`SearchOptions`]
 //!   (tolerance from [`default_tolerance`] unless given) → [`QueryFaceRecord::new`] → one
-//!   JSON line, or [`QueryFaceRecord::csv_header`] + [`QueryFaceRecord::csv_rows`].
-//! * `facelike recognize`: [`SearchIndex::recognize`]; `facelike compare`: [`compare`].
+//!   JSON line (the CLI also prints it as CSV or a table).
+//! * `facelike recognize`: [`SearchIndex::recognize`].
 //!
 //! ## Store choice: redb
 //!
@@ -69,7 +69,7 @@
 //! * **Exact** (default below [`ANN_THRESHOLD`] = 100,000 faces): all descriptors sit in one
 //!   contiguous f32 matrix; a SIMD kernel (AVX-512 / AVX2 / baseline, chosen at run time)
 //!   scores blocks of rows, a bounded heap keeps the top k, and rayon splits the rows across
-//!   cores. The top candidates are re-scored in f64 with [`facelike::Metric::distance`], so
+//!   cores. The top candidates are re-scored in f64 with [`facelike_types::Metric::distance`], so
 //!   reported distances and order equal a float64 brute force (tested).
 //! * **By identity**: identities ranked by their nearest face, each with the mean distance
 //!   over all its faces.
@@ -121,7 +121,6 @@ pub mod hnsw;
 pub mod index;
 pub mod ivf;
 pub mod kernels;
-pub mod kind;
 pub mod matrix;
 pub mod scan;
 pub mod search;
@@ -129,15 +128,14 @@ pub mod store;
 pub mod synthetic;
 
 pub use error::{GalleryError, Result};
+pub use facelike_types::{default_tolerance, DescriptorKind};
 pub use hnsw::{Hnsw, HnswParams};
 pub use index::{index_images, FailedImage, IndexOptions, IndexProgress, IndexSummary};
 pub use ivf::{Ivf, IvfParams};
-pub use kind::DescriptorKind;
 pub use scan::{scan_directory, sha256_file, ImageSource};
 pub use search::{
-    auto_nprobe, compare, default_tolerance, Ann, AnnKind, AnnPolicy, AnnState, Comparison,
-    LoadOptions, LoadReport, Match, MatchRecord, QueryFaceRecord, SearchBy, SearchIndex,
-    SearchMode, SearchOptions, ANN_THRESHOLD, DEFAULT_EF,
+    auto_nprobe, Ann, AnnKind, AnnPolicy, AnnState, LoadOptions, LoadReport, Match, MatchRecord,
+    QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions, ANN_THRESHOLD, DEFAULT_EF,
 };
 pub use store::{
     canonical_key, BatchReport, EncodedImage, FaceMeta, FaceRecord, Gallery, GalleryStats,
@@ -149,7 +147,7 @@ pub use store::{
 #[doc(hidden)]
 pub mod testing {
     use crate::store::NewFace;
-    use facelike::{Descriptor, Point, Rect};
+    use facelike_types::{Descriptor, Point, Rect};
     use sha2::{Digest, Sha256};
 
     /// Faces "found" in a file's bytes: content starting with `fail` fails, `none` has no

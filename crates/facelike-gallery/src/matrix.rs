@@ -2,8 +2,8 @@
 //! and the exact (brute-force) k-nearest scan over it.
 
 use crate::kernels::{inv_norm, score_block};
-use facelike::descriptor::DESCRIPTOR_LEN;
-use facelike::Metric;
+use facelike_types::descriptor::DESCRIPTOR_LEN;
+use facelike_types::Metric;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

@@ -4,11 +4,11 @@
 use crate::error::{GalleryError, Result};
 use crate::hnsw::{Hnsw, HnswParams};
 use crate::ivf::{Ivf, IvfParams};
-use crate::kind::DescriptorKind;
 use crate::matrix::{FaceMatrix, IdentityHit, RowHit};
 use crate::store::Gallery;
-use facelike::descriptor::DESCRIPTOR_LEN;
-use facelike::{Descriptor, Metric, Rect};
+use facelike_types::descriptor::DESCRIPTOR_LEN;
+use facelike_types::DescriptorKind;
+use facelike_types::{Descriptor, Metric, Rect};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,27 +22,6 @@ pub const ANN_THRESHOLD: usize = 100_000;
 /// (0.9995 on LFW's 7k faces at ef 96, 0.95 on 1M synthetic faces at ef 512); see the crate
 /// documentation.
 pub const DEFAULT_EF: usize = 128;
-
-/// The same-person tolerance for a descriptor space and metric, where one is known.
-///
-/// Raw dlib descriptors with L2: face_recognition's 0.6. Other pairs: the threshold that
-/// accepts as many of the 29,648,850 pairs of the 7,701 LFW View-2 descriptors as raw L2 ≤ 0.6
-/// does (179,096 pairs, 0.604%), computed in float64; the decisions then agree with raw L2 ≤
-/// 0.6 on 99.6–99.8% of pairs. `None` for other models and for adapters (no calibration yet):
-/// the caller must pass a tolerance.
-pub fn default_tolerance(kind: &DescriptorKind, metric: Metric) -> Option<f32> {
-    if kind.model != crate::kind::DLIB_RESNET_V1 || kind.adapter.is_some() {
-        return None;
-    }
-    Some(match (kind.normalized, metric) {
-        (false, Metric::L2) => DEFAULT_TOLERANCE,
-        (false, Metric::L1) => 5.3933,
-        (true, Metric::L2) => 0.41927,
-        (true, Metric::L1) => 3.7692,
-        // Cosine ignores length: the same for raw and unit-length descriptors.
-        (_, Metric::Cosine) => 0.087895,
-    })
-}
 
 /// The approximate index kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,7 +90,7 @@ pub fn auto_nprobe(cells: usize) -> usize {
 }
 
 /// face_recognition's same-person tolerance (raw dlib descriptors, L2).
-pub const DEFAULT_TOLERANCE: f32 = facelike::DEFAULT_TOLERANCE;
+pub const DEFAULT_TOLERANCE: f32 = facelike_types::DEFAULT_TOLERANCE;
 
 /// What a search ranks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -642,23 +621,7 @@ fn load_or_build_ann(
     (a, state, warning)
 }
 
-/// Same-person check between two descriptors, for `facelike compare`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Comparison {
-    pub distance: f32,
-    pub same_person: bool,
-}
-
-/// Distance and verdict between two descriptors.
-pub fn compare(a: &Descriptor, b: &Descriptor, metric: Metric, tolerance: f32) -> Comparison {
-    let distance = a.distance(b, metric);
-    Comparison {
-        distance,
-        same_person: distance <= tolerance,
-    }
-}
-
-/// One match as the CLI prints it.
+/// One match of a search result, with the matched face's source photo resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatchRecord {
     pub identity: String,
@@ -714,58 +677,5 @@ impl QueryFaceRecord {
                 })
                 .collect(),
         })
-    }
-
-    /// The CSV header matching [`QueryFaceRecord::csv_rows`].
-    pub fn csv_header(by: SearchBy) -> &'static str {
-        match by {
-            SearchBy::Face => {
-                "image,face,left,top,right,bottom,rank,identity,path,distance,same_person"
-            }
-            SearchBy::Identity => {
-                "image,face,left,top,right,bottom,rank,identity,path,distance,same_person,mean_distance,faces"
-            }
-        }
-    }
-
-    /// One CSV line per match (no trailing newline), fields quoted where needed.
-    pub fn csv_rows(&self, by: SearchBy) -> Vec<String> {
-        self.matches
-            .iter()
-            .enumerate()
-            .map(|(rank, m)| {
-                let mut f = vec![
-                    csv_field(&self.image),
-                    self.face.to_string(),
-                    self.rect[0].to_string(),
-                    self.rect[1].to_string(),
-                    self.rect[2].to_string(),
-                    self.rect[3].to_string(),
-                    (rank + 1).to_string(),
-                    csv_field(&m.identity),
-                    csv_field(&m.path),
-                    format!("{:.6}", m.distance),
-                    m.same_person.to_string(),
-                ];
-                if by == SearchBy::Identity {
-                    f.push(
-                        m.mean_distance
-                            .map(|d| format!("{d:.6}"))
-                            .unwrap_or_default(),
-                    );
-                    f.push(m.faces.map(|n| n.to_string()).unwrap_or_default());
-                }
-                f.join(",")
-            })
-            .collect()
-    }
-}
-
-/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
     }
 }

@@ -15,10 +15,10 @@
 //! which lets the caches be brought up to date incrementally.
 
 use crate::error::{GalleryError, Result};
-use crate::kind::DescriptorKind;
 use crate::scan::{sha256_file, ImageSource};
-use facelike::descriptor::DESCRIPTOR_LEN;
-use facelike::{Descriptor, Point, Rect};
+use facelike_types::descriptor::DESCRIPTOR_LEN;
+use facelike_types::DescriptorKind;
+use facelike_types::{Descriptor, Point, Rect};
 use redb::{
     Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableDefinition, WriteTransaction,

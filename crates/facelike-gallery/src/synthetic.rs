@@ -15,7 +15,7 @@
 //! [`pair_distance_stats`] compares real and synthetic sets on same- and different-identity
 //! L2 distances.
 
-use facelike::descriptor::DESCRIPTOR_LEN;
+use facelike_types::descriptor::DESCRIPTOR_LEN;
 use std::collections::HashMap;
 
 const D: usize = DESCRIPTOR_LEN;
@@ -245,7 +245,10 @@ impl SpreadModel {
             let rows = &groups[name];
             for a in 0..rows.len() {
                 for b in a + 1..rows.len() {
-                    let d = facelike::descriptor::l2(&descriptors[rows[a]], &descriptors[rows[b]]);
+                    let d = facelike_types::descriptor::l2(
+                        &descriptors[rows[a]],
+                        &descriptors[rows[b]],
+                    );
                     dists.push(d as f64);
                 }
             }
@@ -383,14 +386,14 @@ pub fn pair_distance_stats(
             if b >= a {
                 b += 1;
             }
-            same.push(facelike::descriptor::l2(row(g[a]), row(g[b])) as f64);
+            same.push(facelike_types::descriptor::l2(row(g[a]), row(g[b])) as f64);
         }
     }
     for _ in 0..samples {
         let a = rng.below(n);
         let b = rng.below(n);
         if identities[a] != identities[b] {
-            diff.push(facelike::descriptor::l2(row(a), row(b)) as f64);
+            diff.push(facelike_types::descriptor::l2(row(a), row(b)) as f64);
         }
     }
     let ms = |v: &[f64]| {

@@ -1,9 +1,9 @@
 //! Search on real dlib descriptors (LFW View-2, 7,701 faces): held-out identification through
 //! a real store, exact search against an f64 brute-force reference, and HNSW recall.
 
-use facelike::{Descriptor, Metric, Point, Rect};
 use facelike_gallery::synthetic::lfw_identity;
 use facelike_gallery::*;
+use facelike_types::{Descriptor, Metric, Point, Rect};
 use std::collections::HashMap;
 
 struct Lfw {

@@ -1,9 +1,9 @@
 //! Store and indexing: incremental skip by content hash, failures recorded, kinds kept apart,
 //! damaged store files reported by name, caches kept in step with the store.
 
-use facelike::{Descriptor, Metric, Rect};
 use facelike_gallery::testing::{fake_face, fake_faces};
 use facelike_gallery::*;
+use facelike_types::{Descriptor, Metric, Rect};
 use std::path::Path;
 
 fn write(dir: &Path, rel: &str, content: &str) {
@@ -391,12 +391,7 @@ fn json_and_csv_records_have_the_cli_shape() {
             serde_json::to_string(&d).unwrap()
         )
     );
-    assert_eq!(
-        rec.csv_rows(SearchBy::Face),
-        [format!(
-            "q.jpg,0,1,2,3,4,1,\"Ann, Lee\",\"/photos/Ann, Lee/1.jpg\",{d:.6},true"
-        )]
-    );
+    // The CSV form of these records is the CLI's (facelike-cli gallery_cmd tests).
     let o = SearchOptions {
         by: SearchBy::Identity,
         ..Default::default()
@@ -406,7 +401,6 @@ fn json_and_csv_records_have_the_cli_shape() {
     let v: serde_json::Value = serde_json::to_value(&rec).unwrap();
     assert_eq!(v["matches"][0]["faces"], 1);
     assert_eq!(v["matches"][0]["mean_distance"].as_f64().unwrap() as f32, d);
-    assert!(QueryFaceRecord::csv_header(SearchBy::Identity).ends_with("mean_distance,faces"));
 }
 
 #[test]

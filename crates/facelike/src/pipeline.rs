@@ -13,8 +13,6 @@
 //! every call; an `Encoder` is `Sync`, so one encoder serves many threads.
 
 use crate::chip::{extract_chip, face_chip_details, CHIP_PADDING, CHIP_SIZE};
-use crate::descriptor::Descriptor;
-use crate::geometry::{Point, Rect};
 use crate::hog::HogDetector;
 use crate::jitter::Jitterer;
 use crate::mmod::CnnDetector;
@@ -22,6 +20,7 @@ use crate::models::{Model, ModelError};
 use crate::resnet::DescriptorNet;
 use crate::shape_predictor::ShapePredictor;
 use facelike_image::RgbImage;
+use facelike_types::{Descriptor, DescriptorSpace, DetectedBy, Point, Rect};
 use std::path::{Path, PathBuf};
 
 /// Which face detector finds the faces.
@@ -84,8 +83,9 @@ pub struct EncoderOptions {
     pub landmarks: LandmarkModel,
     /// Number of jittered chips averaged per face; `<= 1` means none (dlib's rule).
     pub jitters: u32,
-    /// Return unit-length descriptors instead of dlib's raw ones.
-    pub normalize: bool,
+    /// The space descriptors are delivered in: dlib's raw ones (face_recognition's), unit
+    /// length, or through a trained adapter.
+    pub space: DescriptorSpace,
     /// Load the detector even if only `encode_rects` will be used (false saves load time).
     pub load_detector: bool,
     /// Keep each face's aligned 150×150 chip in [`Face::chip`] (for thumbnails).
@@ -100,7 +100,7 @@ impl Default for EncoderOptions {
             upsample: 1,
             landmarks: LandmarkModel::Five,
             jitters: 1,
-            normalize: false,
+            space: DescriptorSpace::Raw,
             load_detector: true,
             keep_chips: false,
         }
@@ -112,13 +112,11 @@ impl Default for EncoderOptions {
 pub struct Face {
     /// dlib's inclusive `[left, top, right, bottom]`; may extend past the image.
     pub rect: Rect,
-    /// HOG detection score (`score − threshold`), when HOG found the face.
-    pub score: Option<f64>,
-    /// Which of the 5 HOG filters fired.
-    pub hog_filter: Option<usize>,
-    /// CNN detection confidence, when the CNN found the face.
-    pub confidence: Option<f64>,
+    /// What found the face, with its score or confidence.
+    pub detection: DetectedBy,
+    /// The landmark model's points, integer pixels.
     pub landmarks: Vec<Point>,
+    /// The descriptor, in [`EncoderOptions::space`].
     pub descriptor: Descriptor,
     /// The aligned chip, when [`EncoderOptions::keep_chips`] is set.
     pub chip: Option<RgbImage>,
@@ -134,10 +132,10 @@ impl Face {
 /// A face found by a detector, before landmarks and descriptor.
 #[derive(Clone, Debug)]
 pub struct Detection {
+    /// dlib's inclusive `[left, top, right, bottom]`; may extend past the image.
     pub rect: Rect,
-    pub score: Option<f64>,
-    pub hog_filter: Option<usize>,
-    pub confidence: Option<f64>,
+    /// What found it, with its score or confidence.
+    pub by: DetectedBy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,9 +209,10 @@ impl Encoder {
                 .into_iter()
                 .map(|h| Detection {
                     rect: h.rect,
-                    score: Some(h.score),
-                    hog_filter: Some(h.detector),
-                    confidence: None,
+                    by: DetectedBy::Hog {
+                        score: h.score,
+                        filter: h.detector,
+                    },
                 })
                 .collect()),
             Some(Detector::Cnn(d)) => Ok(d
@@ -221,9 +220,9 @@ impl Encoder {
                 .into_iter()
                 .map(|c| Detection {
                     rect: c.rect,
-                    score: None,
-                    hog_filter: None,
-                    confidence: Some(c.confidence),
+                    by: DetectedBy::Cnn {
+                        confidence: c.confidence,
+                    },
                 })
                 .collect()),
         }
@@ -254,9 +253,7 @@ impl Encoder {
             .iter()
             .map(|r| Detection {
                 rect: *r,
-                score: None,
-                hog_filter: None,
-                confidence: None,
+                by: DetectedBy::Given,
             })
             .collect();
         self.describe(image, detections)
@@ -301,21 +298,16 @@ impl Encoder {
         let mut kept = kept.into_iter();
         for (i, (d, shape)) in detections.into_iter().zip(shapes).enumerate() {
             let descs = &descriptors[i * jitters..(i + 1) * jitters];
-            let mut descriptor = if jitters > 1 {
+            let raw = if jitters > 1 {
                 mean_f32(descs)
             } else {
                 descs[0]
             };
-            if self.options.normalize {
-                descriptor = descriptor.normalized();
-            }
             faces.push(Face {
                 rect: d.rect,
-                score: d.score,
-                hog_filter: d.hog_filter,
-                confidence: d.confidence,
+                detection: d.by,
                 landmarks: shape.points,
-                descriptor,
+                descriptor: self.options.space.map(&raw),
                 chip: kept.next(),
             });
         }
@@ -327,12 +319,7 @@ impl Encoder {
         &self,
         chip: &RgbImage,
     ) -> Result<Descriptor, crate::resnet::ChipSizeError> {
-        let d = self.net.compute(chip)?;
-        Ok(if self.options.normalize {
-            d.normalized()
-        } else {
-            d
-        })
+        Ok(self.options.space.map(&self.net.compute(chip)?))
     }
 }
 

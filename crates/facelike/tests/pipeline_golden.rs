@@ -107,7 +107,7 @@ fn encode_at_given_rects_equals_dlib() {
 fn normalized_descriptors_have_unit_length() {
     let enc = Encoder::new(EncoderOptions {
         models_dir: Some(td::models_dir()),
-        normalize: true,
+        space: facelike::DescriptorSpace::Unit,
         ..Default::default()
     })
     .unwrap();

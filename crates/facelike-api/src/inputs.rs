@@ -1,6 +1,6 @@
 //! Turning command-line paths into the list of image files to process.
 
-use anyhow::{Context, Result};
+use crate::error::{ApiError, Result};
 use std::path::{Path, PathBuf};
 
 /// Extensions picked up when walking a directory (files named explicitly are always read,
@@ -9,6 +9,7 @@ pub const IMAGE_EXTENSIONS: [&str; 10] = [
     "jpg", "jpeg", "png", "gif", "webp", "bmp", "pgm", "ppm", "pnm", "pbm",
 ];
 
+/// Whether a path has one of [`IMAGE_EXTENSIONS`] (any case).
 pub fn has_image_extension(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
@@ -20,7 +21,11 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out).with_context(|| format!("cannot read directory {}", p.display()))?;
+            walk(p, &mut out).map_err(|source| ApiError::Io {
+                what: "cannot read directory",
+                path: p.clone(),
+                source,
+            })?;
         } else {
             out.push(p.clone());
         }

@@ -1,0 +1,56 @@
+//! # facelike-api: one call per job, for every front end
+//!
+//! The command-line tool, the Python package and the HTTP server are thin shells over this
+//! crate: they turn their inputs into one options struct per job, call one function, and
+//! print or send the serde-friendly result. No front end holds an algorithm or a
+//! compatibility rule; they live here or below.
+//!
+//! | job | call | result |
+//! |---|---|---|
+//! | encode / detect | [`encode::encode`] with [`encode::Job`]s on an [`Engine`] | one [`encode::ImageRecord`] per image, in order |
+//! | embed chips | [`encode::embed_chips`] | one [`encode::ChipRecord`] per chip |
+//! | compare | [`compare::compare`] with [`compare::CompareOptions`] | [`compare::CompareReport`] |
+//! | recognize | [`recognize::recognize`] (face_recognition's CLI rules) | [`recognize::RecognizeEvent`]s |
+//! | index | [`gallery::index`] with [`gallery::IndexOptions`] | [`gallery::IndexReport`] |
+//! | search | [`gallery::Searcher::open`] then [`gallery::Searcher::search_file`] | [`facelike_gallery::QueryFaceRecord`]s |
+//! | map / pca / projector | [`map::map`], [`map::pca`], [`map::projector`] | [`map::MapReport`], … |
+//! | evaluate / train | [`eval::verify_pairs`], [`eval::train`] | [`eval::VerifyReport`], [`eval::TrainOutcome`] |
+//!
+//! Every photo-to-descriptor job takes the same [`EncodeOptions`] (defaults: face_recognition's),
+//! whose [`Engine`] holds the loaded models and the descriptor space. Jobs over many files
+//! report a bad file in its record and carry on; errors ([`ApiError`]) name the file and the
+//! problem. Nothing here prints.
+//!
+//! ```no_run
+//! use facelike_api::{encode, EncodeOptions};
+//! let jobs = encode::jobs_for(&["photos/".into()], encode::Job::Encode)?;
+//! let engine = encode::engine_for(&jobs, &EncodeOptions::default())?;
+//! let failed = encode::encode(&engine, &jobs, &|| {}, |record| {
+//!     println!("{}", serde_json::to_string(&record).unwrap());
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod compare;
+pub mod encode;
+mod engine;
+mod error;
+pub mod eval;
+pub mod gallery;
+mod inputs;
+pub mod map;
+pub mod recognize;
+
+pub use engine::{
+    chip_thumbnail, EncodeOptions, Engine, Needs, DEFAULT_MAX_PIXELS, DEFAULT_UPSAMPLE,
+};
+pub use error::{ApiError, Result};
+pub use inputs::{collect_images, has_image_extension, IMAGE_EXTENSIONS};
+
+// The types results are made of, so that front ends need no other facelike crate.
+pub use facelike::{DetectorKind, Face, LandmarkModel, RgbImage};
+pub use facelike_gallery::{AnnKind, MatchRecord, QueryFaceRecord, SearchBy};
+pub use facelike_types::{
+    Descriptor, DescriptorKind, DescriptorSpace, DetectedBy, Metric, Point, Rect,
+};
