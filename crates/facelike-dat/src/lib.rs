@@ -8,7 +8,8 @@
 //!
 //! Every error names the file, the byte offset and what was expected; every length field is
 //! checked against the bytes left before anything is allocated, so a truncated or corrupt file
-//! is reported, never a panic or a huge allocation.
+//! is reported, never a panic or a huge allocation. The format itself, field by field, is
+//! described in `docs/dlib-formats.md`.
 //!
 //! ```
 //! use facelike_dat::DatReader;

@@ -1,4 +1,5 @@
-//! dlib's resampling routines, reproduced bit for bit (see `dlib-spec.md` §5.3, §6.2, §6.6).
+//! dlib's resampling routines, reproduced bit for bit (see `docs/dlib-algorithms.md`,
+//! sections `#resampling`, `#bilinear-resize`, `#pyramid-up` and `#pyramid-down-2-filter`).
 //!
 //! Detector scores depend on the exact pixel values of the upsampled and downsampled images,
 //! so these functions follow dlib's arithmetic, including its 4-lane float32 SIMD loop and the

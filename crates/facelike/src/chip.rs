@@ -5,6 +5,9 @@
 //! when the face is much larger than the chip, so that downsampling does not alias. Pixel
 //! values are truncated, not rounded, and samples whose 2×2 neighbourhood leaves the image are
 //! black, as in dlib.
+//!
+//! The geometry and sampling rules are in `docs/dlib-algorithms.md#chip-details` and
+//! `#chip-extraction`.
 
 use crate::geometry::{floor_i64, lround, DPoint, DRect, Rect};
 use crate::shape_predictor::Landmarks;

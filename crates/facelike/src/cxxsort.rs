@@ -4,6 +4,8 @@
 //! dlib sorts detections with `std::sort`, which is not stable: when two detections have the
 //! same score, their order (and so which one survives non-max suppression) is whatever this
 //! particular algorithm produces. Reproducing it keeps ties resolved as the reference does.
+//!
+//! Where sorting ties matter is listed in `docs/dlib-algorithms.md#parity-pitfalls`.
 
 /// Run-length below which libstdc++ stops partitioning.
 const THRESHOLD: usize = 16;

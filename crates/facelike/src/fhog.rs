@@ -1,5 +1,5 @@
 //! Felzenszwalb HOG ("FHOG") features exactly as dlib's `extract_fhog_features` computes them
-//! for RGB images (`dlib-spec.md` §6.3).
+//! for RGB images (`docs/dlib-algorithms.md#fhog`).
 //!
 //! The detector's scores are sums of tens of thousands of float32 products, so every float
 //! operation here happens in the order dlib's build performs it:

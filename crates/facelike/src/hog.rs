@@ -1,5 +1,5 @@
 //! dlib's HOG frontal face detector (`dlib.get_frontal_face_detector()`), with identical
-//! rectangles and scores (`dlib-spec.md` §1.5, §6).
+//! rectangles and scores (`docs/dlib-algorithms.md#hog-detector` and `#python-layer`).
 //!
 //! The detector is `object_detector<scan_fhog_pyramid<pyramid_down<6>>>` with five linear
 //! filters over 31-plane FHOG features. For each image:

@@ -1,6 +1,8 @@
 //! dlib's face jittering: random small shifts, scalings, rotations and mirrorings of a chip,
 //! drawn from dlib's own random generator so results match `compute_face_descriptor(...,
 //! num_jitters)` on a freshly loaded model.
+//!
+//! The draws and their order are in `docs/dlib-algorithms.md#jitter` and `#dlib-rand`.
 
 use crate::chip::{extract_chip, ChipDetails};
 use crate::geometry::{DPoint, DRect};

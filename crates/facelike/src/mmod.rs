@@ -1,5 +1,5 @@
 //! dlib's MMOD CNN face detector (`cnn_face_detection_model_v1` with
-//! `mmod_human_face_detector.dat`), with dlib's boxes (`dlib-spec.md` §3.2).
+//! `mmod_human_face_detector.dat`), with dlib's boxes (`docs/dlib-algorithms.md#mmod`).
 //!
 //! 1. The image (optionally doubled `upsample` times with `pyramid_up`) is packed with all its
 //!    5/6-scaled versions into one tiled canvas, each level resized from the previous tile with
@@ -496,8 +496,9 @@ mod tests {
 
     #[test]
     fn tiled_pyramid_layout_matches_dlib() {
-        // dlib-spec.md §3.2: 1137x910 -> canvas 4139x932 with 29 tiles; 1428x2000 -> 5183x2022
-        // with 30 tiles, the first two (11,11)-(2010,1438) and (11,1449)-(1676,2638).
+        // docs/dlib-algorithms.md#mmod-tiled-pyramid (rows x columns): 1137x910 -> canvas
+        // 4139x932 with 29 tiles; 1428x2000 -> 5183x2022 with 30 tiles, the first two
+        // (11,11)-(2010,1438) and (11,1449)-(1676,2638).
         let p = TiledPyramid::new(1137, 910, 10, 11).unwrap();
         assert_eq!((p.rows, p.cols, p.rects.len()), (4139, 932, 29));
         let p = TiledPyramid::new(1428, 2000, 10, 11).unwrap();

@@ -1,8 +1,8 @@
 //! dlib's face descriptor network (`dlib_face_recognition_resnet_model_v1.dat`): a 150×150
 //! face chip in, a 128-D [`Descriptor`] out, equal to dlib's to about 1e-6.
 //!
-//! The network is dlib's "ResNet-29" (dlib-spec.md §3.1): a 7×7/2 stem with max pooling,
-//! fourteen residual blocks whose down-sampling blocks add an average-pooled shortcut
+//! The network is dlib's "ResNet-29" (`docs/dlib-algorithms.md#resnet`): a 7×7/2 stem with
+//! max pooling, fourteen residual blocks whose down-sampling blocks add an average-pooled shortcut
 //! *zero-padded* to the block's channels (and, at the 256-filter level, to its size), a global
 //! average and a 256→128 linear layer. The file does not name its layer types' roles (tags and
 //! skips are anonymous), so [`DescriptorNet::from_bytes`] walks the parsed layers against this

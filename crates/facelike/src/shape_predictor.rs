@@ -5,6 +5,9 @@
 //! Every detail follows dlib so that the integer landmark positions are identical: integer grey
 //! `(R+G+B)/3`, feature pixels outside the image read as 0, the shape-to-shape similarity fit in
 //! double cast to float, float32 accumulation of leaf values, `floor(x + 0.5)` rounding.
+//!
+//! The algorithm is in `docs/dlib-algorithms.md#shape-predictor`, the file layout in
+//! `docs/dlib-formats.md#shape-predictor-file`.
 
 use crate::geometry::{DPoint, Point, Rect};
 use crate::models::{self, Model, ModelError};

@@ -1,4 +1,6 @@
 //! Point transforms: dlib's similarity fit (Umeyama) and affine maps, in double precision.
+//!
+//! The fit is described in `docs/dlib-algorithms.md#similarity-transform`.
 
 use crate::geometry::DPoint;
 
