@@ -101,9 +101,10 @@ def cmd_all(a):
     chips = H.golden_chips(shared, a.chips)
     photos = [str(data / p) for p in ALL_PHOTOS if not a.photos or Path(p).name in a.photos.split(",")]
     folder = str(data / ALL_FOLDER)
-    sides = [(name, lambda py=py: H.reference_bench(py, a.runs, models, chips, photos, folder, shared=shared,
-                                                                cnn_runs=a.cnn_runs))
-             for name, py in references(a)]
+    def reference(py):
+        return H.reference_bench(py, a.runs, models, chips, photos, folder, shared=shared, cnn_runs=a.cnn_runs)
+
+    sides = [(name, lambda py=py: reference(py)) for name, py in references(a)]
     if not a.reference_only:
         exe = facelike_exe(a)
         sides.append(("facelike", lambda: H.facelike_bench(exe, a.runs, chips, photos, folder, a.threads)))
@@ -184,7 +185,8 @@ def cmd_hog(a):
                       for r in rs] for name, rs in raw.items()}
     first = raw[next(iter(raw))][-1]
     print(H.machine_line() + f"; dlib {first.get('dlib_version', '?')} (1 thread, AVX "
-          f"{'yes' if first.get('dlib_avx') else 'no'}); facelike HOG: {H.kernel_label()}")
+          f"{'yes' if first.get('dlib_avx') else 'no'}); CPU SIMD {H.cpu_info()[1]} (facelike's HOG filters "
+          "use AVX where the CPU has it)")
     stages = []
     for i, c in enumerate(first["cases"]):
         what = f"{c['image']} {c['size']}, upsample {c['up']}"
@@ -238,8 +240,8 @@ def cmd_tsne(a):
 
 
 def cmd_gallery(a):
-    """Gallery search on real LFW descriptors plus synthetic dlib-like ones (criterion-free
-    bench binary of facelike-gallery; it prints its own report)."""
+    """Gallery search on real LFW descriptors plus synthetic dlib-like ones (facelike-gallery's
+    harness-less `search` bench, which prints its own report)."""
     os.environ["FACELIKE_SHARED"] = str(H.shared_dir(a.shared))
     cmd = ["cargo", "bench", "-p", "facelike-gallery", "--bench", "search", "--", "--n", str(a.n),
            "--queries", str(a.queries), "--threads", str(a.threads), "--nprobe", a.nprobe, "--ef", a.ef,
