@@ -1,11 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces facelike-eval's figures: LFW View 2 on the shared dlib descriptors (plain
-# protocol, ROC picture, 10-fold adapter evaluation) and the ORL/Yale domain-shift check.
-# Output: bench/lfw_eval.md records what this printed; pictures go to target/lfw-bench/.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${FACELIKE_SHARED:=$(pwd)/../shared}"
-export FACELIKE_SHARED
-cargo build --release -p facelike-eval --examples
-./target/release/examples/lfw_benchmark --out target/lfw-bench "$@"
-./target/release/examples/domain_shift
+# facelike-eval's figures (LFW View 2 on the shared dlib descriptors, adapter, ORL/Yale domain
+# shift; recorded in bench/lfw_eval.md): `bench/bench.py lfw-eval`. Extra arguments go to
+# lfw_benchmark; pictures go to $CARGO_TARGET_DIR (or target)/lfw-bench/.
+exec python3 "$(dirname "$0")/bench.py" lfw-eval "$@"

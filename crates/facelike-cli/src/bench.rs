@@ -1,5 +1,5 @@
 //! `facelike bench`: times each stage in-process and prints one JSON object, for
-//! `bench/compare.py` to set beside the Python reference's times in one table.
+//! `bench/harness.py` to set beside the Python reference's times in one table.
 
 use anyhow::{Context, Result};
 use facelike::chip::{extract_chip, face_chip_details, CHIP_PADDING, CHIP_SIZE};
@@ -26,7 +26,7 @@ fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// Median over `runs` loops of `calls` calls, per call: for sub-millisecond stages (the same
-/// rule as `bench/compare.py`).
+/// rule as `bench/harness.py`'s reference workers).
 fn median_per_call(runs: usize, calls: usize, mut f: impl FnMut()) -> f64 {
     median_secs(runs, || {
         for _ in 0..calls {
@@ -57,10 +57,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(threads));
+    out.insert("kernels".into(), kernels());
 
     // Model loading: every model, as `facelike encode --detector cnn` plus HOG would. The
     // first load may read the files from disk; the median of 3 more (page cache warm) is the
-    // figure set beside dlib's, which compare.py measures the same way.
+    // figure set beside dlib's, which bench/harness.py measures the same way.
     let load_all = || -> Result<_> {
         Ok((
             DescriptorNet::load(&dir)?,
@@ -180,6 +181,29 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     );
     println!("{}", serde_json::Value::Object(out));
     Ok(())
+}
+
+/// Which code paths this process takes: `network` is "avx512" where the face networks run
+/// on facelike-tensor's hand-written AVX-512 kernels (`DirectConv::supported()`, which
+/// `FACELIKE_NO_AVX512` turns off), else "portable" (im2col + GEMM); `cpu_simd` is the widest
+/// vector extension the CPU reports.
+fn kernels() -> serde_json::Value {
+    #[cfg(target_arch = "x86_64")]
+    let simd = if is_x86_feature_detected!("avx512f") {
+        "avx512f"
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        "avx2+fma"
+    } else {
+        "sse2"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = std::env::consts::ARCH;
+    let network = if facelike_tensor::DirectConv::supported() {
+        "avx512"
+    } else {
+        "portable"
+    };
+    json!({"network": network, "cpu_simd": simd})
 }
 
 /// VmHWM from /proc (Linux); 0 elsewhere.
