@@ -301,3 +301,200 @@ impl ConvPlan {
             .as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::relu_inplace;
+    use crate::tests::{conv, max_abs_diff, noise};
+
+    /// The forms a [`ConvPlan`] should choose, by the rules it documents, each run directly.
+    fn by_form(
+        form: ConvForm,
+        layer: &Conv2d,
+        side: usize,
+        x: &BatchTensor,
+        epilogue: Epilogue<'_>,
+        parallel: bool,
+    ) -> BatchTensor {
+        let centre = || Conv2d {
+            kh: 1,
+            kw: 1,
+            pad_y: 0,
+            pad_x: 0,
+            weights: layer.weights.iter().skip(4).step_by(9).copied().collect(),
+            ..layer.clone()
+        };
+        match form {
+            ConvForm::Direct if side == 1 => DirectConv::new(&centre(), &[(1, 1)])
+                .unwrap()
+                .forward_batch_with(x, epilogue, parallel),
+            ConvForm::Direct => DirectConv::new(layer, &[(side, side)])
+                .unwrap()
+                .forward_batch_with(x, epilogue, parallel),
+            ConvForm::CentreTap => centre().forward_batch(x, epilogue),
+            ConvForm::Winograd if parallel => Winograd3x3::new(layer)
+                .unwrap()
+                .forward_batch_par(x, epilogue),
+            ConvForm::Winograd => Winograd3x3::new(layer).unwrap().forward_batch(x, epilogue),
+            ConvForm::Gemm if parallel => layer.forward_batch_par(x, epilogue),
+            ConvForm::Gemm => layer.forward_batch(x, epilogue),
+            other => panic!("{other:?} is no batch form"),
+        }
+    }
+
+    #[test]
+    fn conv_plan_chooses_by_its_rules_and_runs_the_forms_unchanged() {
+        let avx512 = DirectConv::supported();
+        // The ResNet's levels (35, 17, 8, 4 and the last block's 1×1), and a down-sampling conv.
+        let cases = [
+            // oc, ic, stride, pad, side
+            (16, 8, 1, 1, 35),
+            (16, 16, 1, 1, 17),
+            (32, 16, 1, 1, 8),
+            (32, 32, 1, 1, 4),
+            (16, 16, 1, 1, 1),
+            (16, 8, 2, 0, 9),
+        ];
+        const MAX_BATCH: usize = 16;
+        for (i, &(oc, ic, s, p, side)) in cases.iter().enumerate() {
+            let layer = conv(oc, ic, 3, 3, s, s, p, p, true, 500 + i as u64);
+            let plan = ConvPlan::new(layer.clone(), side, MAX_BATCH);
+            assert_eq!(plan.side(), side);
+            assert_eq!(plan.out_shape(side, side), layer.out_shape(side, side));
+            let wino =
+                Winograd3x3::new(&layer).filter(|w| w.pays_off(MAX_BATCH, side, side) && side > 1);
+            let centre = side == 1 && (s, p) == (1, 1);
+            for n in [1, 3, MAX_BATCH] {
+                let want_form = if centre {
+                    if avx512 && n == 1 {
+                        ConvForm::Direct
+                    } else {
+                        ConvForm::CentreTap
+                    }
+                } else if avx512 && n == 1 {
+                    ConvForm::Direct
+                } else if wino.as_ref().is_some_and(|w| w.pays_off(n, side, side)) {
+                    ConvForm::Winograd
+                } else {
+                    ConvForm::Gemm
+                };
+                assert_eq!(
+                    plan.batch_form(n, side, side),
+                    want_form,
+                    "case {i}, {n} samples"
+                );
+                let x = BatchTensor::from_vec(
+                    ic,
+                    n,
+                    side,
+                    side,
+                    noise(ic * n * side * side, 40 + i as u64),
+                );
+                for parallel in [false, true] {
+                    let got = plan.forward_batch(&x, Epilogue::RELU, parallel);
+                    let want = by_form(want_form, &layer, side, &x, Epilogue::RELU, parallel);
+                    assert_eq!(got.data, want.data, "case {i}, {n} samples, {want_form:?}");
+                    for k in 0..n {
+                        let mut reference = layer.forward_reference(&x.sample(k));
+                        relu_inplace(&mut reference);
+                        let err = max_abs_diff(&got.sample(k).data, &reference.data);
+                        assert!(err < 2e-5 * (ic * 9) as f32, "case {i}: max error {err}");
+                    }
+                }
+            }
+            // One sample's layouts.
+            assert_eq!(plan.has_padded_form(), avx512);
+            let phase_tile =
+                (avx512 && side >= 9 && (s, p) == (1, 1)).then_some(if side >= 32 { 4 } else { 2 });
+            assert_eq!(plan.phase_tile(), phase_tile, "case {i}");
+            if !avx512 {
+                assert_eq!(plan.padded_form(side, side), None);
+                assert!(plan.one_sample_weights().is_empty());
+                continue;
+            }
+            let x =
+                BatchTensor::from_vec(ic, 1, side, side, noise(ic * side * side, 60 + i as u64));
+            let padded = PaddedPlanes::from_batch(&x);
+            let (oh, ow) = layer.out_shape(side, side);
+            let residual = PaddedPlanes::from_batch(&BatchTensor::from_vec(
+                oc / 2,
+                1,
+                oh,
+                ow,
+                noise(oc / 2 * oh * ow, 80 + i as u64),
+            ));
+            let ahead = noise(4096, 1);
+            let got = plan.forward_padded(&padded, Some(&residual), true, true, &ahead);
+            let small = (side == 8).then(|| SmallWinograd::new(&layer)).flatten();
+            let (form, want, weights) = match &small {
+                Some(sw) => (
+                    ConvForm::SmallWinograd,
+                    sw.forward(&padded, Some(&residual), true, true, &ahead),
+                    sw.weights().to_vec(),
+                ),
+                None => {
+                    let d = if centre {
+                        let c = Conv2d {
+                            kh: 1,
+                            kw: 1,
+                            pad_y: 0,
+                            pad_x: 0,
+                            weights: layer.weights.iter().skip(4).step_by(9).copied().collect(),
+                            ..layer.clone()
+                        };
+                        DirectConv::new(&c, &[(1, 1)]).unwrap()
+                    } else {
+                        DirectConv::new(&layer, &[(side, side)]).unwrap()
+                    };
+                    let y = d.forward_padded(&padded, Some(&residual), true, true, &ahead);
+                    (ConvForm::Direct, y, d.weights_for(side, side).to_vec())
+                }
+            };
+            assert_eq!(plan.padded_form(side, side), Some(form), "case {i}");
+            assert_eq!(
+                got.to_batch().data,
+                want.to_batch().data,
+                "case {i}: {form:?}"
+            );
+            if let Some(tile) = phase_tile {
+                let pw = PhaseWinograd::new(&layer, tile).unwrap();
+                let phases = PhasePlanes::from_padded(&padded, tile, true);
+                let res = PhasePlanes::from_padded(&residual, tile, true);
+                let got = plan.forward_phase(&phases, Some(&res), true, true, &ahead);
+                let want = pw.forward(&phases, Some(&res), true, true, &ahead);
+                assert!(got.same_layout_values(&want), "case {i}: phase planes");
+                assert_eq!(plan.one_sample_weights(), pw.weights());
+            } else {
+                assert_eq!(plan.one_sample_weights(), &weights[..], "case {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn conv_plan_without_fast_forms_runs_im2col_alone() {
+        for (side, n) in [(35, 1), (17, 16), (1, 1), (8, 1)] {
+            let layer = conv(16, 16, 3, 3, 1, 1, 1, 1, true, 700 + side as u64);
+            let mut plan = ConvPlan::new(layer.clone(), side, 16);
+            plan.disable_fast_forms();
+            assert_eq!(plan.batch_form(n, side, side), ConvForm::Gemm);
+            assert!(!plan.has_padded_form());
+            assert_eq!(plan.phase_tile(), None);
+            assert_eq!(plan.padded_form(side, side), None);
+            assert!(plan.one_sample_weights().is_empty());
+            let x = BatchTensor::from_vec(16, n, side, side, noise(16 * n * side * side, 9));
+            for parallel in [false, true] {
+                let got = plan.forward_batch(&x, Epilogue::default(), parallel);
+                let want = by_form(
+                    ConvForm::Gemm,
+                    &layer,
+                    side,
+                    &x,
+                    Epilogue::default(),
+                    parallel,
+                );
+                assert_eq!(got.data, want.data, "{side}x{side}, {n} samples");
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 use super::*;
 
 /// Deterministic values in [-1, 1) (a 64-bit LCG), so the tests need no rand crate.
-fn noise(len: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -16,7 +16,7 @@ fn noise(len: usize, seed: u64) -> Vec<f32> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv(
+pub(crate) fn conv(
     oc: usize,
     ic: usize,
     kh: usize,
@@ -42,7 +42,7 @@ fn conv(
     }
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)

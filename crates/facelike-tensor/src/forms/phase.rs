@@ -9,10 +9,10 @@
 //!
 //! The layout ([`PhasePlanes`], see `crate::layout::phase`) is what makes the transforms
 //! cheap for one sample: 16 consecutive tiles' patch values are plain vector loads and
-//! their outputs plain stores. (A tile row may wrap
-//! into the next at its last patch column, which only a tile's last output column reads,
-//! in exact arithmetic and in the transforms' floats alike; those outputs lie past the
-//! plane's edge and are stored as zeros.)
+//! their outputs plain stores, so no layer copies, gathers or scatters its activations. (A
+//! tile row may wrap into the next at its last patch column, which only a tile's last
+//! output column reads, in exact arithmetic and in the transforms' floats alike; those
+//! outputs lie past the plane's edge and are stored as zeros.)
 //!
 //! The transforms are short sums with small exact coefficients, so the results differ from
 //! direct convolution's by float rounding alone (the tests bound it).

@@ -5,7 +5,7 @@
 
 use crate::layout::tensor::Tensor;
 
-/// A C × H × W input, borrowed from a [`Tensor`] or a one-sample [`BatchTensor`].
+/// A C × H × W input, borrowed from a [`Tensor`] or a one-sample [`BatchTensor`](crate::BatchTensor).
 #[derive(Clone, Copy)]
 pub(crate) struct Planes<'a> {
     pub(crate) c: usize,

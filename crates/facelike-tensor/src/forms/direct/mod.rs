@@ -2,9 +2,8 @@
 //! tiled image pyramid) and for one sample of a face network.
 //!
 //! The input is copied once into a zero-padded *polyphase* layout (`crate::layout::polyphase`):
-//! for stride `sy × sx`, each
-//! channel holds `sy·sx` planes, plane `(a, b)` keeping the padded rows `a, a + sy, …` and
-//! columns `b, b + sx, …`. Output `(oy, ox)` is then computed on a grid as wide as a phase
+//! for stride `sy × sx`, each channel holds `sy·sx` planes, plane `(a, b)` keeping the padded
+//! rows `a, a + sy, …` and columns `b, b + sx, …`. Output `(oy, ox)` is then computed on a grid as wide as a phase
 //! plane (`wh` columns; those past the real output width are computed and dropped), and every
 //! filter tap `(ky, kx)` reads the input at `p + offset(ky, kx)` for output index
 //! `p = oy·wh + ox`: a contiguous run for any run of outputs, across row ends too. So the
@@ -18,7 +17,7 @@
 //! This module holds [`DirectConv`], its packings and its one-call entry points; the grid
 //! form's drivers (one layer, bordered planes, a chain of layers) are in `grid`, and the
 //! small-plane form (output channels in the lanes, for planes of up to 64 outputs) in
-//! `small`. The register-blocked products themselves are `crate::kernels`'.
+//! `small`. The register-blocked products themselves are in `crate::kernels`.
 
 mod grid;
 mod small;
