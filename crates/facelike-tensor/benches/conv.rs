@@ -1,6 +1,6 @@
 //! The convolution kernels side by side on the layer shapes facelike's networks run:
-//! im2col + packed GEMM, the direct AVX-512 kernel, batched Winograd F(4x4,3x3), the
-//! one-sample direct Winograd, and the one-sample Winograd forms the ResNet runs: on
+//! im2col + packed GEMM, the direct AVX-512 kernel (on packed and on bordered planes),
+//! batched Winograd F(4x4,3x3), and the one-sample Winograd forms the ResNet runs: on
 //! polyphase planes (F(2x2) and F(4x4)) and on small planes (filters in the lanes). The
 //! one-sample forms read and write their own layouts (`PaddedPlanes`, `PhasePlanes`), as
 //! between two layers of one face. Throughput is in FLOPs (2 per multiply-add), so criterion's
@@ -11,8 +11,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use facelike_tensor::{
-    BatchTensor, Conv2d, DirectConv, DirectWinograd, Epilogue, PaddedPlanes, PhasePlanes,
-    PhaseWinograd, SmallWinograd, Tensor, Winograd3x3,
+    BatchTensor, Conv2d, DirectConv, Epilogue, PaddedPlanes, PhasePlanes, PhaseWinograd,
+    SmallWinograd, Tensor, Winograd3x3,
 };
 
 /// Deterministic values in [-1, 1).
@@ -143,11 +143,6 @@ fn conv(c: &mut Criterion) {
             if let Some(wino) = Winograd3x3::new(&conv) {
                 group.bench_with_input(BenchmarkId::new("winograd_batch", s.name), &xb, |b, x| {
                     b.iter(|| wino.forward_batch_par(x, Epilogue::default()))
-                });
-            }
-            if let Some(dw) = DirectWinograd::new(&conv, (s.h, s.w)) {
-                group.bench_with_input(BenchmarkId::new("winograd_direct", s.name), &xb, |b, x| {
-                    b.iter(|| dw.forward_batch_with(x, Epilogue::default(), true))
                 });
             }
             let padded = PaddedPlanes::from_batch(&xb);

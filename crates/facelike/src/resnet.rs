@@ -10,20 +10,22 @@
 //!
 //! Inference folds each affine layer into the convolution before it and runs whole batches of
 //! chips as single GEMMs per layer (see `facelike_tensor::BatchTensor`); the residual add and
-//! ReLU happen while a layer's output is still in cache. Stride-1 3×3 layers run as Winograd
-//! F(4×4, 3×3) where that is faster (the 35×35 and 17×17 levels always, the later ones in
-//! batches: see `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input
-//! keeps only its centre tap. One chip at a time on a CPU with AVX-512F takes the direct
-//! kernel instead (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, each
-//! layer's steps spread over the cores), with the activations kept in zero-bordered planes
+//! ReLU happen while a layer's output is still in cache. Each 3×3 layer is a
+//! `facelike_tensor::ConvPlan`, built for the size of its input, which chooses the
+//! convolution's form per call: stride-1 layers run as Winograd F(4×4, 3×3) where that is
+//! faster (the 35×35 and 17×17 levels always, the later ones in batches: see
+//! `Winograd3x3::pays_off`), and the last block's convolution of a 1×1 input keeps only its
+//! centre tap. One chip at a time on a CPU with AVX-512F takes the direct kernel instead
+//! (`facelike_tensor::DirectConv`: no column matrices, no GEMM packing, each layer's steps
+//! spread over the cores), with the activations kept in zero-bordered planes
 //! (`facelike_tensor::PaddedPlanes`) that each kernel reads in place and writes straight
 //! into, and each layer fetching the next one's weights while it computes; the stride-1
 //! blocks at 35×35 and 17×17 run as Winograd F(4×4, 3×3) and F(2×2, 3×3) on activations
-//! kept in a polyphase layout (`facelike_tensor::PhaseWinograd`), whose transforms are
-//! plain vector loads and stores there, and the 8×8 ones as F(2×2, 3×3) with the filters in
-//! the lanes (`facelike_tensor::SmallWinograd`). The results stay within 1e-6 of dlib's
-//! (the golden test checks 1e-4); [`DescriptorNet::without_winograd`] computes every
-//! layer directly.
+//! kept in a polyphase layout (`facelike_tensor::PhasePlanes`), whose transforms are plain
+//! vector loads and stores there, and the 8×8 ones as F(2×2, 3×3) with the filters in the
+//! lanes. This file only decides which layout one chip's activations travel in between
+//! blocks; the results stay within 1e-6 of dlib's (the golden test checks 1e-4);
+//! [`DescriptorNet::without_winograd`] computes every layer directly.
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::models::{read_model, Model, ModelError};
@@ -32,12 +34,10 @@ use facelike_dat::DatReader;
 use facelike_image::RgbImage;
 use facelike_tensor::{
     add_zero_padded_batch, global_avg_pool_batch, pool_batch, pool_batch_with, BatchTensor, Conv2d,
-    DirectConv, Epilogue, MappedBytes, PaddedPlanes, PhasePlanes, PhaseWinograd, Pool,
-    SmallWinograd, Winograd3x3,
+    ConvPlan, DirectConv, Epilogue, MappedBytes, PaddedPlanes, PhasePlanes, Pool,
 };
 use rayon::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// Side of the square face chip the network takes.
 pub const CHIP_SIZE: usize = 150;
@@ -82,151 +82,15 @@ pub struct ChipSizeError {
 }
 
 /// One residual block: `relu(conv2(relu(conv1(x))) ⊕ shortcut(x))`, with each affine layer
-/// already folded into the convolution before it.
+/// already folded into the convolution before it. Each 3×3 convolution is planned for the
+/// size of its input (`facelike_tensor::ConvPlan` prepares the faster forms that pay there
+/// and picks one per call).
 #[derive(Clone, Debug)]
 struct ResBlock {
-    conv1: Layer3x3,
-    conv2: Layer3x3,
+    conv1: ConvPlan,
+    conv2: ConvPlan,
     /// Down-sampling block: the shortcut is a 2×2 stride-2 average pool of the input.
     down: bool,
-}
-
-/// A 3×3 convolution with its affine folded in, and faster forms where they pay.
-#[derive(Clone, Debug)]
-struct Layer3x3 {
-    conv: Conv2d,
-    /// The side of this layer's (square) input.
-    size: usize,
-    /// Winograd F(4×4, 3×3), for stride 1, where it pays for batches; prepared on first use
-    /// (one chip at a time never needs it where the direct kernels run).
-    winograd: OnceLock<Option<Winograd3x3>>,
-    /// The centre tap alone as a 1×1 convolution: all that touches a 1×1 input at stride 1
-    /// with padding 1 (the last block's second convolution).
-    centre: Option<Conv2d>,
-    /// The direct AVX-512 kernel, for one chip at a time (where the CPU has AVX-512F): of
-    /// the centre tap where `centre` is set, else of `conv`.
-    /// Every one-chip layer without `phase` uses it. (F(4×4, 3×3) on the direct kernels,
-    /// `DirectWinograd`, measured slower than it: its transforms went through a polyphase
-    /// copy of the input per layer.)
-    direct: Option<DirectConv>,
-    /// Winograd on phase planes, for one chip's stride-1 layers on planes of 9×9 and more
-    /// (where the CPU has AVX-512F): F(4×4, 3×3) at 35×35, F(2×2, 3×3) at 17×17.
-    phase: Option<PhaseWinograd>,
-    /// Winograd F(2×2, 3×3) with the filters in the vector lanes, for one chip's stride-1
-    /// layers on 8×8 planes (where the CPU has AVX-512F).
-    small: Option<SmallWinograd>,
-}
-
-impl Layer3x3 {
-    /// `size`: the side of this layer's (square) input. Only the forms that
-    /// [`forward`](Self::forward) can choose at that size are built: Winograd's weights take
-    /// 4× the memory (9.4 MB for a 256-channel layer).
-    fn new(conv: Conv2d, size: usize) -> Self {
-        let centre = (size == 1
-            && (conv.kh, conv.kw, conv.stride_y, conv.stride_x) == (3, 3, 1, 1)
-            && (conv.pad_y, conv.pad_x) == (1, 1))
-            .then(|| Conv2d {
-                out_channels: conv.out_channels,
-                in_channels: conv.in_channels,
-                kh: 1,
-                kw: 1,
-                stride_y: 1,
-                stride_x: 1,
-                pad_y: 0,
-                pad_x: 0,
-                weights: conv.weights.iter().skip(4).step_by(9).copied().collect(),
-                bias: conv.bias.clone(),
-            });
-        let direct = match &centre {
-            // One chip's 1×1 input: the centre tap in the small-plane form.
-            Some(c) => DirectConv::new(c, &[(1, 1)]),
-            None => DirectConv::new(&conv, &[(size, size)]),
-        };
-        // 4×4 tiles where a plane has enough of them to spread over the threads (35×35:
-        // 81 tiles, 6 vectors), else 2×2 (17×17: 25 tiles of 4×4 were 2 vectors; measured
-        // slower there, and their weights, 4× the plain ones, crowd the caches).
-        let tile = if size >= 32 { 4 } else { 2 };
-        let phase = (size >= 9)
-            .then(|| PhaseWinograd::new(&conv, tile))
-            .flatten();
-        let small = (size == 8).then(|| SmallWinograd::new(&conv)).flatten();
-        Layer3x3 {
-            conv,
-            size,
-            winograd: OnceLock::new(),
-            centre,
-            direct,
-            phase,
-            small,
-        }
-    }
-
-    /// The fastest exact-enough form for this batch and input size.
-    /// `parallel`: spread the work of this one layer over rayon's threads.
-    fn forward(&self, x: &BatchTensor, epilogue: Epilogue<'_>, parallel: bool) -> BatchTensor {
-        if let (Some(c), true) = (&self.centre, (x.h, x.w) == (1, 1)) {
-            return match &self.direct {
-                Some(d) if x.n == 1 => d.forward_batch_with(x, epilogue, parallel),
-                _ => c.forward_batch(x, epilogue),
-            };
-        }
-        if x.n == 1 {
-            if let (Some(d), None) = (&self.direct, &self.centre) {
-                return d.forward_batch_with(x, epilogue, parallel);
-            }
-        }
-        match (
-            self.winograd().filter(|w| w.pays_off(x.n, x.h, x.w)),
-            parallel,
-        ) {
-            (Some(w), false) => w.forward_batch(x, epilogue),
-            (Some(w), true) => w.forward_batch_par(x, epilogue),
-            (None, false) => self.conv.forward_batch(x, epilogue),
-            (None, true) => self.conv.forward_batch_par(x, epilogue),
-        }
-    }
-
-    /// The weights this layer reads for one chip, in the form it takes there (none without
-    /// a one-chip form).
-    fn one_chip_weights(&self) -> &[f32] {
-        match (&self.phase, &self.small, &self.direct) {
-            (Some(p), _, _) => p.weights(),
-            (None, Some(s), _) => s.weights(),
-            (None, None, Some(d)) => d.weights_for(self.size, self.size),
-            (None, None, None) => &[],
-        }
-    }
-
-    /// One chip's layer on bordered planes, by the small-plane Winograd form where it has
-    /// one, else by `direct` (see `DirectConv::forward_padded`).
-    fn forward_one(
-        &self,
-        direct: &DirectConv,
-        x: &PaddedPlanes,
-        residual: Option<&PaddedPlanes>,
-        relu: bool,
-        parallel: bool,
-        ahead: &[f32],
-    ) -> PaddedPlanes {
-        match &self.small {
-            Some(s) if (x.h, x.w) == (self.size, self.size) => {
-                s.forward(x, residual, relu, parallel, ahead)
-            }
-            _ => direct.forward_padded(x, residual, relu, parallel, ahead),
-        }
-    }
-
-    /// The Winograd form, prepared on first use: only the layers and sizes where it can pay
-    /// (its weights take 4× the memory, 9.4 MB for a 256-channel layer).
-    fn winograd(&self) -> Option<&Winograd3x3> {
-        let size = self.size;
-        self.winograd
-            .get_or_init(|| {
-                Winograd3x3::new(&self.conv)
-                    .filter(|w| w.pays_off(MAX_CHIPS_PER_PASS, size, size) && size > 1)
-            })
-            .as_ref()
-    }
 }
 
 /// dlib's ResNet face descriptor network, ready to run on CPU.
@@ -572,8 +436,8 @@ impl DescriptorNet {
             .into_par_iter()
             .map(|(conv1, size, conv2, conv_size, down)| {
                 let (conv1, conv2) = rayon::join(
-                    || Layer3x3::new(conv1, size),
-                    || Layer3x3::new(conv2, conv_size),
+                    || ConvPlan::new(conv1, size, MAX_CHIPS_PER_PASS),
+                    || ConvPlan::new(conv2, conv_size, MAX_CHIPS_PER_PASS),
                 );
                 ResBlock { conv1, conv2, down }
             })
@@ -625,11 +489,7 @@ impl DescriptorNet {
     pub fn without_winograd(mut self) -> Self {
         for block in &mut self.blocks {
             for layer in [&mut block.conv1, &mut block.conv2] {
-                layer.winograd = OnceLock::from(None);
-                layer.centre = None;
-                layer.direct = None;
-                layer.phase = None;
-                layer.small = None;
+                layer.disable_fast_forms();
             }
         }
         self.stem_direct = None;
@@ -720,9 +580,9 @@ impl DescriptorNet {
     /// The residual blocks on a batch.
     fn blocks_batch(&self, mut x: BatchTensor, parallel: bool) -> BatchTensor {
         for block in &self.blocks {
-            let t = block.conv1.forward(&x, Epilogue::RELU, parallel);
+            let t = block.conv1.forward_batch(&x, Epilogue::RELU, parallel);
             x = if !block.down {
-                block.conv2.forward(
+                block.conv2.forward_batch(
                     &t,
                     Epilogue {
                         residual: Some(&x.data),
@@ -732,10 +592,10 @@ impl DescriptorNet {
                 )
             } else {
                 let shortcut = pool_batch(&x, Pool::Avg, 2, 2, 2, 2, 0, 0);
-                let (oh, ow) = block.conv2.conv.out_shape(t.h, t.w);
+                let (oh, ow) = block.conv2.out_shape(t.h, t.w);
                 if (oh, ow) == (shortcut.h, shortcut.w) {
                     // Only the channels differ: the shortcut is a channel prefix of the sum.
-                    block.conv2.forward(
+                    block.conv2.forward_batch(
                         &t,
                         Epilogue {
                             residual: Some(&shortcut.data),
@@ -745,7 +605,7 @@ impl DescriptorNet {
                     )
                 } else {
                     // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
-                    let y = block.conv2.forward(&t, Epilogue::default(), parallel);
+                    let y = block.conv2.forward_batch(&t, Epilogue::default(), parallel);
                     let mut sum = add_zero_padded_batch(&shortcut, &y);
                     for v in &mut sum.data {
                         *v = facelike_tensor::relu(*v);
@@ -776,61 +636,53 @@ impl DescriptorNet {
     /// the caches while it computes.
     fn one_chip(&self, chip: &RgbImage, parallel: bool) -> Option<BatchTensor> {
         let stem = self.stem_direct.as_ref()?;
-        let direct: Vec<(&DirectConv, &DirectConv)> = self
-            .blocks
-            .iter()
-            .map(|b| Some((b.conv1.direct.as_ref()?, b.conv2.direct.as_ref()?)))
-            .collect::<Option<_>>()?;
+        let padded = |b: &ResBlock| b.conv1.has_padded_form() && b.conv2.has_padded_form();
+        if !self.blocks.iter().all(padded) {
+            return None;
+        }
         // The input layer computed as the stem lays the chip out for its kernel; pooled
         // straight from the kernel's output grid, a channel block per task.
         let input = self.input_of(chip);
         let mut x = stem.forward_max_pool_padded_bytes(input, true, 3, 2, parallel);
         // Runs of stride-1 blocks pass phase planes from layer to layer.
         let mut phased: Option<PhasePlanes> = None;
-        for (i, (block, (conv1, conv2))) in self.blocks.iter().zip(direct).enumerate() {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (conv1, conv2) = (&block.conv1, &block.conv2);
             // The next block's first weights, for this block's last layer to prefetch.
             let next = self
                 .blocks
                 .get(i + 1)
-                .map_or(&[][..], |b| b.conv1.one_chip_weights());
-            if let (Some(w1), Some(w2), false) =
-                (&block.conv1.phase, &block.conv2.phase, block.down)
+                .map_or(&[][..], |b| b.conv1.one_sample_weights());
+            if let (Some(tile), Some(_), false) =
+                (conv1.phase_tile(), conv2.phase_tile(), block.down)
             {
                 let p = phased
                     .take()
-                    .unwrap_or_else(|| PhasePlanes::from_padded(&x, w1.tile, parallel));
-                let t = w1.forward(&p, None, true, parallel, w2.weights());
-                phased = Some(w2.forward(&t, Some(&p), true, parallel, next));
+                    .unwrap_or_else(|| PhasePlanes::from_padded(&x, tile, parallel));
+                let t = conv1.forward_phase(&p, None, true, parallel, conv2.one_sample_weights());
+                phased = Some(conv2.forward_phase(&t, Some(&p), true, parallel, next));
                 continue;
             }
             if let Some(p) = phased.take() {
                 x = p.to_padded(parallel);
             }
-            let ahead = block.conv2.one_chip_weights();
-            let t = block
-                .conv1
-                .forward_one(conv1, &x, None, true, parallel, ahead);
-            // The last block's centre tap is all of its conv2 only on a 1×1 input.
-            assert!(block.conv2.centre.is_none() || (t.h, t.w) == (1, 1));
+            let ahead = conv2.one_sample_weights();
+            let t = conv1.forward_padded(&x, None, true, parallel, ahead);
             x = if !block.down {
-                block
-                    .conv2
-                    .forward_one(conv2, &t, Some(&x), true, parallel, next)
+                conv2.forward_padded(&t, Some(&x), true, parallel, next)
             } else {
                 let shortcut = x.avg_pool_2x2(parallel);
                 let same_size = conv2.out_shape(t.h, t.w) == (shortcut.h, shortcut.w);
-                if let (Some(w2), true) = (&block.conv2.phase, same_size) {
+                if let (Some(tile), true) = (conv2.phase_tile(), same_size) {
                     // The 17×17 level's first block: its output starts a run of phase
                     // planes (converting the two inputs costs less than the direct kernel).
-                    let t = PhasePlanes::from_padded(&t, w2.tile, parallel);
-                    let shortcut = PhasePlanes::from_padded(&shortcut, w2.tile, parallel);
-                    phased = Some(w2.forward(&t, Some(&shortcut), true, parallel, next));
+                    let t = PhasePlanes::from_padded(&t, tile, parallel);
+                    let shortcut = PhasePlanes::from_padded(&shortcut, tile, parallel);
+                    phased = Some(conv2.forward_phase(&t, Some(&shortcut), true, parallel, next));
                     continue;
                 }
                 if same_size {
-                    block
-                        .conv2
-                        .forward_one(conv2, &t, Some(&shortcut), true, parallel, next)
+                    conv2.forward_padded(&t, Some(&shortcut), true, parallel, next)
                 } else {
                     // The sizes differ too (4×4 shortcut, 3×3 conv path at 256 filters).
                     let y = conv2.forward_padded(&t, None, false, parallel, next);

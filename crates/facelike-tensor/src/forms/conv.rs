@@ -1,6 +1,7 @@
 //! 2-D convolution: im2col built a few output rows at a time, multiplied with `gemm`.
 
-use crate::{relu, BatchTensor, Tensor};
+use crate::layout::tensor::{BatchTensor, Tensor};
+use crate::simd::relu;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -62,11 +63,7 @@ unsafe impl Sync for OutPtr {}
 impl Conv2d {
     /// Output size along one axis: `1 + (in + 2·pad − k) / stride`, or 0 if the kernel does not fit.
     pub fn out_size(input: usize, k: usize, stride: usize, pad: usize) -> usize {
-        if input + 2 * pad < k {
-            0
-        } else {
-            1 + (input + 2 * pad - k) / stride
-        }
+        crate::layout::out_size(input, k, stride, pad)
     }
 
     /// Output height and width for an `h × w` input.

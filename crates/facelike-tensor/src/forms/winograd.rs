@@ -14,7 +14,8 @@
 //! samples' tiles at the same place (the input is re-laid out sample-innermost); otherwise
 //! they are 8 channels of one tile (channel-innermost, with the GEMMs column-major).
 
-use crate::{BatchTensor, Conv2d, Epilogue};
+use crate::forms::conv::{Conv2d, Epilogue};
+use crate::layout::tensor::BatchTensor;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -261,11 +262,6 @@ impl Winograd3x3 {
         })
     }
 
-    /// The transformed weights: 36 matrices of `out × in`, position-major.
-    pub(crate) fn transformed_weights(&self) -> &[f32] {
-        &self.u
-    }
-
     /// Output height and width for an `h × w` input.
     pub fn out_shape(&self, h: usize, w: usize) -> (usize, usize) {
         (
@@ -464,13 +460,13 @@ impl Winograd3x3 {
             Some(r) => {
                 for (ox, (d, r)) in dst.iter_mut().zip(r).enumerate() {
                     let v = value(ox) + bias + *r;
-                    *d = if relu { crate::relu(v) } else { v };
+                    *d = if relu { crate::simd::relu(v) } else { v };
                 }
             }
             None => {
                 for (ox, d) in dst.iter_mut().enumerate() {
                     let v = value(ox) + bias;
-                    *d = if relu { crate::relu(v) } else { v };
+                    *d = if relu { crate::simd::relu(v) } else { v };
                 }
             }
         }

@@ -12,12 +12,14 @@
 //! 16 tiles, so for 8×8 planes the layer stays bound by arithmetic, not by fetching them.
 //! (For 4×4 planes, four tiles a weight, it would not.)
 
-use crate::direct::{first_lanes, run_small, Block, Prefetch, Shared, LANES};
+use crate::forms::conv::Conv2d;
 #[cfg(target_arch = "x86_64")]
-use crate::phase::{at2, bt2};
-use crate::phase::{winograd_fits, winograd_weights};
+use crate::forms::transforms::{at2, bt2};
+use crate::forms::transforms::{winograd_fits, winograd_weights};
+use crate::kernels::{run_small, Block};
+use crate::layout::padded::PaddedPlanes;
+use crate::simd::{first_lanes, Prefetch, Shared, LANES};
 use crate::team::parallel_for;
-use crate::{Conv2d, PaddedPlanes};
 use std::cell::RefCell;
 
 /// Values per transformed tile (4 × 4).
@@ -175,7 +177,7 @@ impl SmallWinograd {
                                 dst.get().add(o * out_chan),
                                 out_chan,
                             );
-                            crate::padded::zero_border(plane, h, w);
+                            crate::layout::padded::zero_border(plane, h, w);
                         }
                     }
                 })

@@ -1,97 +1,10 @@
-//! Activations kept in the layout a 3×3, stride-1, padding-1 direct convolution reads: each
-//! channel an `(h + 2) × (w + 2)` plane with a zero border, then some slack (of no set
-//! value: a kernel's last register block reads and writes there, for outputs that are
-//! dropped). One face's
-//! ResNet passes these from layer to layer, so no layer copies its input into a padded
-//! buffer first, and the direct kernel writes its output grid straight into the next
-//! layer's input (see `DirectConv::forward_padded`).
+//! The layer operations one sample's ResNet runs on zero-bordered planes
+//! ([`PaddedPlanes`]): the 2×2 average pool of a down-sampling block's shortcut and dlib's
+//! zero-padded residual sum, each equal to its packed form in [`crate::ops`].
 
-use crate::direct::Planes;
-use crate::BatchTensor;
-use std::cell::RefCell;
-use std::thread::LocalKey;
-
-/// Buffers of dropped [`PaddedPlanes`], reused on this thread: every float of a real
-/// channel is written again, so a reused buffer is never zeroed (and never freed and
-/// fetched from the allocator between layers).
-const POOLED: usize = 8;
-thread_local! {
-    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// `c` channels of `h × w`, each stored as a zero-bordered `(h + 2) × (w + 2)` plane
-/// followed by slack up to `chan` floats.
-#[derive(Debug)]
-pub struct PaddedPlanes {
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    /// Floats from one channel's plane to the next.
-    pub(crate) chan: usize,
-    /// At least `c · chan` floats (a convolution may write padding filters past `c`; a
-    /// reused buffer may be longer still).
-    pub(crate) data: Vec<f32>,
-}
+use crate::layout::padded::{zero_border, PaddedPlanes};
 
 impl PaddedPlanes {
-    /// Floats per channel for an `h × w` plane: the bordered plane and, for planes the
-    /// grid form reads and writes (more than 64 positions), room for a direct kernel's last
-    /// register block (up to 128 outputs past the end) and its taps.
-    pub(crate) fn chan_for(h: usize, w: usize) -> usize {
-        let slack = if h * w > 64 { 192 } else { 0 };
-        ((h + 2) * (w + 2) + slack).next_multiple_of(16)
-    }
-
-    /// Storage for `alloc_channels ≥ c` channels; the contents are whatever a reused
-    /// buffer held: the caller writes every float of the first `c` channels.
-    pub(crate) fn uninit(c: usize, h: usize, w: usize, alloc_channels: usize) -> Self {
-        let chan = Self::chan_for(h, w);
-        let len = alloc_channels.max(c) * chan;
-        // Longer is fine: only the first `alloc_channels` channels are used.
-        let data = take_buffer(&POOL, len);
-        PaddedPlanes {
-            c,
-            h,
-            w,
-            chan,
-            data,
-        }
-    }
-
-    /// The one sample of `x`, bordered.
-    pub fn from_batch(x: &BatchTensor) -> Self {
-        assert_eq!(x.n, 1, "padded planes hold one sample");
-        let mut out = Self::uninit(x.c, x.h, x.w, x.c);
-        let (h, w, chan, wh) = (x.h, x.w, out.chan, x.w + 2);
-        for (src, plane) in x
-            .data
-            .chunks_exact((h * w).max(1))
-            .zip(out.data.chunks_exact_mut(chan))
-        {
-            for (y, row) in src.chunks_exact(w.max(1)).enumerate().take(h) {
-                plane[(y + 1) * wh + 1..][..w].copy_from_slice(row);
-            }
-            zero_border(plane, h, w);
-        }
-        out
-    }
-
-    /// The planes without their borders, as a one-sample batch.
-    pub fn to_batch(&self) -> BatchTensor {
-        let (h, w) = (self.h, self.w);
-        let mut out = BatchTensor::zeros(self.c, 1, h, w);
-        for (dst, plane) in out
-            .data
-            .chunks_exact_mut((h * w).max(1))
-            .zip(self.data.chunks_exact(self.chan))
-        {
-            for (y, row) in dst.chunks_exact_mut(w.max(1)).enumerate().take(h) {
-                row.copy_from_slice(&plane[(y + 1) * (w + 2) + 1..][..w]);
-            }
-        }
-        out
-    }
-
     /// A 2×2 average pool at stride 2 (no padding), with [`crate::pool`]'s arithmetic:
     /// dlib's down-sampling blocks' shortcut. `parallel`: up to 8 pieces of channels, for
     /// outputs of at least 8192 floats.
@@ -163,7 +76,7 @@ impl PaddedPlanes {
                                 v += src.at(ch, y, x);
                             }
                         }
-                        plane[(y + 1) * wh + x + 1] = crate::relu(v);
+                        plane[(y + 1) * wh + x + 1] = crate::simd::relu(v);
                     }
                 }
                 zero_border(plane, h, w);
@@ -192,69 +105,6 @@ impl PaddedPlanes {
         }
         out
     }
-
-    /// Element `(c, y, x)` of the planes.
-    pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
-        self.data[c * self.chan + (y + 1) * (self.w + 2) + x + 1]
-    }
-
-    /// A view of the planes for the direct kernels (the border is part of it).
-    pub(crate) fn planes(&self) -> Planes<'_> {
-        Planes {
-            c: self.c,
-            h: self.h,
-            w: self.w,
-            row_pitch: self.w + 2,
-            chan_pitch: self.chan,
-            start: self.w + 3,
-            border: 1,
-            data: &self.data,
-        }
-    }
-}
-
-impl Drop for PaddedPlanes {
-    fn drop(&mut self) {
-        give_back_buffer(&POOL, std::mem::take(&mut self.data), POOLED);
-    }
-}
-
-/// A buffer of at least `len` floats from `pool` (the smallest that fits), else a new one
-/// of zeros. A reused buffer keeps whatever it held and is never shrunk.
-pub(crate) fn take_buffer(pool: &'static LocalKey<RefCell<Vec<Vec<f32>>>>, len: usize) -> Vec<f32> {
-    let mut data = pool
-        .with(|p| {
-            let mut p = p.borrow_mut();
-            let best = p
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.capacity() >= len)
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i);
-            best.map(|i| p.swap_remove(i))
-        })
-        .unwrap_or_default();
-    if data.len() < len {
-        data.resize(len, 0.0);
-    }
-    data
-}
-
-/// Puts `data` back into `pool` unless it already holds `most` buffers.
-pub(crate) fn give_back_buffer(
-    pool: &'static LocalKey<RefCell<Vec<Vec<f32>>>>,
-    data: Vec<f32>,
-    most: usize,
-) {
-    if data.capacity() > 0 {
-        // A thread-local may already be gone while the thread exits.
-        let _ = pool.try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < most {
-                p.push(data);
-            }
-        });
-    }
 }
 
 /// [`PaddedPlanes::avg_pool_2x2`] of one bordered plane (row pitch `wh`) into another
@@ -275,7 +125,7 @@ unsafe fn avg_pool_2x2_avx512(
     ow: usize,
 ) {
     use std::arch::x86_64::*;
-    let lanes = crate::direct::first_lanes;
+    let lanes = crate::simd::first_lanes;
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let (zero, four) = (_mm512_setzero_ps(), _mm512_set1_ps(4.0));
@@ -306,21 +156,10 @@ unsafe fn avg_pool_2x2_avx512(
     }
 }
 
-/// Zeroes the border of one channel's bordered `h × w` plane.
-pub(crate) fn zero_border(plane: &mut [f32], h: usize, w: usize) {
-    let wh = w + 2;
-    plane[..wh + 1].fill(0.0);
-    for r in 1..=h {
-        // The right border of row r and the left border of row r + 1.
-        plane[r * wh + w + 1] = 0.0;
-        plane[(r + 1) * wh] = 0.0;
-    }
-    plane[(h + 1) * wh..(h + 2) * wh].fill(0.0);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::tensor::BatchTensor;
 
     #[test]
     fn pooling_and_the_zero_padded_sum_equal_the_packed_ones() {
@@ -333,7 +172,7 @@ mod tests {
             let x = BatchTensor::from_vec(c, 1, h, h, noise(c * h * h, h));
             for parallel in [false, true] {
                 let got = PaddedPlanes::from_batch(&x).avg_pool_2x2(parallel);
-                let want = crate::pool_batch(&x, crate::Pool::Avg, 2, 2, 2, 2, 0, 0);
+                let want = crate::ops::pool_batch(&x, crate::ops::Pool::Avg, 2, 2, 2, 2, 0, 0);
                 assert_eq!(got.to_batch().data, want.data, "{c}x{h}x{h}");
             }
         }
@@ -346,8 +185,10 @@ mod tests {
         ] {
             let a = BatchTensor::from_vec(ca, 1, ha, wa, noise(ca * ha * wa, 1));
             let b = BatchTensor::from_vec(cb, 1, hb, wb, noise(cb * hb * wb, 2));
-            let mut want = crate::add_zero_padded_batch(&a, &b);
-            want.data.iter_mut().for_each(|v| *v = crate::relu(*v));
+            let mut want = crate::ops::add_zero_padded_batch(&a, &b);
+            want.data
+                .iter_mut()
+                .for_each(|v| *v = crate::simd::relu(*v));
             let again = PaddedPlanes::from_batch(&want);
             let plane = (want.h + 2) * (want.w + 2);
             for (p, q) in [(&a, &b), (&b, &a)] {
@@ -368,31 +209,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    #[test]
-    fn round_trip_keeps_values_and_zero_borders() {
-        let x = BatchTensor::from_vec(3, 1, 4, 5, (0..60).map(|v| v as f32 + 1.0).collect());
-        // A reused buffer full of junk must come back with clean borders.
-        drop(PaddedPlanes {
-            c: 1,
-            h: 1,
-            w: 1,
-            chan: 4096,
-            data: vec![f32::NAN; 4096],
-        });
-        let p = PaddedPlanes::from_batch(&x);
-        assert_eq!(p.to_batch().data, x.data);
-        assert_eq!(p.at(2, 3, 4), x.at(2, 0, 3, 4));
-        for c in 0..3 {
-            let plane = &p.data[c * p.chan..(c + 1) * p.chan];
-            let interior: f32 = (0..4)
-                .flat_map(|y| (0..5).map(move |x| (y, x)))
-                .map(|(y, x)| plane[(y + 1) * 7 + x + 1])
-                .sum();
-            let all: f32 = plane[..6 * 7].iter().sum();
-            assert_eq!(all, interior, "channel {c}: the border is zero");
         }
     }
 }

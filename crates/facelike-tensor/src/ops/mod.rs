@@ -1,7 +1,14 @@
 //! Element-wise and pooling layers: affine, ReLU, max/average pooling, global average and
-//! dlib's zero-padding residual add.
+//! dlib's zero-padding residual add, with dlib's semantics; on packed tensors here, on
+//! zero-bordered planes in [`padded`].
+//!
+//! They sit above the layouts and below the convolution forms (whose epilogues reuse
+//! `add_relu` and `max_pool_rows`), and import no form.
 
-use crate::{BatchTensor, Conv2d, Tensor};
+mod padded;
+
+use crate::layout::out_size;
+use crate::layout::tensor::{BatchTensor, Tensor};
 
 /// `y = gamma[c]·x + beta[c]` per channel, optionally followed by ReLU.
 pub fn affine_inplace(x: &mut Tensor, gamma: &[f32], beta: &[f32], relu: bool) {
@@ -10,7 +17,7 @@ pub fn affine_inplace(x: &mut Tensor, gamma: &[f32], beta: &[f32], relu: bool) {
         let (g, b) = (gamma[c], beta[c]);
         for v in &mut x.data[c * hw..(c + 1) * hw] {
             let y = g * *v + b;
-            *v = if relu { crate::relu(y) } else { y };
+            *v = if relu { crate::simd::relu(y) } else { y };
         }
     }
 }
@@ -18,7 +25,7 @@ pub fn affine_inplace(x: &mut Tensor, gamma: &[f32], beta: &[f32], relu: bool) {
 /// `max(0, x)` on every element.
 pub fn relu_inplace(x: &mut Tensor) {
     for v in &mut x.data {
-        *v = crate::relu(*v);
+        *v = crate::simd::relu(*v);
     }
 }
 
@@ -57,8 +64,8 @@ fn pool_planes(
     pad_x: usize,
     parallel: bool,
 ) -> (Vec<f32>, usize, usize) {
-    let oh = Conv2d::out_size(h, kh, stride_y, pad_y);
-    let ow = Conv2d::out_size(w, kw, stride_x, pad_x);
+    let oh = out_size(h, kh, stride_y, pad_y);
+    let ow = out_size(w, kw, stride_x, pad_x);
     let mut out = vec![0f32; planes * oh * ow];
     if oh * ow == 0 {
         return (out, oh, ow);
@@ -148,8 +155,8 @@ pub(crate) fn max_pool_rows(
     dst_pitch: usize,
 ) {
     let (h, w) = size;
-    let oh = Conv2d::out_size(h, k, stride, 0);
-    let ow = Conv2d::out_size(w, k, stride, 0);
+    let oh = out_size(h, k, stride, 0);
+    let ow = out_size(w, k, stride, 0);
     assert!(dst_pitch >= ow && (oh == 0 || dst.len() >= (oh - 1) * dst_pitch + ow));
     assert!(oh == 0 || src.len() >= (h - 1) * pitch + w);
     #[cfg(target_arch = "x86_64")]
@@ -179,9 +186,9 @@ unsafe fn max_pool_rows_avx512(
     dst_pitch: usize,
 ) {
     use std::arch::x86_64::*;
-    let oh = Conv2d::out_size(h, k, stride, 0);
-    let ow = Conv2d::out_size(w, k, stride, 0);
-    let lanes = crate::direct::first_lanes;
+    let oh = out_size(h, k, stride, 0);
+    let ow = out_size(w, k, stride, 0);
+    let lanes = crate::simd::first_lanes;
     let low = _mm512_set1_ps(f32::NEG_INFINITY);
     if (k, stride) == (3, 2) {
         // The stem's pool, all in registers: each row's column maxima 16 at a time, then
@@ -247,7 +254,7 @@ unsafe fn max_pool_rows_avx512(
             _mm512_mask_storeu_ps(acc.as_mut_ptr().add(x), m, a);
             x += 16;
         }
-        crate::direct::deinterleave(&acc, stride, &mut phases, pw, pw);
+        crate::simd::deinterleave(&acc, stride, &mut phases, pw, pw);
         let d = dst.as_mut_ptr().add(oy * dst_pitch);
         let mut ox = 0;
         while ox < ow {
@@ -276,8 +283,8 @@ fn max_pool_rows_portable(
     dst_pitch: usize,
 ) {
     // Bounds: asserted by `max_pool_rows`.
-    let oh = Conv2d::out_size(h, k, stride, 0);
-    let ow = Conv2d::out_size(w, k, stride, 0);
+    let oh = out_size(h, k, stride, 0);
+    let ow = out_size(w, k, stride, 0);
     // Rows first (contiguous, so it vectorises), then each window's columns, in the order
     // `pool` takes them: the row maxima split into their `stride` column phases, so that
     // tap kx of every window is one contiguous run of a phase.
@@ -291,7 +298,7 @@ fn max_pool_rows_portable(
             let row = &src[y * pitch..y * pitch + w];
             acc.iter_mut().zip(row).for_each(|(a, v)| *a = max(*a, *v));
         }
-        crate::direct::deinterleave(&acc, stride, &mut phases, pw, pw);
+        crate::simd::deinterleave(&acc, stride, &mut phases, pw, pw);
         dst_row.fill(f32::NEG_INFINITY);
         for kx in 0..k {
             let taps = &phases[(kx % stride) * pw + kx / stride..][..ow];
@@ -319,9 +326,9 @@ pub(crate) fn add_relu(dst: &mut [f32], residual: Option<&[f32]>, relu: bool) {
     match residual {
         Some(r) => dst.iter_mut().zip(r).for_each(|(d, r)| {
             let v = *d + *r;
-            *d = if relu { crate::relu(v) } else { v };
+            *d = if relu { crate::simd::relu(v) } else { v };
         }),
-        None if relu => dst.iter_mut().for_each(|d| *d = crate::relu(*d)),
+        None if relu => dst.iter_mut().for_each(|d| *d = crate::simd::relu(*d)),
         None => {}
     }
 }
@@ -339,7 +346,7 @@ unsafe fn add_relu_avx512(dst: &mut [f32], residual: Option<&[f32]>, relu: bool)
     let zero = _mm512_setzero_ps();
     let mut i = 0;
     while i < n {
-        let m = crate::direct::first_lanes(n - i);
+        let m = crate::simd::first_lanes(n - i);
         let mut v = _mm512_maskz_loadu_ps(m, d.add(i));
         if let Some(r) = residual {
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r.as_ptr().add(i)));
