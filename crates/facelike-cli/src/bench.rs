@@ -149,7 +149,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     out.insert("detect".into(), json!(detect));
 
     if let Some(folder) = &a.folder {
-        let files = crate::inputs::collect_images(std::slice::from_ref(folder))?;
+        let files = facelike_image::image_files(std::slice::from_ref(folder), &Default::default())?;
         let enc = Encoder::new(EncoderOptions::default())?;
         let t = Instant::now();
         let opts = LoadOptions {

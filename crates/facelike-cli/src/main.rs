@@ -5,7 +5,6 @@ mod encode;
 mod eval_cmd;
 mod fetch;
 mod gallery_cmd;
-mod inputs;
 mod progress;
 mod space;
 mod viz_cmd;
@@ -257,7 +256,7 @@ fn run(cli: Cli) -> Result<usize> {
                 if a.inputs.is_empty() {
                     bail!("give image files or directories to encode (or --rect/--rects)");
                 }
-                inputs::collect_images(&a.inputs)?
+                facelike_image::image_files(&a.inputs, &Default::default())?
                     .into_iter()
                     .map(|p| (p, encode::Job::Encode))
                     .collect()
@@ -290,7 +289,7 @@ fn run(cli: Cli) -> Result<usize> {
             inputs,
         } => {
             let opts = image.load_options();
-            let jobs = inputs::collect_images(&inputs)?
+            let jobs = facelike_image::image_files(&inputs, &Default::default())?
                 .into_iter()
                 .map(|p| (p, encode::Job::Detect))
                 .collect();

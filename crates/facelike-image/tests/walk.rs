@@ -244,7 +244,8 @@ fn sample(format: Format, ext: &str) -> Vec<u8> {
         (Format::Pnm, "pbm") => b"P1\n2 1\n0 1\n".to_vec(),
         (Format::Pnm, "pgm") => b"P5\n2 1\n255\n\x10\x20".to_vec(),
         (Format::Pnm, "pam") => {
-            let mut v = b"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n".to_vec();
+            let mut v =
+                b"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n".to_vec();
             v.extend_from_slice(rgb.as_raw());
             v
         }
