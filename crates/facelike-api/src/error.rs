@@ -12,6 +12,9 @@ pub enum ApiError {
     /// An image could not be read or decoded (the message names the file).
     #[error(transparent)]
     Image(#[from] facelike::ImageError),
+    /// A folder could not be listed (the message names it).
+    #[error(transparent)]
+    Walk(#[from] facelike_image::WalkError),
     /// The engine refused an input (a rectangle outside the image, a chip of the wrong size).
     #[error("{0}")]
     Encode(String),

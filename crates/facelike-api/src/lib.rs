@@ -38,7 +38,6 @@ mod engine;
 mod error;
 pub mod eval;
 pub mod gallery;
-mod inputs;
 pub mod map;
 pub mod recognize;
 
@@ -46,7 +45,13 @@ pub use engine::{
     chip_thumbnail, EncodeOptions, Engine, Needs, DEFAULT_MAX_PIXELS, DEFAULT_UPSAMPLE,
 };
 pub use error::{ApiError, Result};
-pub use inputs::{collect_images, has_image_extension, IMAGE_EXTENSIONS};
+pub use facelike_image::{is_image_path, IMAGE_EXTENSIONS};
+
+/// The image files of `inputs`: files given directly (whatever their name), and image files
+/// found under folders, walked recursively in sorted order, each file once.
+pub fn collect_images(inputs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    Ok(facelike_image::image_files(inputs, &Default::default())?)
+}
 
 // The types results are made of, so that front ends need no other facelike crate.
 pub use facelike::{DetectorKind, Face, LandmarkModel, RgbImage};

@@ -328,52 +328,57 @@ pub struct Identity {
     pub images: Vec<String>,
 }
 
-/// File extensions taken as images when scanning a labelled folder.
-pub const IMAGE_EXTENSIONS: [&str; 11] = [
-    "jpg", "jpeg", "png", "gif", "bmp", "pgm", "ppm", "pnm", "webp", "tif", "tiff",
-];
-
 /// Scans `root/<identity>/<image>`: each sub-folder is an identity, each image file in it (by
-/// extension, not recursing) one face; hidden entries are skipped. Sorted by name so the
-/// result does not depend on the file system's order.
+/// extension, [`facelike_image::IMAGE_EXTENSIONS`], not recursing) one face; hidden entries are
+/// skipped, and a folder reached twice (a second link to it) counts once. Sorted by name so
+/// the result does not depend on the file system's order.
 pub fn scan_labelled_folder(root: &Path) -> Result<Vec<Identity>> {
-    let read_dir = |p: &Path| {
-        std::fs::read_dir(p).map_err(|source| EvalError::Read {
-            path: p.to_owned(),
-            source,
-        })
+    let read_err = |path: PathBuf, source| EvalError::Read { path, source };
+    let meta = std::fs::metadata(root).map_err(|e| read_err(root.to_owned(), e))?;
+    if !meta.is_dir() {
+        return Err(EvalError::Invalid(format!(
+            "{} is not a folder",
+            root.display()
+        )));
+    }
+    let opts = facelike_image::WalkOptions {
+        max_depth: Some(2),
+        ..Default::default()
     };
-    let mut out = Vec::new();
-    for entry in read_dir(root)? {
-        let entry = entry.map_err(|source| EvalError::Read {
-            path: root.to_owned(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.path().is_dir() {
+    let files =
+        facelike_image::image_files(&[root], &opts).map_err(|e| read_err(e.path, e.source))?;
+    // The walk lists each folder's files together: one identity per run of the same parent.
+    let mut out: Vec<(PathBuf, Identity)> = Vec::new();
+    for path in files {
+        let rel: Vec<String> = path
+            .strip_prefix(root)
+            .expect("the walk stays under its folder")
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        // Photos directly in `root` belong to nobody; dangling links are not photos.
+        let [name, file] = rel.as_slice() else {
+            continue;
+        };
+        if !path.is_file() {
             continue;
         }
-        let mut images = Vec::new();
-        for img in read_dir(&entry.path())? {
-            let img = img.map_err(|source| EvalError::Read {
-                path: entry.path(),
-                source,
-            })?;
-            let file = img.file_name().to_string_lossy().into_owned();
-            let ext = Path::new(&file)
-                .extension()
-                .map(|e| e.to_string_lossy().to_ascii_lowercase());
-            if file.starts_with('.') || !img.path().is_file() {
-                continue;
-            }
-            if ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
-                images.push(format!("{name}/{file}"));
-            }
+        let dir = path.parent().expect("under root").to_path_buf();
+        let image = format!("{name}/{file}");
+        match out.last_mut() {
+            Some((d, id)) if *d == dir => id.images.push(image),
+            _ => out.push((
+                dir,
+                Identity {
+                    name: name.clone(),
+                    images: vec![image],
+                },
+            )),
         }
-        if !images.is_empty() {
-            images.sort();
-            out.push(Identity { name, images });
-        }
+    }
+    let mut out: Vec<Identity> = out.into_iter().map(|(_, id)| id).collect();
+    for id in &mut out {
+        id.images.sort();
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     if out.is_empty() {
@@ -553,4 +558,59 @@ fn sample_group(
 /// Resolves a pair's image path against the pairs root.
 pub fn resolve(root: &Path, image: &str) -> PathBuf {
     root.join(image)
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn labelled_folder_takes_one_level_of_images_per_identity() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        for f in [
+            "bob/2.JPG",
+            "bob/1.png",
+            "bob/notes.txt",
+            "bob/scan.tif",
+            "bob/deeper/3.jpg",
+            "bob/.hidden.jpg",
+            "alice/a.jpeg",
+            "loose.jpg",
+            ".git/x.jpg",
+            "empty/readme.md",
+        ] {
+            let p = r.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(".", r.join("bob/self")).unwrap();
+        let ids = scan_labelled_folder(r).unwrap();
+        assert_eq!(
+            ids,
+            [
+                Identity {
+                    name: "alice".into(),
+                    images: vec!["alice/a.jpeg".into()],
+                },
+                Identity {
+                    name: "bob".into(),
+                    images: vec!["bob/1.png".into(), "bob/2.JPG".into()],
+                },
+            ]
+        );
+        assert!(matches!(
+            scan_labelled_folder(&r.join("loose.jpg")),
+            Err(EvalError::Invalid(_))
+        ));
+        assert!(matches!(
+            scan_labelled_folder(&r.join("missing")),
+            Err(EvalError::Read { .. })
+        ));
+        assert!(matches!(
+            scan_labelled_folder(&r.join("empty")),
+            Err(EvalError::Invalid(_))
+        ));
+    }
 }

@@ -7,6 +7,7 @@
 //! fixed-size slots (`count, ids…`) per node and layer; during a parallel build each node's
 //! slot is guarded by its own lock, as in hnswlib.
 
+use crate::cache_header;
 use crate::error::{GalleryError, Result};
 use crate::kernels::score_one;
 use crate::matrix::FaceMatrix;
@@ -475,22 +476,12 @@ impl Hnsw {
             "top": top,
             "links_up": self.links_up.len(),
         });
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let io = |e| GalleryError::io(&tmp, e);
-        let f = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        let h = serde_json::to_vec(&header).expect("header serialises");
-        w.write_all(MAGIC).map_err(io)?;
-        w.write_all(&(h.len() as u64).to_le_bytes()).map_err(io)?;
-        w.write_all(&h).map_err(io)?;
-        w.write_all(&self.levels).map_err(io)?;
-        write_u32s(&mut w, self.links0.iter().map(|a| a.load(Relaxed))).map_err(io)?;
-        write_u32s(&mut w, self.upper_offset.iter().copied()).map_err(io)?;
-        write_u32s(&mut w, self.links_up.iter().map(|a| a.load(Relaxed))).map_err(io)?;
-        let f = w.into_inner().map_err(|e| io(e.into_error()))?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| GalleryError::io(path, e))
+        cache_header::save(path, MAGIC, &header, |w| {
+            w.write_all(&self.levels)?;
+            write_u32s(w, self.links0.iter().map(|a| a.load(Relaxed)))?;
+            write_u32s(w, self.upper_offset.iter().copied())?;
+            write_u32s(w, self.links_up.iter().map(|a| a.load(Relaxed)))
+        })
     }
 
     /// Reads a graph written by [`Hnsw::save`], checking its structure; returns it with its tag.
@@ -501,36 +492,10 @@ impl Hnsw {
         };
         let f = std::fs::File::open(path).map_err(|e| GalleryError::io(path, e))?;
         let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-        let mut magic = [0u8; 8];
-        r.read_exact(&mut magic).map_err(|e| bad(e.to_string()))?;
-        if &magic != MAGIC {
-            return Err(bad("not an HNSW cache file".into()));
-        }
-        let mut len = [0u8; 8];
-        r.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
-        let len = u64::from_le_bytes(len);
-        if len > 1 << 20 {
-            return Err(bad("header too long".into()));
-        }
-        let mut h = vec![0u8; len as usize];
-        r.read_exact(&mut h).map_err(|e| bad(e.to_string()))?;
-        let header: serde_json::Value =
-            serde_json::from_slice(&h).map_err(|e| bad(format!("header: {e}")))?;
-        let get = |k: &str| {
-            header
-                .get(k)
-                .cloned()
-                .ok_or_else(|| bad(format!("header lacks {k}")))
-        };
-        let metric: Metric =
-            serde_json::from_value(get("metric")?).map_err(|e| bad(e.to_string()))?;
-        let params: HnswParams =
-            serde_json::from_value(get("params")?).map_err(|e| bad(e.to_string()))?;
-        let as_u64 = |k: &str| -> Result<u64> {
-            get(k)?
-                .as_u64()
-                .ok_or_else(|| bad(format!("header field {k} not a number")))
-        };
+        let header = cache_header::read_header(&mut r, MAGIC, "HNSW").map_err(bad)?;
+        let metric: Metric = cache_header::parse(&header, "metric").map_err(bad)?;
+        let params: HnswParams = cache_header::parse(&header, "params").map_err(bad)?;
+        let as_u64 = |k: &str| cache_header::number(&header, k).map_err(bad);
         let nodes = as_u64("nodes")? as usize;
         let entry = as_u64("entry")? as u32;
         let top = as_u64("top")? as u8;
@@ -580,10 +545,7 @@ impl Hnsw {
                 }
             }
         }
-        let tag = header
-            .get("tag")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
+        let tag = cache_header::tag(&header);
         Ok((
             Hnsw {
                 metric,

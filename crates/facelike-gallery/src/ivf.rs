@@ -6,6 +6,7 @@
 //! through the same SIMD kernel as the exact search, and k-means builds in seconds where the
 //! graph takes minutes (numbers in the crate documentation).
 
+use crate::cache_header;
 use crate::error::{GalleryError, Result};
 use crate::kernels::{inv_norm, nearest_centres_l2, score_block, score_codes};
 use crate::matrix::FaceMatrix;
@@ -373,14 +374,6 @@ impl Ivf {
             "rows": self.len(),
             "trained_rows": self.trained_rows,
         });
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let io = |e| GalleryError::io(&tmp, e);
-        let f = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        let h = serde_json::to_vec(&header).expect("header serialises");
-        w.write_all(MAGIC).map_err(io)?;
-        w.write_all(&(h.len() as u64).to_le_bytes()).map_err(io)?;
-        w.write_all(&h).map_err(io)?;
         let mut buf = Vec::with_capacity(self.centroids.len() * 4 + self.assignment.len() * 4);
         self.centroids
             .iter()
@@ -388,11 +381,7 @@ impl Ivf {
         self.assignment
             .iter()
             .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
-        w.write_all(&buf).map_err(io)?;
-        let f = w.into_inner().map_err(|e| io(e.into_error()))?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| GalleryError::io(path, e))
+        cache_header::save(path, MAGIC, &header, |w| w.write_all(&buf))
     }
 
     /// Reads an index written by [`Ivf::save`] for `matrix` (whose first rows it covers),
@@ -406,32 +395,16 @@ impl Ivf {
         std::fs::File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| GalleryError::io(path, e))?;
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(bad("not an IVF cache file".into()));
-        }
-        let hl = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
-        if hl > 1 << 20 || 16 + hl > bytes.len() {
-            return Err(bad("bad header length".into()));
-        }
-        let header: serde_json::Value =
-            serde_json::from_slice(&bytes[16..16 + hl]).map_err(|e| bad(format!("header: {e}")))?;
-        let get = |k: &str| {
-            header
-                .get(k)
-                .cloned()
-                .ok_or_else(|| bad(format!("header lacks {k}")))
-        };
-        let metric: Metric =
-            serde_json::from_value(get("metric")?).map_err(|e| bad(e.to_string()))?;
-        let params: IvfParams =
-            serde_json::from_value(get("params")?).map_err(|e| bad(e.to_string()))?;
-        let lists = get("lists")?.as_u64().ok_or_else(|| bad("lists".into()))? as usize;
-        let rows = get("rows")?.as_u64().ok_or_else(|| bad("rows".into()))? as usize;
+        let mut body = &bytes[..];
+        let header = cache_header::read_header(&mut body, MAGIC, "IVF").map_err(bad)?;
+        let metric: Metric = cache_header::parse(&header, "metric").map_err(bad)?;
+        let params: IvfParams = cache_header::parse(&header, "params").map_err(bad)?;
+        let lists = cache_header::number(&header, "lists").map_err(bad)? as usize;
+        let rows = cache_header::number(&header, "rows").map_err(bad)? as usize;
         let trained_rows = header
             .get("trained_rows")
             .and_then(|v| v.as_u64())
             .map_or(rows, |v| v as usize);
-        let body = &bytes[16 + hl..];
         if lists == 0 || body.len() != (lists * D + rows) * 4 || rows > matrix.len() {
             return Err(bad("size does not match its header or the gallery".into()));
         }
@@ -467,10 +440,7 @@ impl Ivf {
         };
         ivf.set_quantiser(matrix);
         ivf.lay_out(matrix);
-        let tag = header
-            .get("tag")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
+        let tag = cache_header::tag(&header);
         Ok((ivf, tag))
     }
 }

@@ -116,6 +116,7 @@
 //! Store: 200,000 faces (1 KiB thumbnails) commit in 10.8 s in batches of 500 (18,500
 //! faces/s; 544 MiB file) and load for search in 0.27 s.
 
+mod cache_header;
 pub mod error;
 pub mod hnsw;
 pub mod index;

@@ -5,14 +5,11 @@
 //! `alice`), which is how face_recognition's `known_people` folders are laid out.
 
 use crate::error::{GalleryError, Result};
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use facelike_image::WalkOptions;
 use std::path::{Path, PathBuf};
 
-/// File extensions (lower case) taken as photos.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "gif", "webp", "bmp", "pnm", "ppm", "pgm", "pbm",
-];
+/// The shared file hash (lower-case hex SHA-256), re-exported where the gallery always had it.
+pub use facelike_image::sha256_file;
 
 /// A photo to index and the identity its faces get.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,17 +18,11 @@ pub struct ImageSource {
     pub identity: String,
 }
 
-/// Whether a path names a photo by its extension.
-pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
-}
-
 /// Every photo under `dir`, sorted by path, with identities from the folder layout (see the
-/// module doc). Hidden files and folders (names starting with `.`) are skipped, and so is
-/// `exclude` (pass the gallery folder when it sits inside `dir`).
+/// module doc). Photos are found by [`facelike_image::image_files`]: by extension
+/// ([`facelike_image::IMAGE_EXTENSIONS`], any case), hidden files and folders (names starting
+/// with `.`) skipped, every folder entered once however many links lead to it, and `exclude`
+/// left out (pass the gallery folder when it sits inside `dir`).
 pub fn scan_directory(dir: &Path, exclude: Option<&Path>) -> Result<Vec<ImageSource>> {
     let meta = std::fs::metadata(dir).map_err(|e| GalleryError::io(dir, e))?;
     if !meta.is_dir() {
@@ -40,88 +31,34 @@ pub fn scan_directory(dir: &Path, exclude: Option<&Path>) -> Result<Vec<ImageSou
             dir.display()
         )));
     }
-    let exclude = exclude.and_then(|p| std::fs::canonicalize(p).ok());
-    let mut out = Vec::new();
-    for entry in read_dir_sorted(dir)? {
-        if is_hidden(&entry) || is_excluded(&entry, exclude.as_deref()) {
-            continue;
-        }
-        if entry.is_dir() {
-            let identity = file_name(&entry);
-            let mut files = Vec::new();
-            walk(&entry, exclude.as_deref(), &mut files)?;
-            out.extend(files.into_iter().map(|path| ImageSource {
-                path,
-                identity: identity.clone(),
-            }));
-        } else if is_image_path(&entry) {
-            let identity = entry
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            out.push(ImageSource {
-                path: entry,
-                identity,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, exclude: Option<&Path>, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in read_dir_sorted(dir)? {
-        if is_hidden(&entry) || is_excluded(&entry, exclude) {
-            continue;
-        }
-        if entry.is_dir() {
-            walk(&entry, exclude, out)?;
-        } else if is_image_path(&entry) {
-            out.push(entry);
-        }
-    }
-    Ok(())
-}
-
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| GalleryError::io(dir, e))?;
-    let mut v = Vec::new();
-    for e in rd {
-        v.push(e.map_err(|e| GalleryError::io(dir, e))?.path());
-    }
-    v.sort();
-    Ok(v)
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn is_hidden(p: &Path) -> bool {
-    file_name(p).starts_with('.')
-}
-
-fn is_excluded(p: &Path, exclude: Option<&Path>) -> bool {
-    match exclude {
-        Some(x) => std::fs::canonicalize(p).map(|c| c == x).unwrap_or(false),
-        None => false,
-    }
-}
-
-/// SHA-256 of a file's bytes, lower-case hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| GalleryError::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| GalleryError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(to_hex(&h.finalize()))
+    let opts = WalkOptions {
+        exclude: exclude.into_iter().map(Path::to_path_buf).collect(),
+        ..Default::default()
+    };
+    let files = facelike_image::image_files(&[dir], &opts)
+        .map_err(|e| GalleryError::io(e.path, e.source))?;
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            let rel = path
+                .strip_prefix(dir)
+                .expect("the walk stays under its folder");
+            let mut parts = rel.components();
+            let first = parts
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
+            let identity = if parts.next().is_some() {
+                // DIR/<identity>/…/photo
+                first.unwrap_or_default()
+            } else {
+                // DIR/photo: its stem.
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            ImageSource { path, identity }
+        })
+        .collect())
 }
 
 pub(crate) fn to_hex(bytes: &[u8]) -> String {

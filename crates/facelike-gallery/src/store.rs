@@ -605,7 +605,11 @@ impl Gallery {
             .par_iter()
             .map(|s| {
                 let r = canonical_key(&s.path)
-                    .and_then(|k| sha256_file(&s.path).map(|h| (k, h)))
+                    .and_then(|k| {
+                        sha256_file(&s.path)
+                            .map(|h| (k, h))
+                            .map_err(|e| GalleryError::io(&s.path, e))
+                    })
                     .map_err(|e| e.to_string());
                 (s.clone(), r)
             })

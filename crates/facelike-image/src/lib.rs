@@ -20,9 +20,19 @@
 //!
 //! [`resample`] holds dlib's own resampling routines (bilinear resize, pyramids), reproduced
 //! bit for bit because detector scores depend on them.
+//!
+//! [`walk`] finds the image files under folders (the one list of extensions taken as images,
+//! [`walk::IMAGE_EXTENSIONS`], and the one folder walker, [`walk::image_files`]); [`files`]
+//! holds the file hash ([`sha256_file`]) and the model-directory rule ([`models_dir`]) that the
+//! crates above share.
 
 mod exif;
+pub mod files;
 pub mod resample;
+pub mod walk;
+
+pub use files::{models_dir, sha256_file};
+pub use walk::{image_files, is_image_path, WalkError, WalkOptions, IMAGE_EXTENSIONS};
 
 use std::path::{Path, PathBuf};
 

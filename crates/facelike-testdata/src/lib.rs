@@ -31,17 +31,10 @@ pub fn data_path(rel: &str) -> PathBuf {
     shared_dir().join("data").join(rel)
 }
 
-/// The model directory, checked to hold every model file.
+/// The model directory (`facelike::models::models_dir`'s rule: `$FACELIKE_MODELS`, else the
+/// per-user cache, an empty variable counting as unset), checked to hold every model file.
 pub fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("FACELIKE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .unwrap_or_else(|| PathBuf::from(".cache"));
-            cache.join("facelike").join("models")
-        });
+    let dir = facelike_image::models_dir();
     for f in MODEL_FILES {
         if !dir.join(f).is_file() {
             panic!(

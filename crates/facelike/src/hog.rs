@@ -92,8 +92,9 @@ pub struct HogDetector {
     filters: Vec<FilterBank>,
 }
 
-/// The geometry of `pyramid_down<N>` (dlib's image_pyramid.h) for rectangles.
-mod pyramid {
+/// The geometry of `pyramid_down<N>` (dlib's image_pyramid.h) for rectangles (also used by
+/// [`crate::mmod`] to undo its upsampling).
+pub(crate) mod pyramid {
     use crate::geometry::{lround, Rect};
 
     /// pyramid_down<6>: one level down, `(p − 0.3)·5/6`, rounded to integers.
@@ -116,7 +117,8 @@ mod pyramid {
         Rect::new(f(r.left), f(r.top), f(r.right), f(r.bottom))
     }
 
-    /// pyramid_down<2>: `levels` levels down, `p/2 − (1.25, 0.75)` per level, then rounded.
+    /// pyramid_down<2>: `levels` levels down, `p/2 − (1.25, 0.75)` per level, then rounded (the
+    /// Python layer's undoing of `levels` upsamplings, for HOG and CNN detections alike).
     pub fn rect_down2(r: Rect, levels: u32) -> Rect {
         let f = |v: i64, off: f64| {
             let mut p = v as f64;

@@ -15,8 +15,9 @@
 //! one chain of direct convolutions (`facelike_tensor::DirectConv::forward_chain_par`).
 
 use crate::cxxsort;
-use crate::geometry::{lround, DPoint, DRect, Point, Rect};
+use crate::geometry::{DPoint, DRect, Point, Rect};
 use crate::hog::boxes_overlap;
+use crate::hog::pyramid::rect_down2;
 use crate::models::{read_model, Model, ModelError};
 use facelike_dat::dnn::{parse_dnn, InputLayer, Layer, LossLayer};
 use facelike_dat::DatReader;
@@ -281,23 +282,6 @@ impl CnnDetector {
         }
         kept
     }
-}
-
-/// pyramid_down<2>::rect_down applied `levels` times (the Python layer's undoing of upsampling).
-fn rect_down2(r: Rect, levels: u32) -> Rect {
-    let f = |v: i64, off: f64| {
-        let mut p = v as f64;
-        for _ in 0..levels {
-            p = p / 2.0 - off;
-        }
-        lround(p)
-    };
-    Rect::new(
-        f(r.left, 1.25),
-        f(r.top, 0.75),
-        f(r.right, 1.25),
-        f(r.bottom, 0.75),
-    )
 }
 
 /// The layout of dlib's tiled image pyramid (`compute_tiled_image_pyramid_details` with

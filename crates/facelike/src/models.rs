@@ -115,18 +115,9 @@ pub enum ModelError {
 }
 
 /// The model directory: `$FACELIKE_MODELS`, else `$XDG_CACHE_HOME/facelike/models`, else
-/// `~/.cache/facelike/models`.
-pub fn models_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FACELIKE_MODELS").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("facelike").join("models")
-}
+/// `~/.cache/facelike/models`; a variable set to the empty string counts as unset. The rule
+/// lives in `facelike-image` so that the test support (below this crate) shares it.
+pub use facelike_image::models_dir;
 
 /// The path of a model in `dir`, checked to exist with the published size.
 pub fn locate(dir: &Path, model: Model) -> Result<PathBuf, ModelError> {
@@ -156,19 +147,5 @@ pub fn read_model(
     Ok((path, bytes))
 }
 
-/// The sha256 of a file, as lowercase hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", h.finalize()))
-}
+/// The sha256 of a file, as lowercase hex (one definition, in `facelike-image`).
+pub use facelike_image::sha256_file;
