@@ -5,11 +5,18 @@ use crate::engine::{EncodeOptions, Engine, Needs};
 use crate::error::{ApiError, Result};
 use facelike::{Descriptor, DetectorKind, Face, Rect};
 use facelike_eval::train::EpochStats;
-use facelike_eval::{EvalOptions, PairList, TrainConfig, TrainReport, VerificationReport};
+pub use facelike_eval::{EvalOptions, PairList, TrainConfig, TrainReport, VerificationReport};
 use facelike_gallery::Gallery;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+// The protocol's and the trainer's settings, for front ends that set them.
+pub use facelike_eval::triplet::Mining;
+pub use facelike_eval::{
+    sample_pairs, scan_labelled_folder, AdapterKind, SampleConfig, ThresholdRule,
+    UndetectedPolicy,
+};
 
 /// Settings of [`verify_pairs`].
 #[derive(Clone, Debug, Default)]

@@ -5,12 +5,10 @@ use crate::opts::EncodeArgs;
 use crate::progress::Progress;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use facelike_api::eval::VerifyOptions;
 use facelike_api::Metric;
-use facelike_eval::triplet::Mining;
-use facelike_eval::{
-    sample_pairs, scan_labelled_folder, AdapterKind, EvalOptions, PairList, SampleConfig,
-    ThresholdRule, TrainConfig, UndetectedPolicy,
+use facelike_api::eval::{
+    sample_pairs, scan_labelled_folder, AdapterKind, EvalOptions, Mining, PairList, SampleConfig,
+    ThresholdRule, TrainConfig, UndetectedPolicy, VerifyOptions,
 };
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,9 @@
-//! `facelike`: the command-line shell over the facelike library.
+//! `facelike`: the command-line shell over `facelike-api`. It parses flags into the library's
+//! options once, calls one job, and prints the result (JSON lines, CSV or text); progress bars
+//! and exit statuses are its own, every algorithm and compatibility rule is the library's.
+//! (`bench`, a hidden developer command, times the engine's stages directly.)
+
+#![forbid(unsafe_code)]
 
 mod bench;
 mod encode_cmd;

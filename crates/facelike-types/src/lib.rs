@@ -16,6 +16,8 @@
 //!
 //! No I/O beyond reading an adapter file, no threads, no printing.
 
+#![forbid(unsafe_code)]
+
 pub mod adapter;
 pub mod descriptor;
 pub mod detection;
