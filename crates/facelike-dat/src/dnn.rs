@@ -12,7 +12,10 @@ use crate::reader::{DatReader, Result, Tensor};
 pub enum LossLayer {
     /// `loss_metric_` / `loss_metric_2`: pairwise hinge used by the face descriptor net.
     Metric {
+        /// Hinge margin around the threshold used in training.
         margin: f32,
+        /// Euclidean distance between raw descriptors below which two faces are the same
+        /// person (0.6 for dlib's face recognition model).
         distance_threshold: f32,
     },
     /// `loss_mmod_`: the max-margin object detector loss.
@@ -22,22 +25,34 @@ pub enum LossLayer {
 /// One detection window of `mmod_options`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectorWindow {
+    /// Window width in pixels of the network's input image.
     pub width: u64,
+    /// Window height in pixels of the network's input image.
     pub height: u64,
+    /// Label given to detections from this window; empty in version-1 windows.
     pub label: String,
 }
 
+/// The settings of dlib's `mmod_options`, stored in a `loss_mmod_` layer (versions 1 to 4).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MmodOptions {
+    /// The detection windows, one per output channel of the network.
     pub windows: Vec<DetectorWindow>,
+    /// Training loss charged per false alarm (not used at inference).
     pub loss_per_false_alarm: f64,
+    /// Training loss charged per missed target (not used at inference).
     pub loss_per_missed_target: f64,
+    /// IoU at which a detection counts as matching a truth box in training.
     pub truth_match_iou_threshold: f64,
     /// Non-max suppression test: (iou threshold, percent covered threshold).
     pub overlaps_nms: (f64, f64),
+    /// Test for truth boxes to ignore in training: (iou threshold, percent covered threshold).
     pub overlaps_ignore: (f64, f64),
+    /// dlib's `use_image_pyramid` flag as stored (0 = no, 1 = yes); `None` before version 3.
     pub assume_image_pyramid: Option<u8>,
+    /// Whether the net has bounding-box regression outputs; `false` before version 4.
     pub use_bounding_box_regression: bool,
+    /// Bounding-box regression loss weight; 0 before version 4.
     pub bbr_lambda: f64,
 }
 
@@ -45,11 +60,21 @@ pub struct MmodOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub enum InputLayer {
     /// `input_rgb_image_sized<NR,NC>`.
-    RgbSized { avg: [f32; 3], nr: u64, nc: u64 },
+    RgbSized {
+        /// Mean red, green and blue values subtracted from each pixel (0-255 scale).
+        avg: [f32; 3],
+        /// Input rows (height in pixels) the network expects.
+        nr: u64,
+        /// Input columns (width in pixels) the network expects.
+        nc: u64,
+    },
     /// `input_rgb_image_pyramid<pyramid_down<N>>` (v1 or v2).
     RgbPyramid {
+        /// Mean red, green and blue values subtracted from each pixel (0-255 scale).
         avg: [f32; 3],
+        /// Pixels between pyramid levels on the tiled canvas (10 for v1 files).
         pyramid_padding: u64,
+        /// Pixels around the whole tiled canvas (11 for v1 files).
         pyramid_outer_padding: u64,
     },
 }
@@ -59,52 +84,87 @@ pub enum InputLayer {
 pub enum Layer {
     /// `add_tag_layer` or `add_skip_layer` (the file does not say which, nor the id).
     TagOrSkip,
+    /// `con_` (versions 4 to 6): a 2-D convolution.
     Conv {
+        /// Number of output channels.
         num_filters: usize,
+        /// Kernel rows.
         nr: usize,
+        /// Kernel columns.
         nc: usize,
+        /// Vertical stride (non-zero).
         stride_y: usize,
+        /// Horizontal stride (non-zero).
         stride_x: usize,
+        /// Zero padding added above and below, in pixels.
         pad_y: usize,
+        /// Zero padding added left and right, in pixels.
         pad_x: usize,
         /// `num_filters × k × nr × nc` weights, then `num_filters` biases (if `use_bias`).
         params: Tensor,
+        /// Whether `params` ends with biases (always true for `con_4`).
         use_bias: bool,
+        /// Whether a ReLU is fused after the convolution (only `con_6` can say so).
         use_relu: bool,
     },
+    /// `fc_` (versions 2 and 3): a fully connected layer.
     Fc {
+        /// Number of outputs.
         num_outputs: usize,
+        /// Number of inputs (the flattened size of the layer below).
         num_inputs: usize,
         /// `num_inputs × num_outputs` row-major weights, then biases if `has_bias`.
         params: Tensor,
+        /// Whether `params` ends with `num_outputs` biases.
         has_bias: bool,
     },
     /// Per-channel (mode 0) or per-element (mode 1) affine transform. Batch-norm blocks found
     /// in an affine slot are folded into this form on load, as dlib does.
     Affine {
+        /// Scales: one per channel, or one per element.
         gamma: Vec<f32>,
+        /// Offsets added after scaling, laid out like `gamma`.
         beta: Vec<f32>,
+        /// `true` for per-channel mode (0), `false` for per-element mode (1).
         per_channel: bool,
+        /// Whether the layer was disabled (`affine_2` only), making it the identity.
         disabled: bool,
     },
+    /// `relu_` or `relu_2`: max(x, 0).
     Relu {
+        /// Whether the layer was disabled (`relu_2` only), making it the identity.
         disabled: bool,
     },
+    /// `add_prev_`: adds the output of the most recent tag layer to this layer's input.
     AddPrev,
+    /// `max_pool_2`: max pooling.
     MaxPool {
+        /// Window rows.
         nr: usize,
+        /// Window columns.
         nc: usize,
+        /// Vertical stride (non-zero).
         stride_y: usize,
+        /// Horizontal stride (non-zero).
         stride_x: usize,
+        /// Padding above and below, in pixels.
         pad_y: usize,
+        /// Padding left and right, in pixels.
         pad_x: usize,
     },
+    /// `avg_pool_2`: average pooling (dlib uses a window of 0 × 0 for global pooling).
     AvgPool {
+        /// Window rows (0: the whole input height).
         nr: usize,
+        /// Window columns (0: the whole input width).
         nc: usize,
+        /// Vertical stride (non-zero).
         stride_y: usize,
+        /// Horizontal stride (non-zero).
         stride_x: usize,
+        /// Padding above and below, in pixels.
         pad_y: usize,
+        /// Padding left and right, in pixels.
         pad_x: usize,
     },
 }
@@ -112,7 +172,9 @@ pub enum Layer {
 /// A whole network file.
 #[derive(Clone, Debug)]
 pub struct DnnFile {
+    /// The loss layer at the top.
     pub loss: LossLayer,
+    /// The input layer at the bottom.
     pub input: InputLayer,
     /// Layers from the one nearest the input to the one just below the loss.
     pub layers: Vec<Layer>,

@@ -6,28 +6,43 @@ use crate::reader::{DatReader, Result};
 /// Settings of the FHOG scanner.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FhogScanner {
+    /// Side of one HOG cell in pixels (1 to 64; 8 for dlib's face detector).
     pub cell_size: usize,
+    /// Cells of padding added on each side of the detection window to size the filter.
     pub padding: usize,
+    /// Detection window width in pixels.
     pub window_width: usize,
+    /// Detection window height in pixels.
     pub window_height: usize,
+    /// Most image pyramid levels scanned, the original image included.
     pub max_pyramid_levels: usize,
+    /// Pyramid levels narrower than this many pixels are not scanned.
     pub min_pyramid_layer_width: usize,
+    /// Pyramid levels shorter than this many pixels are not scanned.
     pub min_pyramid_layer_height: usize,
+    /// Training-time regulariser (not used at inference).
     pub nuclear_norm_regularization_strength: f64,
+    /// Length of the feature vector of one window: 31 FHOG planes × filter rows × filter
+    /// columns, in cells. Each filter's `w` has one more value.
     pub num_dimensions: usize,
 }
 
 /// One linear filter over FHOG features plus its threshold `b` (the last element of `w`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HogFilter {
+    /// `num_dimensions` weights, then the threshold `b`.
     pub w: Vec<f64>,
 }
 
+/// The contents of a HOG detector file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HogDetectorFile {
+    /// The scanner settings shared by every filter.
     pub scanner: FhogScanner,
     /// `test_box_overlap` thresholds used for non-max suppression: (iou, percent covered).
     pub nms: (f64, f64),
+    /// One or more filters (dlib's frontal detector has five, one per head pose); checked
+    /// non-empty and `num_dimensions + 1` long.
     pub filters: Vec<HogFilter>,
 }
 
@@ -40,6 +55,8 @@ fn small(r: &mut DatReader<'_>, what: &str, max: u64) -> Result<usize> {
     Ok(v as usize)
 }
 
+/// Parses a HOG detector stream (a file saved with `object_detector::save`), checking that
+/// it holds at least one filter and that every filter matches the scanner's dimensions.
 pub fn parse_hog_detector(r: &mut DatReader<'_>) -> Result<HogDetectorFile> {
     r.expect_i64(2, "object_detector version")?;
     r.expect_i64(1, "scan_fhog_pyramid version")?;

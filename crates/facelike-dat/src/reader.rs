@@ -10,24 +10,34 @@ pub enum DatError {
     /// The file could not be read at all.
     #[error("{file}: cannot read model file: {source}")]
     Io {
+        /// The file that could not be read.
         file: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// The stream ended before a value was complete.
     #[error("{file}: truncated at byte {offset}: expected {expected}, but the file has only {len} bytes")]
     Truncated {
+        /// The file being read.
         file: PathBuf,
+        /// Byte offset where the incomplete value starts.
         offset: u64,
+        /// Length of the whole stream in bytes.
         len: u64,
+        /// What was being read there.
         expected: String,
     },
     /// A value was present but not what this format allows at that place.
     #[error("{file}: at byte {offset}: expected {expected}, found {found}")]
     Invalid {
+        /// The file being read.
         file: PathBuf,
+        /// Byte offset of the offending value.
         offset: u64,
+        /// What the format allows there.
         expected: String,
+        /// What the file holds instead.
         found: String,
     },
 }
@@ -42,22 +52,30 @@ impl DatError {
     }
 }
 
+/// A result whose error is a [`DatError`].
 pub type Result<T> = std::result::Result<T, DatError>;
 
 /// A 4-D tensor as dlib stores DNN parameters: `n × k × nr × nc`, NCHW row-major float32.
 #[derive(Clone, PartialEq)]
 pub struct Tensor {
+    /// Outermost dimension `n` (samples, or filters for convolution weights).
     pub num_samples: usize,
+    /// Channels.
     pub k: usize,
+    /// Rows.
     pub nr: usize,
+    /// Columns.
     pub nc: usize,
+    /// `n × k × nr × nc` values, `nc` varying fastest.
     pub data: Vec<f32>,
 }
 
 impl Tensor {
+    /// Whether the tensor holds no values (dlib stores unused state tensors as 0×0×0×0).
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+    /// The dims as `[num_samples, k, nr, nc]`.
     pub fn shape(&self) -> [usize; 4] {
         [self.num_samples, self.k, self.nr, self.nc]
     }
@@ -80,8 +98,11 @@ impl fmt::Debug for Tensor {
 /// A dense matrix read from a dlib stream (row-major).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix<T> {
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// `rows × cols` elements, row after row.
     pub data: Vec<T>,
 }
 
@@ -162,6 +183,9 @@ fn ldexp(mut v: f64, mut e: i64) -> f64 {
 }
 
 impl<'a> DatReader<'a> {
+    /// A reader at the start of `data`; `file` is only used to name the source in errors.
+    ///
+    /// Every `read_*` method takes `what`, a short description of the value that errors quote.
     pub fn new(data: &'a [u8], file: impl AsRef<Path>) -> Self {
         DatReader {
             data,
@@ -170,19 +194,24 @@ impl<'a> DatReader<'a> {
         }
     }
 
+    /// The file name given to [`new`](Self::new).
     pub fn file(&self) -> &Path {
         &self.file
     }
+    /// The byte offset of the next value.
     pub fn position(&self) -> usize {
         self.pos
     }
+    /// The number of bytes not yet read.
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
+    /// Whether every byte has been read.
     pub fn is_at_end(&self) -> bool {
         self.pos == self.data.len()
     }
 
+    /// A [`DatError::Truncated`] for a value starting at byte `at`.
     pub fn truncated(&self, at: usize, expected: impl Into<String>) -> DatError {
         DatError::Truncated {
             file: self.file.to_path_buf(),
@@ -192,6 +221,8 @@ impl<'a> DatReader<'a> {
         }
     }
 
+    /// A [`DatError::Invalid`] for the value at byte `at`: what was `expected` there and what
+    /// was `found`. Parsers of record kinds use it for their own checks.
     pub fn invalid(
         &self,
         at: usize,
@@ -219,6 +250,7 @@ impl<'a> DatReader<'a> {
         }
     }
 
+    /// The next `n` raw bytes, borrowed from the stream.
     pub fn read_bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         if self.remaining() < n {
             return Err(self.truncated(self.pos, format!("{n} bytes of {what}")));
@@ -228,6 +260,7 @@ impl<'a> DatReader<'a> {
         Ok(s)
     }
 
+    /// One raw byte.
     pub fn read_u8(&mut self, what: &str) -> Result<u8> {
         Ok(self.read_bytes(1, what)?[0])
     }
@@ -352,6 +385,7 @@ impl<'a> DatReader<'a> {
         Ok((m, e))
     }
 
+    /// A `float_details` value as a `double`: `mantissa × 2^exponent`, or ±inf or NaN.
     pub fn read_f64(&mut self, what: &str) -> Result<f64> {
         let (m, e) = self.read_float_parts(what)?;
         Ok(match e {
@@ -400,6 +434,7 @@ impl<'a> DatReader<'a> {
         }
     }
 
+    /// A string: an unsigned length, then that many bytes, each taken as one Latin-1 char.
     pub fn read_string(&mut self, what: &str) -> Result<String> {
         let n = self.read_len(what, 1)?;
         let bytes = self.read_bytes(n, what)?;
@@ -493,6 +528,8 @@ impl<'a> DatReader<'a> {
         Ok((rows, cols))
     }
 
+    /// A `dlib::matrix<double>`: as [`read_matrix_f32`](Self::read_matrix_f32), elements
+    /// read with [`read_f64`](Self::read_f64).
     pub fn read_matrix_f64(&mut self, what: &str) -> Result<Matrix<f64>> {
         let (rows, cols) = self.read_matrix_dims(what, 4)?;
         let mut data = Vec::with_capacity(rows * cols);

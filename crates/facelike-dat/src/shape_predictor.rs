@@ -5,8 +5,12 @@ use crate::reader::{DatReader, Result};
 /// One pixel-difference split of a regression tree.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SplitFeature {
+    /// Index of the first feature pixel in the cascade's feature pixel list.
     pub idx1: u32,
+    /// Index of the second feature pixel in the cascade's feature pixel list.
     pub idx2: u32,
+    /// Go to the left child (`2i+1`) when intensity(`idx1`) − intensity(`idx2`) exceeds this,
+    /// else to the right (`2i+2`); intensities are 0-255 grey values as `f32`.
     pub thresh: f32,
 }
 
@@ -30,6 +34,7 @@ impl Forest {
     pub fn len(&self) -> usize {
         self.tree_splits.len()
     }
+    /// Whether the forest has no trees.
     pub fn is_empty(&self) -> bool {
         self.tree_splits.is_empty()
     }
@@ -49,6 +54,7 @@ pub struct ShapePredictorFile {
 }
 
 impl ShapePredictorFile {
+    /// The number of landmarks (68 for dlib's face landmark model, 5 for the small one).
     pub fn num_parts(&self) -> usize {
         self.initial_shape.len() / 2
     }

@@ -14,13 +14,18 @@ const D: usize = DESCRIPTOR_LEN;
 /// Gradients with the parameters' shapes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grads {
+    /// ∂L/∂`w1` (linear: `W`, 128×128; residual: `W₁`, hidden×128; row-major).
     pub w1: Vec<f64>,
+    /// ∂L/∂`b1`.
     pub b1: Vec<f64>,
+    /// ∂L/∂`w2` (residual only; empty for linear).
     pub w2: Vec<f64>,
+    /// ∂L/∂`b2` (residual only; empty for linear).
     pub b2: Vec<f64>,
 }
 
 impl Grads {
+    /// All-zero gradients shaped like `a`'s parameters, ready to accumulate into.
     pub fn zeros_like(a: &Adapter) -> Grads {
         Grads {
             w1: vec![0.0; a.w1.len()],

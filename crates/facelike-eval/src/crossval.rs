@@ -17,27 +17,36 @@ use std::collections::HashMap;
 /// One fold of [`cross_validate_adapter`].
 #[derive(Clone, Debug, Serialize)]
 pub struct AdapterFold {
+    /// The tested fold, `0..folds`.
     pub fold: usize,
+    /// Gallery faces the adapter was trained on (those of people outside this fold).
     pub train_faces: usize,
+    /// Identities with 2+ faces among them (training and validation split together).
     pub train_identities: usize,
     /// Plain descriptors (the options' metric), threshold from the other folds.
     pub baseline_accuracy: f64,
+    /// The plain descriptors' threshold, chosen on the other folds.
     pub baseline_threshold: f64,
     /// Adapted descriptors (L2), threshold from the other folds' pairs under this fold's
     /// adapter.
     pub adapter_accuracy: f64,
+    /// The adapted descriptors' L2 threshold, chosen on the other folds' pairs.
     pub adapter_threshold: f64,
+    /// How this fold's adapter trained.
     pub training: TrainReport,
 }
 
 /// Mean and population standard deviation of per-fold accuracies.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MeanStd {
+    /// Mean.
     pub mean: f64,
+    /// Population standard deviation (divides by n, not n − 1).
     pub std: f64,
 }
 
 impl MeanStd {
+    /// The mean and population standard deviation of `v` (0 and 0 when empty).
     pub fn of(v: &[f64]) -> MeanStd {
         let n = v.len().max(1) as f64;
         let mean = v.iter().sum::<f64>() / n;
@@ -49,18 +58,26 @@ impl MeanStd {
 /// The whole comparison.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdapterCrossValidation {
+    /// Per-fold test accuracy of the plain descriptors.
     pub baseline: MeanStd,
+    /// Per-fold test accuracy of the adapted descriptors.
     pub adapter: MeanStd,
+    /// ROC AUC of the plain descriptors, all pairs pooled.
     pub baseline_auc: f64,
+    /// ROC AUC of the adapted descriptors, each fold scored by its own adapter, pooled.
     pub adapter_auc: f64,
+    /// TAR at FAR ≤ 10⁻³ of the plain descriptors, pooled.
     #[serde(rename = "baseline_tar_at_far_1e-3")]
     pub baseline_tar_at_far_1e_3: f64,
+    /// TAR at FAR ≤ 10⁻³ of the adapted descriptors, pooled.
     #[serde(rename = "adapter_tar_at_far_1e-3")]
     pub adapter_tar_at_far_1e_3: f64,
+    /// One entry per fold, in fold order.
     pub folds: Vec<AdapterFold>,
     /// Each fold's pairs scored by that fold's adapter, pooled (for a ROC picture).
     #[serde(skip)]
     pub adapter_roc: Roc,
+    /// The plain descriptors' ROC over all pairs.
     #[serde(skip)]
     pub baseline_roc: Roc,
     /// Per pair, in the order of the pair list: (baseline distance, adapted distance).

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 pub struct Pair {
     /// Image path relative to the pairs root (LFW: `Name/Name_0001.jpg`).
     pub a: String,
+    /// The other image, in the same form.
     pub b: String,
     /// Ground truth: same identity.
     pub same: bool,
@@ -22,7 +23,9 @@ pub struct Pair {
 /// A list of pairs split into folds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PairList {
+    /// Number of folds; every pair's `fold` is below it.
     pub folds: usize,
+    /// The pairs, in file (or sampling) order.
     pub pairs: Vec<Pair>,
     /// True when no identity appears in two folds (LFW View 2 and folder sampling with enough
     /// identities); thresholds chosen on the other folds are then tested on unseen people.
@@ -228,6 +231,7 @@ impl PairList {
         s
     }
 
+    /// Writes [`PairList::to_tsv`] to `path`.
     pub fn write_tsv(&self, path: &Path) -> Result<()> {
         std::fs::write(path, self.to_tsv()).map_err(|source| EvalError::Write {
             path: path.to_owned(),
@@ -253,6 +257,7 @@ impl PairList {
 /// LFW's `people.txt`: the people of each View-2 fold with their image counts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeopleFolds {
+    /// Per fold, in file order: `(name, number of images)`.
     pub folds: Vec<Vec<(String, usize)>>,
 }
 
@@ -264,6 +269,7 @@ impl PeopleFolds {
         Self::parse(&text, path)
     }
 
+    /// [`PeopleFolds::read`] on text; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<PeopleFolds> {
         let lines: Vec<(usize, &str)> = text
             .lines()
@@ -324,7 +330,9 @@ impl PeopleFolds {
 /// One identity of a labelled gallery and its images (paths relative to the gallery root).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
+    /// The identity's name (its sub-folder's name when scanned).
     pub name: String,
+    /// Its images as `<name>/<file>` paths relative to the gallery root.
     pub images: Vec<String>,
 }
 
@@ -393,11 +401,13 @@ pub fn scan_labelled_folder(root: &Path) -> Result<Vec<Identity>> {
 /// How to sample pairs from a labelled gallery.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SampleConfig {
+    /// Number of folds to deal the pairs to (at least 1).
     pub folds: usize,
     /// Matched pairs wanted per fold (fewer when the fold has fewer distinct ones).
     pub matched_per_fold: usize,
     /// Mismatched pairs wanted per fold.
     pub mismatched_per_fold: usize,
+    /// Seeds the shuffle of identities and the drawing of pairs.
     pub seed: u64,
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 /// Training settings. [`TrainConfig::default`] is the measured default (see the crate README).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainConfig {
+    /// The adapter's architecture (linear or residual MLP).
     pub kind: AdapterKind,
     /// Triplet margin α.
     pub alpha: f64,
@@ -20,19 +21,24 @@ pub struct TrainConfig {
     pub identities_per_batch: usize,
     /// K: faces per identity (fewer when an identity has fewer).
     pub faces_per_identity: usize,
+    /// How triplets are chosen within a batch.
     pub mining: Mining,
     /// Adam's step size.
     pub learning_rate: f64,
     /// L2 pull of the parameters back to their starting values (the identity map):
     /// keeps a small data set from dragging the adapter far from dlib's geometry.
     pub weight_decay: f64,
+    /// Upper bound on the number of epochs (passes over the training identities).
     pub max_epochs: usize,
     /// Stop after this many epochs without a validation-loss improvement of `min_delta`;
     /// the best epoch's parameters are returned.
     pub patience: usize,
+    /// The smallest drop in validation loss that counts as an improvement.
     pub min_delta: f64,
     /// Share of identities held out for validation (0: none, no early stopping).
     pub validation_fraction: f64,
+    /// Seeds the validation split, the batches, the residual form's `W₁` and the pairs the
+    /// threshold is calibrated on.
     pub seed: u64,
 }
 
@@ -58,7 +64,9 @@ impl Default for TrainConfig {
 /// What one epoch did.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EpochStats {
+    /// The epoch's number, from 1.
     pub epoch: usize,
+    /// [`TrainConfig::max_epochs`], for progress displays.
     pub max_epochs: usize,
     /// Mean triplet loss of the epoch's batches (while the parameters moved).
     pub train_loss: f64,
@@ -73,16 +81,25 @@ pub struct EpochStats {
 /// The whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainReport {
+    /// The settings of the run.
     pub config: TrainConfig,
     /// Validation loss of the starting (identity) adapter.
     pub initial_val_loss: f64,
+    /// One entry per epoch run.
     pub history: Vec<EpochStats>,
+    /// The epoch whose parameters were kept (0: the starting adapter).
     pub best_epoch: usize,
+    /// Validation loss of the kept parameters (NaN without validation).
     pub best_val_loss: f64,
+    /// Training stopped on [`TrainConfig::patience`] before [`TrainConfig::max_epochs`].
     pub stopped_early: bool,
+    /// Identities (with 2+ faces) used for training.
     pub train_identities: usize,
+    /// Identities (with 2+ faces) held out for validation.
     pub val_identities: usize,
+    /// Faces of the training identities.
     pub train_faces: usize,
+    /// Faces of the validation identities.
     pub val_faces: usize,
     /// Identities with one face only: not usable as anchors, left out.
     pub single_face_identities: usize,
@@ -144,6 +161,10 @@ impl Adam {
 }
 
 /// Loss of one batch (indices into `data`) under `adapter`, and optionally its gradient.
+///
+/// Mines the batch's triplets with `mining` on the adapter's (unit-length) outputs and returns
+/// `(mean triplet loss, share of triplets with non-zero loss)`; when `grads` is given, the
+/// gradient of the mean loss is added to it.
 pub fn batch_loss(
     adapter: &Adapter,
     data: &[Descriptor],

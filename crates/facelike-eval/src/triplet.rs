@@ -11,8 +11,11 @@ pub const DEFAULT_ALPHA: f64 = 0.2;
 /// Indices into a batch: anchor, positive (same identity), negative (other identity).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Triplet {
+    /// Index of the anchor face.
     pub anchor: usize,
+    /// Index of a face of the anchor's identity.
     pub positive: usize,
+    /// Index of a face of another identity.
     pub negative: usize,
 }
 

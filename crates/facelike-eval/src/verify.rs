@@ -89,8 +89,11 @@ impl std::str::FromStr for ThresholdRule {
 /// A pair reduced to what the protocol needs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ScoredPair {
+    /// Distance under the chosen metric (`±∞` for undetected faces, by policy).
     pub distance: f64,
+    /// Ground truth: same identity.
     pub same: bool,
+    /// Cross-validation fold, `0..folds`.
     pub fold: usize,
 }
 
@@ -242,6 +245,7 @@ fn width(lo: f64, hi: f64) -> f64 {
 /// One operating point of a ROC curve: accepting `distance <= threshold`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct RocPoint {
+    /// The distance threshold (`−∞` for the first point, which accepts nothing).
     pub threshold: f64,
     /// False accept rate: mismatched pairs accepted / mismatched pairs.
     pub far: f64,
@@ -252,12 +256,16 @@ pub struct RocPoint {
 /// A ROC curve: one point per distinct distance, from (0, 0) to (1, 1).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Roc {
+    /// Operating points by increasing threshold (and so non-decreasing FAR and TAR).
     pub points: Vec<RocPoint>,
+    /// Matched pairs scored.
     pub matched: usize,
+    /// Mismatched pairs scored.
     pub mismatched: usize,
 }
 
 impl Roc {
+    /// The ROC curve of `scored`, all folds pooled.
     pub fn new(scored: &[ScoredPair]) -> Roc {
         let mut v: Vec<(f64, bool)> = scored.iter().map(|p| (p.distance, p.same)).collect();
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -343,8 +351,11 @@ impl Roc {
 /// How [`evaluate_pairs`] scores pairs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalOptions {
+    /// Descriptor distance (L2 by default, dlib's).
     pub metric: Metric,
+    /// What to do with pairs whose face was not detected.
     pub undetected: UndetectedPolicy,
+    /// How a threshold is picked among equally accurate ones.
     pub threshold_rule: ThresholdRule,
     /// Also report the accuracy at this fixed threshold (face_recognition's 0.6 by default).
     pub fixed_threshold: Option<f64>,
@@ -364,18 +375,22 @@ impl Default for EvalOptions {
 /// One cross-validation fold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FoldResult {
+    /// The fold, `0..folds`.
     pub fold: usize,
     /// Chosen on the other folds.
     pub threshold: f64,
     /// On this fold.
     pub accuracy: f64,
+    /// Scored pairs in this fold.
     pub pairs: usize,
 }
 
 /// Accuracy at a threshold given in advance (not tuned on the data).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FixedThresholdResult {
+    /// The threshold ([`EvalOptions::fixed_threshold`]).
     pub threshold: f64,
+    /// Fraction of all scored pairs decided correctly at it.
     pub accuracy: f64,
 }
 
@@ -386,8 +401,11 @@ pub struct VerificationReport {
     pub accuracy_mean: f64,
     /// Population standard deviation of the per-fold accuracies.
     pub accuracy_std: f64,
+    /// ROC AUC over all scored pairs.
     pub auc: f64,
+    /// Equal error rate over all scored pairs (fraction).
     pub eer: f64,
+    /// Highest TAR with FAR ≤ 10⁻³, all scored pairs.
     #[serde(rename = "tar_at_far_1e-3")]
     pub tar_at_far_1e_3: f64,
     /// The threshold chosen by the same rule on all scored pairs: the calibrated tolerance to
@@ -401,17 +419,28 @@ pub struct VerificationReport {
     pub undetected_pairs: usize,
     /// Pairs left out ([`UndetectedPolicy::Exclude`]).
     pub excluded_pairs: usize,
+    /// The policy used for undetected faces.
     pub undetected_policy: UndetectedPolicy,
+    /// The threshold rule used.
     pub threshold_rule: ThresholdRule,
+    /// The images in which no face was found, sorted.
     pub undetected_images: Vec<String>,
+    /// The descriptor distance used.
     pub metric: Metric,
+    /// Matched pairs scored.
     pub matched: usize,
+    /// Mismatched pairs scored.
     pub mismatched: usize,
+    /// Per-fold thresholds and accuracies.
     pub folds: Vec<FoldResult>,
+    /// Copied from [`PairList::identity_disjoint`]: no person is in two folds.
     pub identity_disjoint_folds: bool,
+    /// The (interpolated) threshold at the EER.
     pub eer_threshold: f64,
+    /// The threshold of [`VerificationReport::tar_at_far_1e_3`].
     #[serde(rename = "tar_at_far_1e-3_threshold")]
     pub tar_at_far_1e_3_threshold: f64,
+    /// Accuracy at [`EvalOptions::fixed_threshold`], when one was given.
     pub fixed_threshold: Option<FixedThresholdResult>,
 }
 
@@ -474,10 +503,13 @@ impl VerificationReport {
 /// Pairs turned into distances, with what was missing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoredPairs {
+    /// The pairs kept, in pair-list order.
     pub scored: Vec<ScoredPair>,
-    /// Sorted.
+    /// Images in which no face was found, sorted.
     pub undetected_images: Vec<String>,
+    /// Pairs with at least one undetected image.
     pub undetected_pairs: usize,
+    /// Pairs left out ([`UndetectedPolicy::Exclude`]).
     pub excluded_pairs: usize,
 }
 

@@ -69,21 +69,27 @@ impl RgbImage {
         })
     }
 
+    /// Width in pixels.
     pub fn width(&self) -> usize {
         self.width
     }
+    /// Height in pixels.
     pub fn height(&self) -> usize {
         self.height
     }
+    /// Whether the image has no pixels (zero width or height).
     pub fn is_empty(&self) -> bool {
         self.width == 0 || self.height == 0
     }
+    /// All pixels as `width × height × 3` bytes, R, G, B, row after row.
     pub fn as_raw(&self) -> &[u8] {
         &self.data
     }
+    /// All pixels, mutable, laid out as in [`as_raw`](Self::as_raw).
     pub fn as_raw_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
+    /// The pixel buffer, laid out as in [`as_raw`](Self::as_raw).
     pub fn into_raw(self) -> Vec<u8> {
         self.data
     }
@@ -95,6 +101,7 @@ impl RgbImage {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
+    /// Sets the pixel at (x, y) to `p` (R, G, B); panics when outside.
     #[inline]
     pub fn set_pixel(&mut self, x: usize, y: usize, p: [u8; 3]) {
         let i = (y * self.width + x) * 3;
@@ -138,11 +145,17 @@ impl RgbImage {
 /// The container formats [`load`] recognises from their first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// JPEG, decoded by libjpeg-turbo.
     Jpeg,
+    /// PNG.
     Png,
+    /// GIF (87a or 89a); only the first frame is read.
     Gif,
+    /// WEBP (a RIFF container).
     Webp,
+    /// Windows BMP.
     Bmp,
+    /// Netpbm: PBM, PGM, PPM or PAM (`P1` to `P7`).
     Pnm,
 }
 
@@ -160,6 +173,7 @@ impl Format {
         }
     }
 
+    /// The format's usual name in capitals, as used in error messages ("JPEG", "PNG", …).
     pub fn name(self) -> &'static str {
         match self {
             Format::Jpeg => "JPEG",
@@ -213,11 +227,14 @@ impl Default for LoadOptions {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {kind}", path.display())]
 pub struct ImageError {
+    /// The file that failed.
     pub path: PathBuf,
+    /// What was wrong with it.
     pub kind: ImageErrorKind,
 }
 
 impl ImageError {
+    /// An error about the file at `path`.
     pub fn new(path: &Path, kind: ImageErrorKind) -> Self {
         ImageError {
             path: path.to_path_buf(),
@@ -226,28 +243,52 @@ impl ImageError {
     }
 }
 
+/// The kinds of failure of [`decode`], [`load`] and [`RgbImage::save_png`], without the path.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageErrorKind {
+    /// The file could not be read.
     #[error("cannot read file: {0}")]
     Io(#[from] std::io::Error),
+    /// The first bytes match no format [`load`] reads; the message says what the file seems
+    /// to be and shows its first bytes.
     #[error("unrecognised image format: {0}")]
     UnknownFormat(String),
+    /// The decoder rejected the data.
     #[error("corrupt {format} data: {message}")]
     Corrupt {
+        /// The format's name ([`Format::name`]).
         format: &'static str,
+        /// The decoder's message.
         message: String,
     },
+    /// The data ends before the last pixel.
     #[error("truncated {format} file: the data ends before the image is complete")]
-    Truncated { format: &'static str },
+    Truncated {
+        /// The format's name ([`Format::name`]).
+        format: &'static str,
+    },
+    /// The header declares more than [`LoadOptions::max_pixels`] pixels.
     #[error("image is {width}x{height} = {} pixels, over the limit of {limit} pixels (raise it with --max-pixels)", width * height)]
-    TooLarge { width: u64, height: u64, limit: u64 },
+    TooLarge {
+        /// Declared width in pixels.
+        width: u64,
+        /// Declared height in pixels.
+        height: u64,
+        /// The limit in force ([`LoadOptions::max_pixels`]).
+        limit: u64,
+    },
+    /// The image has zero width or height.
     #[error("image has zero width or height")]
     Empty,
+    /// A valid file using a feature the decoder does not support.
     #[error("unsupported {format} variant: {message}")]
     Unsupported {
+        /// The format's name ([`Format::name`]).
         format: &'static str,
+        /// The decoder's message.
         message: String,
     },
+    /// Encoding or writing an image failed (the encoder's message).
     #[error("cannot write image: {0}")]
     Write(String),
 }
@@ -257,6 +298,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<RgbImage, ImageError> {
     load_with(path, &LoadOptions::default())
 }
 
+/// Loads an image file as 8-bit RGB with the given options; errors name the file.
 pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RgbImage, ImageError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| ImageError::new(path, ImageErrorKind::Io(e)))?;

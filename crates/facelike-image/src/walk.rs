@@ -35,6 +35,7 @@ pub fn is_image_path(path: &Path) -> bool {
 pub struct WalkError {
     /// The folder whose listing failed.
     pub path: PathBuf,
+    /// The operating system's error.
     #[source]
     pub source: std::io::Error,
 }

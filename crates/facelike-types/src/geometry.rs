@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 /// An integer pixel position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Point {
+    /// Column, in pixels; grows to the right.
     pub x: i64,
+    /// Row, in pixels; grows downwards.
     pub y: i64,
 }
 
 impl Point {
+    /// The point at column `x`, row `y`.
     pub const fn new(x: i64, y: i64) -> Self {
         Point { x, y }
     }
@@ -22,11 +25,14 @@ impl Point {
 /// A floating-point position.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct DPoint {
+    /// Column, in (sub)pixels.
     pub x: f64,
+    /// Row, in (sub)pixels.
     pub y: f64,
 }
 
 impl DPoint {
+    /// The point at column `x`, row `y`.
     pub const fn new(x: f64, y: f64) -> Self {
         DPoint { x, y }
     }
@@ -47,13 +53,18 @@ impl From<Point> for DPoint {
 /// It may extend past the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rect {
+    /// Leftmost column inside the rectangle.
     pub left: i64,
+    /// Topmost row inside the rectangle.
     pub top: i64,
+    /// Rightmost column inside the rectangle (inclusive).
     pub right: i64,
+    /// Bottom row inside the rectangle (inclusive).
     pub bottom: i64,
 }
 
 impl Rect {
+    /// The rectangle with these inclusive edges; not checked for `left <= right`.
     pub const fn new(left: i64, top: i64, right: i64, bottom: i64) -> Self {
         Rect {
             left,
@@ -62,6 +73,7 @@ impl Rect {
             bottom,
         }
     }
+    /// `right − left + 1`, or 0 when the rectangle is empty.
     pub fn width(&self) -> i64 {
         if self.right < self.left {
             0
@@ -69,6 +81,7 @@ impl Rect {
             self.right - self.left + 1
         }
     }
+    /// `bottom − top + 1`, or 0 when the rectangle is empty.
     pub fn height(&self) -> i64 {
         if self.bottom < self.top {
             0
@@ -76,12 +89,15 @@ impl Rect {
             self.bottom - self.top + 1
         }
     }
+    /// `width × height` in pixels; 0 when empty.
     pub fn area(&self) -> i64 {
         self.width() * self.height()
     }
+    /// Whether the rectangle holds no pixel (`left > right` or `top > bottom`).
     pub fn is_empty(&self) -> bool {
         self.left > self.right || self.top > self.bottom
     }
+    /// The overlap of both rectangles (dlib's `a.intersect(b)`); empty when they are disjoint.
     pub fn intersect(&self, o: &Rect) -> Rect {
         Rect::new(
             self.left.max(o.left),
@@ -105,6 +121,7 @@ impl Rect {
             self.bottom.max(o.bottom),
         )
     }
+    /// `[left, top, right, bottom]`.
     pub fn to_array(&self) -> [i64; 4] {
         [self.left, self.top, self.right, self.bottom]
     }
@@ -133,13 +150,18 @@ impl std::fmt::Display for Rect {
 /// A floating-point rectangle (dlib's `drectangle`), also inclusive-style.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct DRect {
+    /// Left edge.
     pub left: f64,
+    /// Top edge.
     pub top: f64,
+    /// Right edge (inclusive: `width = right − left + 1`).
     pub right: f64,
+    /// Bottom edge (inclusive: `height = bottom − top + 1`).
     pub bottom: f64,
 }
 
 impl DRect {
+    /// The rectangle with these edges; not checked for `left <= right`.
     pub const fn new(left: f64, top: f64, right: f64, bottom: f64) -> Self {
         DRect {
             left,
@@ -148,6 +170,7 @@ impl DRect {
             bottom,
         }
     }
+    /// `right − left + 1`, or 0 when `right < left`.
     pub fn width(&self) -> f64 {
         if self.right < self.left {
             0.0
@@ -155,6 +178,7 @@ impl DRect {
             self.right - self.left + 1.0
         }
     }
+    /// `bottom − top + 1`, or 0 when `bottom < top`.
     pub fn height(&self) -> f64 {
         if self.bottom < self.top {
             0.0
@@ -162,9 +186,11 @@ impl DRect {
             self.bottom - self.top + 1.0
         }
     }
+    /// `width × height`.
     pub fn area(&self) -> f64 {
         self.width() * self.height()
     }
+    /// The midpoint of the edges, `((left + right)/2, (top + bottom)/2)`, unrounded.
     pub fn center(&self) -> DPoint {
         DPoint::new(
             (self.left + self.right) / 2.0,

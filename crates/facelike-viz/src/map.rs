@@ -7,8 +7,11 @@ use std::collections::HashMap;
 /// One gallery face to place on the map.
 #[derive(Clone, Debug)]
 pub struct FaceItem {
+    /// The person's name; faces with equal names share a colour.
     pub identity: String,
+    /// Where the face came from (the gallery's image path), shown on hover and exported.
     pub source: String,
+    /// The face's descriptor (128 values for dlib), as stored: not normalised here.
     pub descriptor: Vec<f32>,
     /// A small face thumbnail as PNG bytes (from the gallery), if any.
     pub thumbnail: Option<Vec<u8>>,
@@ -17,47 +20,66 @@ pub struct FaceItem {
 /// A query face: placed with the gallery and linked to its nearest identities.
 #[derive(Clone, Debug)]
 pub struct QueryItem {
+    /// Text written next to the query on the map (e.g. the photo's file stem).
     pub label: String,
+    /// The query face's descriptor, comparable with the gallery's.
     pub descriptor: Vec<f32>,
+    /// A small face thumbnail as PNG bytes, if any.
     pub thumbnail: Option<Vec<u8>>,
     /// Nearest identities and their distances, as the search found them.
     pub nearest: Vec<Neighbour>,
 }
 
+/// One of a query's nearest identities.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Neighbour {
+    /// The identity's name, as in [`FaceItem::identity`].
     pub identity: String,
+    /// The search's distance from the query to it (in the descriptor space, not the map's).
     pub distance: f32,
 }
 
 /// A placed face.
 #[derive(Clone, Debug)]
 pub struct MapPoint {
+    /// From [`FaceItem::identity`].
     pub identity: String,
+    /// From [`FaceItem::source`].
     pub source: String,
+    /// Map coordinates (PCA or t-SNE units; y grows upwards, not pixels).
     pub xy: [f64; 2],
+    /// From [`FaceItem::thumbnail`] (PNG bytes).
     pub thumbnail: Option<Vec<u8>>,
 }
 
+/// A placed query face.
 #[derive(Clone, Debug)]
 pub struct MapQuery {
+    /// From [`QueryItem::label`].
     pub label: String,
+    /// Map coordinates, in the same space as the gallery's [`MapPoint::xy`].
     pub xy: [f64; 2],
+    /// From [`QueryItem::thumbnail`] (PNG bytes).
     pub thumbnail: Option<Vec<u8>>,
+    /// From [`QueryItem::nearest`]; drawn as lines to those identities' centres.
     pub nearest: Vec<Neighbour>,
 }
 
 /// How to reduce 128-D to 2-D.
 #[derive(Clone, Debug)]
 pub enum Method {
+    /// The first two principal components of the gallery; queries are projected onto them.
     Pca,
+    /// t-SNE of gallery and queries together, with these settings.
     Tsne(TsneOptions),
 }
 
 /// Placed faces, ready to draw.
 #[derive(Clone, Debug)]
 pub struct FaceMap {
+    /// The gallery faces, in the order given to [`FaceMap::build`].
     pub points: Vec<MapPoint>,
+    /// The query faces, in the order given.
     pub queries: Vec<MapQuery>,
     /// e.g. "PCA (explained variance 9.1% + 6.2%)" or "t-SNE (perplexity 30, KL 1.23)".
     pub method_note: String,
@@ -68,11 +90,15 @@ pub struct FaceMap {
 /// Drawing options shared by PNG, SVG and HTML.
 #[derive(Clone, Debug)]
 pub struct MapOptions {
+    /// Heading drawn at the top (none when empty).
     pub title: String,
+    /// Picture width in pixels.
     pub width: u32,
+    /// Picture height in pixels.
     pub height: u32,
     /// Draw face thumbnails at the points.
     pub thumbnails: bool,
+    /// Side of a drawn thumbnail in pixels (thumbnails are scaled to a square).
     pub thumbnail_size: u32,
     /// How many identities (the largest) get their own colour and legend entry.
     pub legend_max: usize,
@@ -94,10 +120,13 @@ impl Default for MapOptions {
     }
 }
 
+/// Why [`FaceMap::build`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
+    /// PCA could not be fitted (too few faces, descriptors of different lengths).
     #[error(transparent)]
     Pca(#[from] crate::pca::PcaError),
+    /// t-SNE could not run (too few faces, a bad perplexity).
     #[error(transparent)]
     Tsne(#[from] crate::tsne::TsneError),
 }

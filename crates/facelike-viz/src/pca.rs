@@ -14,6 +14,7 @@ use rayon::prelude::*;
 pub struct Pca {
     /// Dimension of the input vectors.
     pub dim: usize,
+    /// Mean of the input vectors (`dim` values), subtracted before projecting.
     pub mean: Vec<f64>,
     /// Principal axes, one row of `dim` values per component, by decreasing variance.
     pub components: Vec<Vec<f64>>,
@@ -21,13 +22,17 @@ pub struct Pca {
     pub explained_variance: Vec<f64>,
     /// Share of the total variance per component (sklearn's `explained_variance_ratio_`).
     pub explained_variance_ratio: Vec<f64>,
+    /// Number of vectors fitted.
     pub samples: usize,
 }
 
+/// Why [`Pca::fit`] failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PcaError {
+    /// Fewer than 2 vectors (the `n − 1` variance is undefined); the count given.
     #[error("PCA needs at least 2 vectors, got {0}")]
     TooFew(usize),
+    /// Vectors of different lengths: the first vector's and the first differing one's.
     #[error("vectors have different lengths ({0} and {1})")]
     Ragged(usize, usize),
 }

@@ -13,15 +13,23 @@ use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// Why a picture could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum PictureError {
+    /// Encoding or writing the file failed.
     #[error("{path}: cannot write picture: {message}", path = path.display())]
     Write {
+        /// The file.
         path: std::path::PathBuf,
+        /// What went wrong.
         message: String,
     },
+    /// [`crate::write_map`] was given an extension it does not know.
     #[error("{path}: unknown picture format (use .png, .svg, .html or .tsv)", path = path.display())]
-    Format { path: std::path::PathBuf },
+    Format {
+        /// The file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// An RGB colour.
@@ -30,51 +38,86 @@ pub type Rgb = (u8, u8, u8);
 /// Drawing primitives in pixel coordinates, painted in order.
 #[derive(Clone, Debug)]
 pub enum Shape {
+    /// A filled disc, optionally outlined (2 px).
     Circle {
+        /// Centre x.
         x: f64,
+        /// Centre y (downwards).
         y: f64,
+        /// Radius.
         r: f64,
+        /// Fill colour.
         fill: Rgb,
+        /// Outline colour, if any.
         stroke: Option<Rgb>,
     },
+    /// A straight line segment.
     Line {
+        /// Start x.
         x1: f64,
+        /// Start y.
         y1: f64,
+        /// End x.
         x2: f64,
+        /// End y.
         y2: f64,
+        /// Line colour.
         color: Rgb,
+        /// Line width in pixels.
         width: u32,
     },
+    /// A filled axis-aligned rectangle, optionally outlined.
     Rect {
+        /// Left edge.
         x: f64,
+        /// Top edge.
         y: f64,
+        /// Width.
         w: f64,
+        /// Height.
         h: f64,
+        /// Fill colour.
         fill: Rgb,
+        /// Outline colour, if any.
         stroke: Option<Rgb>,
     },
+    /// One line of text in the embedded font.
     Text {
+        /// Left edge.
         x: f64,
+        /// Top edge (not the baseline).
         y: f64,
+        /// The text.
         text: String,
+        /// Font size in pixels.
         size: f64,
+        /// Text colour.
         color: Rgb,
     },
     /// A decoded RGB image drawn with its top-left corner at (x, y), and its PNG bytes for SVG.
     Image {
+        /// Left edge.
         x: f64,
+        /// Top edge.
         y: f64,
+        /// Width in pixels.
         w: u32,
+        /// Height in pixels.
         h: u32,
+        /// `w × h` RGB pixels, row-major, 3 bytes each (for PNG rendering).
         rgb: Vec<u8>,
+        /// The same image as PNG bytes (embedded in SVG).
         png: Vec<u8>,
     },
 }
 
 /// A picture: size, background and primitives.
 pub struct Scene {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// The primitives, painted in order (the first is the white background).
     pub shapes: Vec<Shape>,
 }
 
@@ -500,6 +543,7 @@ pub fn svg_string(scene: &Scene) -> String {
     s
 }
 
+/// Writes the scene as an SVG file ([`svg_string`]).
 pub fn write_svg(scene: &Scene, path: &Path) -> Result<(), PictureError> {
     std::fs::write(path, svg_string(scene)).map_err(|e| PictureError::Write {
         path: path.to_path_buf(),

@@ -17,13 +17,18 @@ use std::path::{Path, PathBuf};
 /// The projector's largest sprite side.
 pub const MAX_SPRITE: u32 = 8192;
 
+/// Why [`export`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
+    /// The folder could not be created or a file could not be written.
     #[error("{path}: {source}", path = path.display())]
     Io {
+        /// The folder or file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// No faces were given.
     #[error("nothing to export: the gallery has no faces")]
     Empty,
 }
@@ -31,17 +36,26 @@ pub enum ProjectorError {
 /// What was written.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ProjectorExport {
+    /// Faces written (rows of `tensors.tsv` and data rows of `metadata.tsv`).
     pub rows: usize,
+    /// Values per row (the first face's descriptor length).
     pub dims: usize,
+    /// The sprite's layout, when any face had a thumbnail.
     pub sprite: Option<SpriteInfo>,
+    /// Every file written, in writing order.
     pub files: Vec<PathBuf>,
 }
 
+/// Layout of `sprite.png`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SpriteInfo {
+    /// Side of one thumbnail in pixels (the projector's `single_image_dim`).
     pub tile: u32,
+    /// Thumbnails per row: ⌈√faces⌉.
     pub columns: u32,
+    /// Sprite width in pixels (`columns × tile`).
     pub width: u32,
+    /// Sprite height in pixels (rows used × `tile`).
     pub height: u32,
 }
 
@@ -58,6 +72,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ProjectorError> {
 
 /// Writes the projector files for `items` into `dir` (created if needed). `tile` is the
 /// preferred thumbnail size in the sprite; it shrinks if the sprite would exceed 8192 pixels.
+/// `name` is the tensor's name shown by the projector.
 pub fn export(
     items: &[FaceItem],
     dir: &Path,

@@ -20,14 +20,23 @@ use rayon::prelude::*;
 /// Settings; [`TsneOptions::default`] is openTSNE's.
 #[derive(Clone, Debug)]
 pub struct TsneOptions {
+    /// Effective number of neighbours per point (30); also sets `k = 3·perplexity` nearest
+    /// neighbours for the affinities, and is capped at `(N − 1) / 3` for small data.
     pub perplexity: f64,
+    /// Factor on the attractive forces during the first phase (12).
     pub early_exaggeration: f64,
+    /// Iterations of the exaggerated phase (250).
     pub early_exaggeration_iter: usize,
+    /// Iterations after it, without exaggeration (500).
     pub n_iter: usize,
     /// `None` = openTSNE's "auto": N / exaggeration in each phase.
     pub learning_rate: Option<f64>,
+    /// Momentum of the gradient steps in both phases (0.8).
     pub momentum: f64,
+    /// Barnes-Hut accuracy: a quadtree cell counts as one body when its size over its
+    /// distance is below θ (0.5; 0 would be exact).
     pub theta: f64,
+    /// Longest allowed step of a point per iteration, in embedding units (5).
     pub max_step_norm: f64,
     /// Seeds the tiny jitter that breaks ties between identical points (PCA initialisation is
     /// otherwise deterministic).
@@ -53,23 +62,32 @@ impl Default for TsneOptions {
 /// Progress reported every 50 iterations and at the end.
 #[derive(Clone, Copy, Debug)]
 pub struct TsneProgress {
+    /// Iterations done, from 1.
     pub iteration: usize,
+    /// Iterations in all (`early_exaggeration_iter + n_iter`).
     pub total: usize,
 }
 
 /// A finished embedding.
 #[derive(Clone, Debug)]
 pub struct TsneResult {
+    /// 2-D coordinates, one per input row in input order, centred on 0.
     pub embedding: Vec<[f64; 2]>,
+    /// Final KL(P‖Q) with the exact normaliser.
     pub kl_divergence: f64,
+    /// The perplexity asked for ([`TsneOptions::perplexity`], before any cap).
     pub perplexity: f64,
+    /// Nearest neighbours per point used for the affinities.
     pub neighbours: usize,
 }
 
+/// Why [`tsne`] refused to run.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TsneError {
+    /// Fewer than 4 rows; the count given.
     #[error("t-SNE needs at least 4 points, got {0}")]
     TooFew(usize),
+    /// The perplexity is zero, negative or not finite.
     #[error("perplexity must be positive, got {0}")]
     Perplexity(f64),
 }

@@ -8,16 +8,25 @@ use std::cell::RefCell;
 /// A 2-D convolution layer (cross-correlation, as dlib's `con_`).
 #[derive(Clone, Debug)]
 pub struct Conv2d {
+    /// Output channels (filters).
     pub out_channels: usize,
+    /// Input channels each filter reads.
     pub in_channels: usize,
+    /// Filter rows.
     pub kh: usize,
+    /// Filter columns.
     pub kw: usize,
+    /// Vertical stride, in input rows.
     pub stride_y: usize,
+    /// Horizontal stride, in input columns.
     pub stride_x: usize,
+    /// Zero rows added above and below the input.
     pub pad_y: usize,
+    /// Zero columns added left and right of the input.
     pub pad_x: usize,
     /// `out × in × kh × kw` weights (dlib's layout).
     pub weights: Vec<f32>,
+    /// One bias per output channel, added to its sums; `None` adds nothing.
     pub bias: Option<Vec<f32>>,
 }
 

@@ -37,7 +37,9 @@ thread_local! {
 /// built only where the CPU has AVX-512F.
 #[derive(Clone, Debug)]
 pub struct PhaseWinograd {
+    /// Output channels (filters).
     pub out_channels: usize,
+    /// Input channels each filter reads.
     pub in_channels: usize,
     /// The output tile side (2 or 4).
     pub tile: usize,

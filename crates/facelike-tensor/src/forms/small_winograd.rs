@@ -38,7 +38,9 @@ thread_local! {
 /// for [`forward`](Self::forward); built only where the CPU has AVX-512F.
 #[derive(Clone, Debug)]
 pub struct SmallWinograd {
+    /// Output channels (filters).
     pub out_channels: usize,
+    /// Input channels each filter reads.
     pub in_channels: usize,
     /// Transformed weights `[ξ][channel block][in][16]`, padded with zero filters.
     u: Vec<f32>,

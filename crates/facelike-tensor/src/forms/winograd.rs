@@ -153,9 +153,13 @@ enum Layout {
 /// A 3×3 stride-1 convolution prepared for Winograd F(4×4, 3×3).
 #[derive(Clone, Debug)]
 pub struct Winograd3x3 {
+    /// Output channels (filters).
     pub out_channels: usize,
+    /// Input channels each filter reads.
     pub in_channels: usize,
+    /// Zero rows added above and below the input (from the [`Conv2d`]).
     pub pad_y: usize,
+    /// Zero columns added left and right of the input (from the [`Conv2d`]).
     pub pad_x: usize,
     /// Transformed weights: 36 matrices of `out × in`.
     u: Vec<f32>,

@@ -12,10 +12,13 @@ use crate::layout::tensor::BatchTensor;
 pub struct MappedBytes<'a> {
     /// `h · w · offsets.len()` bytes, row-major, channels interleaved.
     pub data: &'a [u8],
+    /// Rows, in pixels.
     pub h: usize,
+    /// Columns, in pixels.
     pub w: usize,
     /// One per channel.
     pub offsets: &'a [f32],
+    /// Multiplies each byte after its channel's offset is subtracted (a power of two in dlib).
     pub scale: f32,
 }
 

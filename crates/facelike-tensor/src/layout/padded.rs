@@ -26,8 +26,11 @@ thread_local! {
 /// followed by slack up to `chan` floats.
 #[derive(Debug)]
 pub struct PaddedPlanes {
+    /// Channels holding data.
     pub c: usize,
+    /// Rows of each plane, not counting the zero border.
     pub h: usize,
+    /// Columns of each plane, not counting the zero border.
     pub w: usize,
     /// Floats from one channel's plane to the next.
     pub(crate) chan: usize,

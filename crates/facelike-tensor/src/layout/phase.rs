@@ -87,8 +87,11 @@ impl Geometry {
 /// per channel `m²` phase planes, zero wherever the bordered plane is border or past it.
 #[derive(Debug)]
 pub struct PhasePlanes {
+    /// Channels.
     pub c: usize,
+    /// Rows of each channel's (unbordered) plane.
     pub h: usize,
+    /// Columns of each channel's (unbordered) plane.
     pub w: usize,
     pub(crate) geometry: Geometry,
     pub(crate) data: Vec<f32>,

@@ -4,13 +4,18 @@
 /// A C×H×W float tensor, row-major within each channel plane.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    /// Channels.
     pub c: usize,
+    /// Rows per channel plane.
     pub h: usize,
+    /// Columns per row.
     pub w: usize,
+    /// `c · h · w` floats, element `(c, y, x)` at `(c·h + y)·w + x`.
     pub data: Vec<f32>,
 }
 
 impl Tensor {
+    /// A `c × h × w` tensor of zeros.
     pub fn zeros(c: usize, h: usize, w: usize) -> Self {
         Tensor {
             c,
@@ -19,6 +24,9 @@ impl Tensor {
             data: vec![0.0; c * h * w],
         }
     }
+    /// Wraps `data` (row-major planes, one per channel) as a `c × h × w` tensor.
+    ///
+    /// Panics unless `data.len() == c · h · w`.
     pub fn from_vec(c: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
         assert_eq!(
             data.len(),
@@ -28,9 +36,11 @@ impl Tensor {
         Tensor { c, h, w, data }
     }
     #[inline]
+    /// The value at channel `c`, row `y`, column `x`.
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
         self.data[(c * self.h + y) * self.w + x]
     }
+    /// The H×W plane of channel `c`, row-major.
     pub fn plane(&self, c: usize) -> &[f32] {
         &self.data[c * self.h * self.w..(c + 1) * self.h * self.w]
     }
@@ -45,14 +55,20 @@ impl Tensor {
 /// laid out exactly like a [`Tensor`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchTensor {
+    /// Channels.
     pub c: usize,
+    /// Samples.
     pub n: usize,
+    /// Rows per plane.
     pub h: usize,
+    /// Columns per row.
     pub w: usize,
+    /// `c · n · h · w` floats, element `(c, i, y, x)` at `((c·n + i)·h + y)·w + x`.
     pub data: Vec<f32>,
 }
 
 impl BatchTensor {
+    /// A batch of `n` zero samples of `c × h × w`.
     pub fn zeros(c: usize, n: usize, h: usize, w: usize) -> Self {
         BatchTensor {
             c,
@@ -62,6 +78,9 @@ impl BatchTensor {
             data: vec![0.0; c * n * h * w],
         }
     }
+    /// Wraps `data`, already laid out C × N × H × W, as a batch.
+    ///
+    /// Panics unless `data.len() == c · n · h · w`.
     pub fn from_vec(c: usize, n: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
         assert_eq!(
             data.len(),
@@ -112,12 +131,14 @@ impl BatchTensor {
         let at = (c * self.n + i) * hw;
         &self.data[at..at + hw]
     }
+    /// The H×W plane of channel `c`, sample `i`, for writing.
     pub fn plane_mut(&mut self, c: usize, i: usize) -> &mut [f32] {
         let hw = self.h * self.w;
         let at = (c * self.n + i) * hw;
         &mut self.data[at..at + hw]
     }
     #[inline]
+    /// The value at channel `c`, sample `i`, row `y`, column `x`.
     pub fn at(&self, c: usize, i: usize, y: usize, x: usize) -> f32 {
         self.data[((c * self.n + i) * self.h + y) * self.w + x]
     }

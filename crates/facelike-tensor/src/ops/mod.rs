@@ -43,7 +43,9 @@ fn max(a: f32, b: f32) -> f32 {
 /// Pooling kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pool {
+    /// The largest value in the window.
     Max,
+    /// The mean of the window's values inside the plane (padding is not counted).
     Avg,
 }
 

@@ -45,13 +45,21 @@ struct Packed {
 /// AVX-512F (see [`DirectConv::new`]).
 #[derive(Clone, Debug)]
 pub struct DirectConv {
+    /// Output channels (filters). Copied from the [`Conv2d`].
     pub out_channels: usize,
+    /// Input channels each filter reads. Copied from the [`Conv2d`].
     pub in_channels: usize,
+    /// Filter rows. Copied from the [`Conv2d`].
     pub kh: usize,
+    /// Filter columns. Copied from the [`Conv2d`].
     pub kw: usize,
+    /// Vertical stride, in input rows. Copied from the [`Conv2d`].
     pub stride_y: usize,
+    /// Horizontal stride, in input columns. Copied from the [`Conv2d`].
     pub stride_x: usize,
+    /// Zero rows added above and below the input. Copied from the [`Conv2d`].
     pub pad_y: usize,
+    /// Zero columns added left and right of the input. Copied from the [`Conv2d`].
     pub pad_x: usize,
     /// The weights packed for each block shape this layer may use (chosen per input size).
     packed: Vec<Packed>,
