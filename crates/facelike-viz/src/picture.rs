@@ -117,7 +117,7 @@ pub struct Scene {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// The primitives, painted in order (the first is the white background).
+    /// The primitives, painted in order over white ([`scene`] starts with a background rect).
     pub shapes: Vec<Shape>,
 }
 
