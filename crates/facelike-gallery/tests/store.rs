@@ -2,8 +2,8 @@
 //! damaged store files reported by name, caches kept in step with the store.
 
 use facelike::{Descriptor, Metric, Rect};
-use facelike_gallery::testing::{fake_face, fake_faces};
 use facelike_gallery::*;
+use facelike_testdata::fake::{fake_face, fake_faces};
 use std::path::Path;
 
 fn write(dir: &Path, rel: &str, content: &str) {
