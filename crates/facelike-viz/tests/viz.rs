@@ -286,7 +286,12 @@ fn html_map_works_offline_in_chromium() {
         "the page must not reference the network"
     );
     let Some(chrome) = chromium() else {
-        panic!("Chromium is needed for this test: `apt-get install chromium` (CI installs it), or set FACELIKE_CHROMIUM");
+        // CI installs Chromium and must run this; elsewhere say what is missing and go on.
+        if std::env::var_os("CI").is_some() {
+            panic!("Chromium is needed for this test: `apt-get install chromium` (CI installs it), or set FACELIKE_CHROMIUM");
+        }
+        eprintln!("skipped html_map_works_offline_in_chromium: no Chromium (`apt-get install chromium`, or set FACELIKE_CHROMIUM)");
+        return;
     };
     let profile = dir.join("profile");
     let out = std::process::Command::new(&chrome)
