@@ -84,7 +84,7 @@
 //!
 //! Both are implemented here (not hnsw_rs: our graph indexes the one matrix by row, with no
 //! copy and no per-point allocation, and builds without hnsw_rs's 106 extra crates). On a
-//! million synthetic dlib-like descriptors (see [`synthetic`]) on two shared cores, HNSW
+//! million synthetic dlib-like descriptors (see `facelike_testdata::synthetic`) on two shared cores, HNSW
 //! (m 16, ef_construction 128) took 674–779 s to build and reached recall@10 0.95 at ef 512
 //! (3.4 ms) and 0.98 at ef 1024 (9.9 ms): face descriptors fill their 128 dimensions, so the
 //! graph walk needs many hops, each a cache miss. The IVF index (4,000 k-means cells,
