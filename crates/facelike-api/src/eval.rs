@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 // The protocol's and the trainer's settings, for front ends that set them.
 pub use facelike_eval::triplet::Mining;
 pub use facelike_eval::{
-    sample_pairs, scan_labelled_folder, AdapterKind, SampleConfig, ThresholdRule,
-    UndetectedPolicy,
+    sample_pairs, scan_labelled_folder, AdapterKind, SampleConfig, ThresholdRule, UndetectedPolicy,
 };
 
 /// Settings of [`verify_pairs`].

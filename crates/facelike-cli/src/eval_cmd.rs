@@ -5,11 +5,11 @@ use crate::opts::EncodeArgs;
 use crate::progress::Progress;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use facelike_api::Metric;
 use facelike_api::eval::{
     sample_pairs, scan_labelled_folder, AdapterKind, EvalOptions, Mining, PairList, SampleConfig,
     ThresholdRule, TrainConfig, UndetectedPolicy, VerifyOptions,
 };
+use facelike_api::Metric;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]

@@ -230,16 +230,7 @@ pub fn fetch_models(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<Fetched
     Ok(status)
 }
 
-/// `$FACELIKE_SAMPLES`, else `$XDG_CACHE_HOME/facelike/samples` (or `~/.cache/facelike/samples`).
-pub fn samples_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FACELIKE_SAMPLES").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    models::models_dir()
-        .parent()
-        .map(|p| p.join("samples"))
-        .unwrap_or_else(|| PathBuf::from("samples"))
-}
+pub use facelike_image::samples_dir;
 
 /// Fetches face_recognition 1.3.0's own test photos (its PyPI source distribution carries them).
 pub fn fetch_samples(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>> {

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 fn obama() -> PathBuf {
-    facelike_testdata::data_path("face_recognition/tests/test_images/obama.jpg")
+    facelike_testdata::test_image("obama.jpg")
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -219,12 +219,44 @@ fn unreadable_images_and_bad_rects_are_clear_errors() {
 #[test]
 fn embed_chip_equals_golden_descriptor() {
     let models = facelike_testdata::models_dir();
-    let g = facelike_testdata::face_recognition();
+    let g = facelike_testdata::golden_face_recognition("cli::embed_chip_equals_golden_descriptor");
     let face = &g.images[0].faces[0];
+    let chip = match face.chip_png() {
+        Some(png) => png,
+        // Core data: our chip of the face, checked to be dlib's (sha256 of its RGB bytes).
+        None => {
+            use facelike::chip::{extract_chip, face_chip_details, CHIP_PADDING, CHIP_SIZE};
+            let opts = facelike::LoadOptions {
+                exif_orientation: false,
+                ..Default::default()
+            };
+            let photo = facelike_image::load_with(g.images[0].path(), &opts).unwrap();
+            let shape = facelike::Landmarks {
+                rect: facelike::Rect::new(face.rect[0], face.rect[1], face.rect[2], face.rect[3]),
+                points: face
+                    .landmarks5
+                    .iter()
+                    .map(|p| facelike::Point::new(p[0], p[1]))
+                    .collect(),
+            };
+            let chip = extract_chip(
+                &photo,
+                &face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).unwrap(),
+            );
+            assert_eq!(
+                Some(facelike_testdata::sha256_hex(chip.as_raw())),
+                face.chip_rgb_sha256,
+                "not dlib's chip"
+            );
+            let png = tmpdir("chip").join("chip.png");
+            chip.save_png(&png).unwrap();
+            png
+        }
+    };
     let (code, out, err) = run(bin()
         .env("FACELIKE_MODELS", &models)
         .arg("embed-chip")
-        .arg(face.chip_path()));
+        .arg(&chip));
     assert_eq!(code, 0, "{err}");
     let e = floats(&json_lines(&out)[0]["embedding"]);
     let worst = e

@@ -157,6 +157,11 @@ fn threshold_rule_handles_ties_and_one_sided_data() {
 
 #[test]
 fn lfw_pairs_and_people_files_parse() {
+    if facelike_testdata::skip_without_shared(
+        "facelike-eval protocol::lfw_pairs_and_people_files_parse",
+    ) {
+        return;
+    }
     let dir = facelike_testdata::data_path("lfw_pairs");
     let pairs = PairList::read(&dir.join("pairs.txt")).unwrap();
     assert_eq!((pairs.folds, pairs.pairs.len()), (10, 6000));
@@ -186,6 +191,11 @@ fn lfw_pairs_and_people_files_parse() {
 /// TAR were cross-checked with an independent NumPy computation on the same descriptors.
 #[test]
 fn lfw_view2_reproduces_the_reference_figures() {
+    if facelike_testdata::skip_without_shared(
+        "facelike-eval protocol::lfw_view2_reproduces_the_reference_figures",
+    ) {
+        return;
+    }
     let (names, desc) = facelike_testdata::lfw_descriptors();
     let map: HashMap<String, Descriptor> = names
         .into_iter()

@@ -33,6 +33,11 @@ fn small_gallery() -> (Vec<Descriptor>, Vec<String>) {
 
 #[test]
 fn training_on_real_descriptors_lowers_validation_loss() {
+    if facelike_testdata::skip_without_shared(
+        "facelike-eval train::training_on_real_descriptors_lowers_validation_loss",
+    ) {
+        return;
+    }
     let (descriptors, labels) = small_gallery();
     assert!(descriptors.len() > 600, "{} faces", descriptors.len());
     for kind in [AdapterKind::Linear, AdapterKind::Residual { hidden: 64 }] {

@@ -11,8 +11,8 @@
 //! ```
 //! `bench/gallery_search.sh` runs the standard configuration.
 
-use facelike_gallery::synthetic::{lfw_identity, pair_distance_stats, SpreadModel};
 use facelike_gallery::{HnswParams, SearchIndex, SearchMode, SearchOptions};
+use facelike_testdata::synthetic::{lfw_identity, pair_distance_stats, SpreadModel};
 use facelike_types::{Descriptor, Metric};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;

@@ -84,7 +84,7 @@
 //!
 //! Both are implemented here (not hnsw_rs: our graph indexes the one matrix by row, with no
 //! copy and no per-point allocation, and builds without hnsw_rs's 106 extra crates). On a
-//! million synthetic dlib-like descriptors (see [`synthetic`]) on two shared cores, HNSW
+//! million synthetic dlib-like descriptors (see `facelike_testdata::synthetic`) on two shared cores, HNSW
 //! (m 16, ef_construction 128) took 674–779 s to build and reached recall@10 0.95 at ef 512
 //! (3.4 ms) and 0.98 at ef 1024 (9.9 ms): face descriptors fill their 128 dimensions, so the
 //! graph walk needs many hops, each a cache miss. The IVF index (4,000 k-means cells,
@@ -126,7 +126,7 @@ pub mod matrix;
 pub mod scan;
 pub mod search;
 pub mod store;
-pub mod synthetic;
+mod synthetic;
 
 pub use error::{GalleryError, Result};
 pub use facelike_types::{default_tolerance, DescriptorKind};
@@ -142,45 +142,3 @@ pub use store::{
     canonical_key, BatchReport, EncodedImage, FaceMeta, FaceRecord, Gallery, GalleryStats,
     ImageRecord, ImageStatus, NewFace, PlanAction, PlannedImage, StoreMeta, VerifyReport,
 };
-
-/// A deterministic stand-in for the face encoder, shared by the crash-test child process and
-/// the tests (not for production use).
-#[doc(hidden)]
-pub mod testing {
-    use crate::store::NewFace;
-    use facelike_types::{Descriptor, Point, Rect};
-    use sha2::{Digest, Sha256};
-
-    /// Faces "found" in a file's bytes: content starting with `fail` fails, `none` has no
-    /// face, `two` has two faces, anything else one. Descriptors derive from the content's
-    /// hash, so a test can recompute what must be stored.
-    pub fn fake_faces(bytes: &[u8]) -> Result<Vec<NewFace>, String> {
-        if bytes.starts_with(b"fail") {
-            return Err("cannot decode: fake failure".into());
-        }
-        let n = if bytes.starts_with(b"none") {
-            0
-        } else if bytes.starts_with(b"two") {
-            2
-        } else {
-            1
-        };
-        Ok((0..n).map(|i| fake_face(bytes, i)).collect())
-    }
-
-    /// The `i`-th fake face of some content.
-    pub fn fake_face(bytes: &[u8], i: u32) -> NewFace {
-        let mut h = Sha256::new();
-        h.update(bytes);
-        h.update(i.to_le_bytes());
-        let seed = h.finalize();
-        let mut rng = crate::synthetic::Rng::new(u64::from_le_bytes(seed[..8].try_into().unwrap()));
-        let d: [f32; 128] = std::array::from_fn(|_| (rng.gaussian() * 0.05) as f32);
-        NewFace {
-            rect: Rect::new(10 * i as i64, 20, 10 * i as i64 + 80, 100),
-            landmarks: (0..5).map(|k| Point::new(k, 2 * k + i as i64)).collect(),
-            descriptor: Descriptor(d),
-            thumbnail_png: Some(seed.to_vec().repeat(32)),
-        }
-    }
-}

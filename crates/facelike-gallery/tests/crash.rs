@@ -1,13 +1,13 @@
 //! `kill -9` at random moments loses nothing committed and never leaves the store unreadable.
 //!
-//! A child process (src/bin/gallery-crash-writer.rs) indexes 2,000 files in batches of 8 and
+//! A child process (facelike-testdata's src/bin/gallery-crash-writer.rs) indexes 2,000 files in batches of 8 and
 //! prints each file's store key once its batch is committed. The test SIGKILLs it at random
 //! moments, reopens the gallery, runs the full integrity check, and checks that every file
 //! reported committed is stored with exactly the faces the (deterministic) encoder gives it.
 //! The runs resume one another; a last run completes the index.
 
-use facelike_gallery::testing::fake_faces;
 use facelike_gallery::{Gallery, ImageStatus};
+use facelike_testdata::fake::fake_faces;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,6 +15,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FILES: usize = 2000;
+
+/// The child's binary, built once per test run.
+fn crash_writer() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(facelike_testdata::crash_writer)
+}
 
 fn content(i: usize) -> String {
     if i.is_multiple_of(37) {
@@ -34,7 +40,7 @@ struct Run {
 }
 
 fn run_child(gallery: &Path, photos: &Path, kill_after: Option<Duration>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gallery-crash-writer"))
+    let mut child = Command::new(crash_writer())
         .arg(gallery)
         .arg(photos)
         .arg("8")
@@ -134,7 +140,7 @@ fn kill_9_at_random_moments_loses_nothing_committed() {
         .unwrap()
         .as_nanos() as u64;
     eprintln!("kill-time seed {seed}");
-    let mut rng = facelike_gallery::synthetic::Rng::new(seed);
+    let mut rng = facelike_testdata::synthetic::Rng::new(seed);
 
     let mut committed = HashSet::new();
     let mut killed_mid_run = 0;

@@ -1,8 +1,8 @@
 //! Search on real dlib descriptors (LFW View-2, 7,701 faces): held-out identification through
 //! a real store, exact search against an f64 brute-force reference, and HNSW recall.
 
-use facelike_gallery::synthetic::lfw_identity;
 use facelike_gallery::*;
+use facelike_testdata::synthetic::lfw_identity;
 use facelike_types::{Descriptor, Metric, Point, Rect};
 use std::collections::HashMap;
 
@@ -13,7 +13,11 @@ struct Lfw {
     desc: Vec<[f32; 128]>,
 }
 
-fn lfw() -> Lfw {
+/// LFW's descriptors, or `None` (after a one-line note) without the shared folder.
+fn lfw(test: &str) -> Option<Lfw> {
+    if facelike_testdata::skip_without_shared(test) {
+        return None;
+    }
     let (paths, desc) = facelike_testdata::lfw_descriptors();
     let mut ids: HashMap<String, u32> = HashMap::new();
     let mut names = Vec::new();
@@ -27,12 +31,12 @@ fn lfw() -> Lfw {
             })
         })
         .collect();
-    Lfw {
+    Some(Lfw {
         paths,
         names,
         identity,
         desc,
-    }
+    })
 }
 
 fn index_of(l: &Lfw, rows: &[usize]) -> SearchIndex {
@@ -50,7 +54,9 @@ fn index_of(l: &Lfw, rows: &[usize]) -> SearchIndex {
 /// first); each held-out image must find its own identity first. Goes through a real store.
 #[test]
 fn held_out_lfw_images_find_their_identity() {
-    let l = lfw();
+    let Some(l) = lfw("gallery search::held_out_lfw_images_find_their_identity") else {
+        return;
+    };
     let mut seen: HashMap<u32, usize> = HashMap::new();
     for &i in &l.identity {
         *seen.entry(i).or_default() += 1;
@@ -142,7 +148,9 @@ fn held_out_lfw_images_find_their_identity() {
 /// The exact scan equals a plain f64 brute force: same faces, same distances, same order.
 #[test]
 fn exact_search_equals_brute_force_reference() {
-    let l = lfw();
+    let Some(l) = lfw("gallery search::exact_search_equals_brute_force_reference") else {
+        return;
+    };
     let rows: Vec<usize> = (0..l.desc.len()).filter(|r| r % 10 != 0).collect();
     let idx = index_of(&l, &rows);
     for metric in [Metric::L2, Metric::L1, Metric::Cosine] {
@@ -205,7 +213,9 @@ fn exact_search_equals_brute_force_reference() {
 /// (and L1 for IVF).
 #[test]
 fn ann_recall_on_lfw() {
-    let l = lfw();
+    let Some(l) = lfw("gallery search::ann_recall_on_lfw") else {
+        return;
+    };
     let rows: Vec<usize> = (0..l.desc.len()).collect();
     for (kind, metric) in [
         (AnnKind::Hnsw, Metric::L2),
@@ -270,7 +280,9 @@ fn ann_recall_on_lfw() {
 /// same decisions (checked on all pairs among the first 2,500 descriptors).
 #[test]
 fn default_tolerances_match_raw_l2_decisions_on_lfw() {
-    let l = lfw();
+    let Some(l) = lfw("gallery search::default_tolerances_match_raw_l2_decisions_on_lfw") else {
+        return;
+    };
     let n = 2500;
     let raw: Vec<[f32; 128]> = l.desc[..n].to_vec();
     let unit: Vec<[f32; 128]> = raw.iter().map(|d| Descriptor(*d).normalized().0).collect();

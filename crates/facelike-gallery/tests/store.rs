@@ -1,8 +1,8 @@
 //! Store and indexing: incremental skip by content hash, failures recorded, kinds kept apart,
 //! damaged store files reported by name, caches kept in step with the store.
 
-use facelike_gallery::testing::{fake_face, fake_faces};
 use facelike_gallery::*;
+use facelike_testdata::fake::{fake_face, fake_faces};
 use facelike_types::{Descriptor, Metric, Rect};
 use std::path::Path;
 

@@ -36,3 +36,15 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache"));
     cache.join("facelike").join("models")
 }
+
+/// The sample photos' folder (`facelike samples fetch`): `$FACELIKE_SAMPLES` (empty counts as
+/// unset), else `samples/` beside [`models_dir`].
+pub fn samples_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACELIKE_SAMPLES").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    models_dir()
+        .parent()
+        .map(|p| p.join("samples"))
+        .unwrap_or_else(|| PathBuf::from("samples"))
+}

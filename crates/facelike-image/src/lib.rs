@@ -31,7 +31,7 @@ pub mod files;
 pub mod resample;
 pub mod walk;
 
-pub use files::{models_dir, sha256_file};
+pub use files::{models_dir, samples_dir, sha256_file};
 pub use walk::{image_files, is_image_path, WalkError, WalkOptions, IMAGE_EXTENSIONS};
 
 use std::path::{Path, PathBuf};

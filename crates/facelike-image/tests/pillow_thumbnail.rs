@@ -9,15 +9,6 @@ use sha2::{Digest, Sha256};
 
 #[test]
 fn lanczos_thumbnails_equal_pillow() {
-    let shared = std::env::var_os("FACELIKE_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-        });
-    assert!(
-        shared.join("data").is_dir(),
-        "test data missing: set FACELIKE_SHARED to the shared folder"
-    );
     let cases = [
         (
             "face_recognition/tests/test_images/obama3.jpg",
@@ -35,7 +26,11 @@ fn lanczos_thumbnails_equal_pillow() {
         ..Default::default()
     };
     for (rel, size, digest) in cases {
-        let img = facelike_image::load_with(shared.join("data").join(rel), &opts).unwrap();
+        let Some(path) = facelike_testdata::photo(rel) else {
+            eprintln!("{}", facelike_testdata::skip_note(rel));
+            continue;
+        };
+        let img = facelike_image::load_with(path, &opts).unwrap();
         let (w, h) =
             facelike_image::resample::pillow_thumbnail_size(img.width(), img.height(), 1600, 1600)
                 .unwrap();

@@ -53,6 +53,11 @@ fn thumb(seed: u8) -> Vec<u8> {
 
 #[test]
 fn pca_explained_variance_equals_scikit_learn() {
+    if facelike_testdata::skip_without_shared(
+        "facelike-viz viz::pca_explained_variance_equals_scikit_learn",
+    ) {
+        return;
+    }
     #[derive(serde::Deserialize)]
     struct G {
         explained_variance: Vec<f64>,
@@ -87,6 +92,10 @@ fn pca_explained_variance_equals_scikit_learn() {
 
 #[test]
 fn tsne_on_lfw_separates_identities() {
+    if facelike_testdata::skip_without_shared("facelike-viz viz::tsne_on_lfw_separates_identities")
+    {
+        return;
+    }
     let items = lfw_subset(8);
     let data: Vec<&[f32]> = items.iter().map(|i| i.descriptor.as_slice()).collect();
     let mut calls = 0;
@@ -140,6 +149,9 @@ fn small_map(thumbs: bool) -> FaceMap {
 
 #[test]
 fn png_and_svg_pictures() {
+    if facelike_testdata::skip_without_shared("facelike-viz viz::png_and_svg_pictures") {
+        return;
+    }
     let dir = tmp("pics");
     let map = small_map(true);
     let opts = MapOptions {
@@ -174,6 +186,9 @@ fn png_and_svg_pictures() {
 
 #[test]
 fn projector_files_parse_back() {
+    if facelike_testdata::skip_without_shared("facelike-viz viz::projector_files_parse_back") {
+        return;
+    }
     let dir = tmp("projector");
     let mut items = lfw_subset(10);
     for (k, it) in items.iter_mut().enumerate().filter(|(k, _)| k % 3 != 0) {
@@ -248,6 +263,11 @@ fn chromium() -> Option<PathBuf> {
 
 #[test]
 fn html_map_works_offline_in_chromium() {
+    if facelike_testdata::skip_without_shared(
+        "facelike-viz viz::html_map_works_offline_in_chromium",
+    ) {
+        return;
+    }
     let dir = tmp("html");
     let map = small_map(true);
     let page = dir.join("map.html");
@@ -266,7 +286,12 @@ fn html_map_works_offline_in_chromium() {
         "the page must not reference the network"
     );
     let Some(chrome) = chromium() else {
-        panic!("Chromium is needed for this test: `apt-get install chromium` (CI installs it), or set FACELIKE_CHROMIUM");
+        // CI installs Chromium and must run this; elsewhere say what is missing and go on.
+        if std::env::var_os("CI").is_some() {
+            panic!("Chromium is needed for this test: `apt-get install chromium` (CI installs it), or set FACELIKE_CHROMIUM");
+        }
+        eprintln!("skipped html_map_works_offline_in_chromium: no Chromium (`apt-get install chromium`, or set FACELIKE_CHROMIUM)");
+        return;
     };
     let profile = dir.join("profile");
     let out = std::process::Command::new(&chrome)

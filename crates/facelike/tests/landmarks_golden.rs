@@ -1,4 +1,5 @@
-//! Landmarks and chips against dlib's golden outputs for all 193 golden faces.
+//! Landmarks and chips against dlib's golden outputs for all 193 golden faces (without the
+//! shared folder: the core golden data's faces, chips checked against digests of dlib's).
 
 use facelike::chip::{extract_chip, face_chip_details, CHIP_PADDING, CHIP_SIZE};
 use facelike::{Landmarks, LoadOptions, Model, Point, Rect, ShapePredictor};
@@ -30,7 +31,8 @@ fn landmarks_equal_dlib_on_every_golden_face() {
     let sp68 = ShapePredictor::load(&dir, Model::ShapePredictor68).unwrap();
     let (mut total, mut exact, mut max_err) = (0usize, 0usize, 0i64);
     let mut faces = 0;
-    for g in td::all_images() {
+    let set = td::golden_all("landmarks_golden::landmarks_equal_dlib_on_every_golden_face");
+    for g in &set.images {
         let img = load(&g.path());
         for f in &g.faces {
             faces += 1;
@@ -47,7 +49,7 @@ fn landmarks_equal_dlib_on_every_golden_face() {
         }
     }
     eprintln!("landmarks: {faces} faces, {exact}/{total} points exact, max error {max_err} px");
-    assert_eq!(faces, 193);
+    assert_eq!(faces, if set.full { 193 } else { set.faces() });
     assert!(max_err <= 1, "a landmark is {max_err} px off");
     assert!(
         exact as f64 >= 0.99 * total as f64,
@@ -58,7 +60,8 @@ fn landmarks_equal_dlib_on_every_golden_face() {
 #[test]
 fn chips_equal_dlib_on_every_golden_face() {
     let (mut max_diff, mut diff_px, mut px, mut faces) = (0u8, 0usize, 0usize, 0usize);
-    for g in td::all_images() {
+    let set = td::golden_all("landmarks_golden::chips_equal_dlib_on_every_golden_face");
+    for g in &set.images {
         let img = load(&g.path());
         for f in &g.faces {
             let shape = Landmarks {
@@ -67,7 +70,16 @@ fn chips_equal_dlib_on_every_golden_face() {
             };
             let details = face_chip_details(&shape, CHIP_SIZE, CHIP_PADDING).unwrap();
             let chip = extract_chip(&img, &details);
-            let want = load(&f.chip_path());
+            let Some(png) = f.chip_png() else {
+                // Core data: dlib's chip is known by the sha256 of its RGB bytes.
+                assert_eq!((chip.width(), chip.height()), (CHIP_SIZE, CHIP_SIZE));
+                let want = f.chip_rgb_sha256.as_deref().expect("chip digest");
+                assert_eq!(td::sha256_hex(chip.as_raw()), want, "{} chip", g.image);
+                px += chip.as_raw().len();
+                faces += 1;
+                continue;
+            };
+            let want = load(&png);
             assert_eq!((chip.width(), chip.height()), (want.width(), want.height()));
             let mut this = 0;
             for (a, b) in chip.as_raw().iter().zip(want.as_raw()) {
@@ -84,7 +96,7 @@ fn chips_equal_dlib_on_every_golden_face() {
         }
     }
     eprintln!("chips: {faces} faces, {diff_px}/{px} channel values differ, max diff {max_diff}");
-    assert_eq!(faces, 193);
+    assert_eq!(faces, if set.full { 193 } else { set.faces() });
     assert!(max_diff <= 1, "chip values differ by up to {max_diff}");
 }
 
@@ -93,9 +105,7 @@ fn face_recognition_test_pins() {
     // tests/test_face_recognition.py: obama.jpg's 5-point nose tip on the HOG rect (its 68-point
     // chin claim is in face_recognition_claims.rs).
     let dir = td::models_dir();
-    let img = load(&td::data_path(
-        "face_recognition/tests/test_images/obama.jpg",
-    ));
+    let img = load(&td::test_image("obama.jpg"));
     let r = Rect::new(349, 142, 617, 409);
     let sp5 = ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap();
     let five = sp5.predict(&img, r).points;
@@ -114,9 +124,7 @@ fn face_recognition_test_pins() {
 fn rects_outside_the_image_and_bad_part_counts() {
     let dir = td::models_dir();
     let sp5 = ShapePredictor::load(&dir, Model::ShapePredictor5).unwrap();
-    let img = load(&td::data_path(
-        "face_recognition/tests/test_images/obama.jpg",
-    ));
+    let img = load(&td::test_image("obama.jpg"));
     // A rect hanging off the top-left corner: feature pixels outside read as 0, no panic.
     let l = sp5.predict(&img, Rect::new(-300, -300, 50, 50));
     assert_eq!(l.points.len(), 5);

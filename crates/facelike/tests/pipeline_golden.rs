@@ -31,7 +31,8 @@ fn detected_faces_and_descriptors_equal_dlib() {
     };
     let (mut worst5, mut worst68, mut faces) = (0f64, 0f64, 0usize);
     let (mut worst_png, mut worst_jpeg) = (0f64, 0f64);
-    for g in td::all_images() {
+    let set = td::golden_all("pipeline_golden::detected_faces_and_descriptors_equal_dlib");
+    for g in &set.images {
         let img = facelike_image::load_with(g.path(), &opts).unwrap();
         let got = enc5.encode(&img).unwrap();
         let rects: Vec<[i64; 4]> = got.iter().map(|f| f.rect.to_array()).collect();
@@ -56,7 +57,7 @@ fn detected_faces_and_descriptors_equal_dlib() {
     eprintln!(
         "pipeline: {faces} faces; max L2 to dlib: 5-point {worst5:.2e} (PNG {worst_png:.2e}, JPEG {worst_jpeg:.2e}), 68-point {worst68:.2e}"
     );
-    assert_eq!(faces, 193);
+    assert_eq!(faces, if set.full { 193 } else { set.faces() });
     assert!(
         worst_png <= 1e-3 && worst5 <= 1e-3 && worst68 <= 1e-3,
         "descriptor drift: {worst5} / {worst68}"
@@ -76,7 +77,9 @@ fn encode_at_given_rects_equals_dlib() {
         ..Default::default()
     };
     let mut worst = 0f64;
-    for g in td::face_recognition().images {
+    for g in
+        td::golden_face_recognition("pipeline_golden::encode_at_given_rects_equals_dlib").images
+    {
         let img = facelike_image::load_with(g.path(), &opts).unwrap();
         let rects: Vec<Rect> = g
             .faces
@@ -92,11 +95,7 @@ fn encode_at_given_rects_equals_dlib() {
     eprintln!("encode_rects: max L2 to dlib {worst:.2e}");
     assert!(worst <= 1e-3);
     // Rects that miss the image, or are inverted, are errors, not garbage.
-    let img = facelike_image::load_with(
-        td::data_path("face_recognition/tests/test_images/obama.jpg"),
-        &opts,
-    )
-    .unwrap();
+    let img = facelike_image::load_with(td::test_image("obama.jpg"), &opts).unwrap();
     assert!(enc
         .encode_rects(&img, &[Rect::new(5000, 5000, 5100, 5100)])
         .is_err());
@@ -111,10 +110,7 @@ fn normalized_descriptors_have_unit_length() {
         ..Default::default()
     })
     .unwrap();
-    let img = facelike_image::load(td::data_path(
-        "face_recognition/tests/test_images/obama.jpg",
-    ))
-    .unwrap();
+    let img = facelike_image::load(td::test_image("obama.jpg")).unwrap();
     let f = &enc.encode(&img).unwrap()[0];
     assert!((f.descriptor.norm() - 1.0).abs() < 1e-6);
     // Raw dlib descriptor norm for this face is 1.387167 (dlib-spec.md §9).

@@ -1,7 +1,8 @@
-//! Child process of the `kill -9` test (tests/crash.rs): indexes every file of a folder into
-//! a gallery with a fake, deterministic encoder, and prints `COMMITTED <store key>` for each
-//! file right after the batch holding it has been committed. The test kills this process at
-//! random moments and checks that every file it reported is in the store, intact.
+//! Child process of the gallery's `kill -9` test (crates/facelike-gallery/tests/crash.rs):
+//! indexes every file of a folder into a gallery with a fake, deterministic encoder, and
+//! prints `COMMITTED <store key>` for each file right after the batch holding it has been
+//! committed. The test kills this process at random moments and checks that every file it
+//! reported is in the store, intact.
 //!
 //! Usage: `gallery-crash-writer GALLERY_DIR PHOTOS_DIR BATCH_SIZE`
 
@@ -64,10 +65,10 @@ fn main() {
     }
 }
 
-/// The test's stand-in for the face encoder: see `facelike_gallery::testing`.
+/// The test's stand-in for the face encoder: see `facelike_testdata::fake`.
 fn fake_encode(p: &Path) -> Result<Vec<NewFace>, String> {
     let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
     // Spread the work so that kills land both while encoding and while committing.
     std::thread::sleep(std::time::Duration::from_millis(1));
-    facelike_gallery::testing::fake_faces(&bytes)
+    facelike_testdata::fake::fake_faces(&bytes)
 }
