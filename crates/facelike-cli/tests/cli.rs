@@ -65,7 +65,7 @@ fn encode_with_rect_prints_dlibs_landmarks_and_descriptor() {
     );
     let e = floats(&face["embedding"]);
     assert_eq!(e.len(), 128);
-    // dlib-spec.md §9: descriptor[0:4] of obama.jpg.
+    // docs/dlib-algorithms.md#reference-values: descriptor[0:4] of obama.jpg.
     for (a, b) in e.iter().zip([-0.091434, 0.130861, 0.013144, -0.057884]) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }

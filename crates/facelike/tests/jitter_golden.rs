@@ -77,7 +77,7 @@ fn jittered_descriptors_equal_dlib() {
         }
     }
     assert!(ran > 0);
-    // Without the exact random stream and geometry the error would be ~1e-2 (dlib-spec §10).
+    // Without the exact random stream and geometry the error would be ~1e-2 (docs/dlib-algorithms.md#jitter).
     assert!(
         worst <= 1e-4,
         "jittered descriptor differs from dlib by {worst}"

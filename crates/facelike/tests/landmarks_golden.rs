@@ -111,7 +111,7 @@ fn face_recognition_test_pins() {
     let five = sp5.predict(&img, r).points;
     assert_eq!(five[4], Point::new(496, 295));
     assert_eq!(five[0], Point::new(570, 216));
-    // Chip details of obama.jpg (dlib-spec.md §5.1): rect (350.596, 123.067)-(646.072, 418.543), angle -0.00444128.
+    // Chip details of obama.jpg (docs/dlib-algorithms.md#chip-details): rect (350.596, 123.067)-(646.072, 418.543), angle -0.00444128.
     let d = face_chip_details(&sp5.predict(&img, r), CHIP_SIZE, CHIP_PADDING).unwrap();
     assert!(
         (d.rect.left - 350.596).abs() < 1e-3 && (d.rect.bottom - 418.543).abs() < 1e-3,

@@ -113,7 +113,7 @@ fn normalized_descriptors_have_unit_length() {
     let img = facelike_image::load(td::test_image("obama.jpg")).unwrap();
     let f = &enc.encode(&img).unwrap()[0];
     assert!((f.descriptor.norm() - 1.0).abs() < 1e-6);
-    // Raw dlib descriptor norm for this face is 1.387167 (dlib-spec.md §9).
+    // Raw dlib descriptor norm for this face is 1.387167 (docs/dlib-algorithms.md#reference-values).
     let raw = Encoder::new(EncoderOptions {
         models_dir: Some(td::models_dir()),
         ..Default::default()
