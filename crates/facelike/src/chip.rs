@@ -22,17 +22,24 @@ pub const CHIP_PADDING: f64 = 0.25;
 /// Where in the photo a chip is cut: a rotated rectangle and the output size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChipDetails {
+    /// The chip's area in photo pixel coordinates, unrotated: the chip covers this rectangle
+    /// turned by `angle` about its centre.
     pub rect: DRect,
     /// Rotation in radians.
     pub angle: f64,
+    /// Output height in pixels.
     pub rows: usize,
+    /// Output width in pixels.
     pub cols: usize,
 }
 
+/// Why chip details could not be computed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChipError {
+    /// The landmarks are neither the 5-point nor the 68-point layout; holds the count.
     #[error("face chips need 5 or 68 landmarks, got {0}")]
     PartCount(usize),
+    /// A chip size of 0 was asked for.
     #[error("chip size must be positive")]
     ZeroSize,
 }

@@ -25,8 +25,11 @@ pub const FHOG_PLANES: usize = 31;
 /// columns. An image too small for one cell gives `rows == cols == 0`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FhogPlanes {
+    /// Rows of each plane, in cells (border included).
     pub rows: usize,
+    /// Columns of each plane, in cells (border included).
     pub cols: usize,
+    /// [`FHOG_PLANES`] × `rows` × `cols` values, plane after plane, each row-major.
     pub data: Vec<f32>,
 }
 
@@ -36,6 +39,7 @@ impl FhogPlanes {
         let n = self.rows * self.cols;
         &self.data[i * n..(i + 1) * n]
     }
+    /// Whether the planes have no cells (the image was too small for one).
     pub fn is_empty(&self) -> bool {
         self.rows == 0 || self.cols == 0
     }

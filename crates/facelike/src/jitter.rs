@@ -63,6 +63,8 @@ impl Default for DlibRand {
 }
 
 impl DlibRand {
+    /// A generator in the state of a freshly constructed `dlib::rand`: MT19937 seeded with
+    /// 5489, with its first 10 000 outputs discarded.
     pub fn new() -> Self {
         let mut mt = Mt19937::new(5489);
         for _ in 0..10_000 {
@@ -71,6 +73,7 @@ impl DlibRand {
         DlibRand { mt }
     }
 
+    /// The next raw 32-bit output (dlib's `get_random_32bit_number`).
     pub fn next_u32(&mut self) -> u32 {
         self.mt.next_u32()
     }
@@ -88,6 +91,8 @@ impl DlibRand {
         }
     }
 
+    /// A double in `[lo, hi)`, from one [`random_double`](Self::random_double)
+    /// (dlib's `get_double_in_range`).
     pub fn double_in_range(&mut self, lo: f64, hi: f64) -> f64 {
         lo + self.random_double() * (hi - lo)
     }
@@ -101,6 +106,8 @@ pub struct Jitterer {
 }
 
 impl Jitterer {
+    /// A jitterer in the state of a freshly loaded dlib model, so that the same chips give the
+    /// same jitters as dlib.
     pub fn new() -> Self {
         Jitterer {
             rnd: DlibRand::new(),

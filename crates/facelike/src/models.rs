@@ -22,6 +22,7 @@ pub enum Model {
 }
 
 impl Model {
+    /// Every model, in a fixed order (the order `models fetch` lists them).
     pub const ALL: [Model; 5] = [
         Model::FaceRecognitionResnet,
         Model::ShapePredictor5,
@@ -30,6 +31,7 @@ impl Model {
         Model::HogFrontalFace,
     ];
 
+    /// The file's name in the model directory, as published.
     pub fn file_name(self) -> &'static str {
         match self {
             Model::FaceRecognitionResnet => "dlib_face_recognition_resnet_model_v1.dat",
@@ -81,37 +83,64 @@ impl Model {
 /// The command that fetches the models, quoted in every "missing model" message.
 pub const FETCH_COMMAND: &str = "facelike models fetch";
 
+/// Why a model could not be loaded. Every message names the file and, where the fix is to
+/// fetch the models again, says so.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The file is not in the model directory.
     #[error("model file {file} is missing from {dir}; run `{FETCH_COMMAND}` to download it (or set FACELIKE_MODELS to a folder holding it)", dir = dir.display())]
-    Missing { file: &'static str, dir: PathBuf },
+    Missing {
+        /// The model's [`Model::file_name`].
+        file: &'static str,
+        /// The directory searched.
+        dir: PathBuf,
+    },
+    /// The file's size is not the published [`Model::size`].
     #[error("model file {path} has {actual} bytes, expected {expected}: it is truncated or not the right file; run `{FETCH_COMMAND}` to replace it", path = path.display())]
     WrongSize {
+        /// The file found.
         path: PathBuf,
+        /// Its size in bytes.
         actual: u64,
+        /// The published size in bytes.
         expected: u64,
     },
+    /// An error from the dlib reader that names the file itself (opening or reading it).
     #[error(transparent)]
     Format(#[from] facelike_dat::DatError),
     /// The file parses as a dlib network, but not the one asked for.
     #[error("{path} is not {expected}: {detail}", path = path.display())]
     WrongNetwork {
+        /// The file read.
         path: PathBuf,
+        /// The network asked for, in words.
         expected: &'static str,
+        /// How the file's network differs.
         detail: String,
     },
     /// The file does not parse as the model asked for: cut short, corrupt, or another model.
     /// `detail` is the reader's message (with the byte offset) without the repeated path.
     #[error("cannot read {path} as {expected} (is it truncated, corrupt or another model file?): {detail}", path = path.display())]
     Unreadable {
+        /// The file read.
         path: PathBuf,
+        /// The model asked for, in words.
         expected: &'static str,
+        /// The reader's message, without the path.
         detail: String,
+        /// The reader's error.
         #[source]
         source: Box<facelike_dat::DatError>,
     },
+    /// The file parses, but its contents fail a check the model needs (sizes that do not
+    /// agree, out-of-range values, an unsupported setting).
     #[error("{path}: {message}", path = path.display())]
-    Unexpected { path: PathBuf, message: String },
+    Unexpected {
+        /// The file read.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// The model directory: `$FACELIKE_MODELS`, else `$XDG_CACHE_HOME/facelike/models`, else

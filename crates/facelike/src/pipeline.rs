@@ -57,12 +57,14 @@ pub enum LandmarkModel {
 }
 
 impl LandmarkModel {
+    /// The shape predictor file this choice loads.
     pub fn model(self) -> Model {
         match self {
             LandmarkModel::Five => Model::ShapePredictor5,
             LandmarkModel::SixtyEight => Model::ShapePredictor68,
         }
     }
+    /// The model with `n` landmarks (5 or 68); `None` for any other count.
     pub fn from_points(n: u32) -> Option<Self> {
         match n {
             5 => Some(LandmarkModel::Five),
@@ -77,9 +79,11 @@ impl LandmarkModel {
 pub struct EncoderOptions {
     /// Model directory; `None` means [`crate::models::models_dir`].
     pub models_dir: Option<PathBuf>,
+    /// Which detector [`Encoder::detect`] and [`Encoder::encode`] use (default HOG).
     pub detector: DetectorKind,
     /// How many times the image is doubled before detection (face_recognition: 1).
     pub upsample: u32,
+    /// Which shape predictor aligns the faces (default 5 points).
     pub landmarks: LandmarkModel,
     /// Number of jittered chips averaged per face; `<= 1` means none (dlib's rule).
     pub jitters: u32,
@@ -138,18 +142,26 @@ pub struct Detection {
     pub by: DetectedBy,
 }
 
+/// Why an [`Encoder`] call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
+    /// A model could not be loaded.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// Detection was asked for, but the encoder was built without a detector.
     #[error("the {0:?} detector was not loaded (EncoderOptions::load_detector is false)")]
     NoDetector(DetectorKind),
+    /// A rectangle given to [`Encoder::encode_rects`] lies wholly outside the image.
     #[error("face rectangle {rect} (left, top, right, bottom) does not overlap the {width}x{height} image")]
     RectOutside {
+        /// The rectangle given (dlib's inclusive rectangle).
         rect: Rect,
+        /// The image width in pixels.
         width: usize,
+        /// The image height in pixels.
         height: usize,
     },
+    /// A rectangle given to [`Encoder::encode_rects`] has no pixels.
     #[error("face rectangle {0} is empty (right < left or bottom < top)")]
     EmptyRect(Rect),
 }
@@ -196,6 +208,7 @@ impl Encoder {
         })
     }
 
+    /// The options the encoder was built with.
     pub fn options(&self) -> &EncoderOptions {
         &self.options
     }

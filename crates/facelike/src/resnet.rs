@@ -77,7 +77,9 @@ const MAX_CHIPS_PER_PASS: usize = 16;
 pub struct ChipSizeError {
     /// Position of the chip in the batch (0 for a single chip).
     pub index: usize,
+    /// The chip's width in pixels.
     pub width: usize,
+    /// The chip's height in pixels.
     pub height: usize,
 }
 

@@ -37,7 +37,10 @@ fn prefetch(data: &[f32]) {
 /// dlib's `full_object_detection`: the face rectangle and its landmark points.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Landmarks {
+    /// The face rectangle the landmarks were predicted in (dlib's inclusive rectangle).
     pub rect: Rect,
+    /// The landmarks in photo pixel coordinates, in the model's part order (5 or 68 points),
+    /// rounded to integers as dlib does.
     pub points: Vec<Point>,
 }
 
@@ -120,6 +123,7 @@ impl ShapePredictor {
         })
     }
 
+    /// The number of landmarks the model predicts (5 or 68 for dlib's models).
     pub fn num_parts(&self) -> usize {
         self.initial_shape.len() / 2
     }

@@ -9,10 +9,12 @@ use crate::geometry::DPoint;
 pub struct AffineTransform {
     /// Row-major 2×2 linear part.
     pub m: [[f64; 2]; 2],
+    /// Translation, added after the linear part.
     pub b: [f64; 2],
 }
 
 impl AffineTransform {
+    /// The image of `p`: `m·p + b`.
     #[inline]
     pub fn apply(&self, p: DPoint) -> DPoint {
         DPoint::new(
