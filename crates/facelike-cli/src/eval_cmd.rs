@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub enum EvalCommand {
     /// LFW View 2 style verification on a pairs file (LFW pairs.txt, or a TSV from `eval folder`).
     Pairs(PairsArgs),
-    /// The same protocol on a labelled folder (DIR/<identity>/*), pairs sampled with a seed.
+    /// The same protocol on a labelled folder (`DIR/<identity>/*`), pairs sampled with a seed.
     Folder(FolderArgs),
 }
 

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 #[derive(Args)]
 pub struct IndexArgs {
-    /// Folder of photos: DIR/<identity>/*.jpg, or photos directly in DIR (named by file stem).
+    /// Folder of photos: `DIR/<identity>/*.jpg`, or photos directly in DIR (named by file stem).
     pub dir: PathBuf,
     /// Gallery folder (created if missing).
     #[arg(long, short)]

@@ -109,7 +109,7 @@ struct EncodeCmdArgs {
     /// repeat for several faces. Needs exactly one image.
     #[arg(long, value_parser = opts::parse_rect)]
     rect: Vec<Rect>,
-    /// Batch of images with rectangles: JSON lines {"image": PATH, "rects": [[L,T,R,B], ...]}.
+    /// Batch of images with rectangles: JSON lines `{"image": PATH, "rects": [[L,T,R,B], ...]}`.
     #[arg(long, conflicts_with = "rect")]
     rects: Option<PathBuf>,
     /// Image files or directories (walked recursively).

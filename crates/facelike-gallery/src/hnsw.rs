@@ -113,14 +113,17 @@ impl Hnsw {
         self.levels.len()
     }
 
+    /// Whether the graph has no node.
     pub fn is_empty(&self) -> bool {
         self.levels.is_empty()
     }
 
+    /// The metric the graph was built with; searches use the same one.
     pub fn metric(&self) -> Metric {
         self.metric
     }
 
+    /// The parameters it was built with.
     pub fn params(&self) -> HnswParams {
         self.params
     }

@@ -35,7 +35,9 @@ impl Default for IndexOptions {
 /// A file that could not be indexed, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailedImage {
+    /// The file, as the source list gave it.
     pub path: PathBuf,
+    /// The encoder's or reader's message.
     pub reason: String,
 }
 
@@ -66,7 +68,9 @@ pub struct IndexSummary {
 pub struct IndexProgress<'a> {
     /// Files finished (encoded, failed or skipped) so far.
     pub done: usize,
+    /// Files in this run (skipped ones included).
     pub total: usize,
+    /// Faces found so far in this run, including those still waiting for their batch to commit.
     pub faces: usize,
     /// Batches committed so far: everything up to here survives an interruption.
     pub batches: usize,

@@ -29,6 +29,7 @@ pub struct IvfParams {
     pub train_per_list: usize,
     /// k-means iterations.
     pub iterations: usize,
+    /// Seed of the random training sample and of re-seeding cells left empty by k-means.
     pub seed: u64,
 }
 
@@ -83,10 +84,12 @@ fn nearest_centroids(centroids: &[f32], rows: &[f32]) -> Vec<u32> {
 }
 
 impl Ivf {
+    /// The metric candidates are scored with (the cells themselves are trained with L2).
     pub fn metric(&self) -> Metric {
         self.metric
     }
 
+    /// The parameters it was built with, `lists` resolved to the actual cell count.
     pub fn params(&self) -> IvfParams {
         self.params
     }
@@ -101,6 +104,7 @@ impl Ivf {
         self.assignment.len()
     }
 
+    /// Whether no row is indexed.
     pub fn is_empty(&self) -> bool {
         self.assignment.is_empty()
     }

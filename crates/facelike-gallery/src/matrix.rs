@@ -20,7 +20,9 @@ const RERANK_MARGIN: usize = 8;
 /// Descriptors of all faces, row `i` belonging to face `ids[i]` of identity `identities[i]`.
 #[derive(Clone, Debug, Default)]
 pub struct FaceMatrix {
+    /// Store face id of each row, ascending (the store's key order).
     pub ids: Vec<u64>,
+    /// Identity id of each row (an index into the gallery's identity names).
     pub identities: Vec<u32>,
     /// `len × 128` values, row-major.
     pub data: Vec<f32>,
@@ -34,19 +36,25 @@ pub struct FaceMatrix {
 /// One nearest face: its matrix row and distance.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowHit {
+    /// Row in the [`FaceMatrix`].
     pub row: u32,
+    /// Distance to the query under the search's metric, computed in f64 as
+    /// [`Metric::distance`] does and rounded to f32.
     pub distance: f32,
 }
 
 /// One identity ranked by its nearest face.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IdentityHit {
+    /// Identity id.
     pub identity: u32,
     /// The identity's nearest face.
     pub row: u32,
+    /// Distance from the query to that face (as in [`RowHit::distance`]).
     pub distance: f32,
     /// Mean distance over all the identity's faces.
     pub mean_distance: f32,
+    /// Number of faces the identity has in the matrix.
     pub faces: u32,
 }
 
@@ -169,6 +177,7 @@ impl FaceMatrix {
         self.ids.len()
     }
 
+    /// Whether the matrix holds no face.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

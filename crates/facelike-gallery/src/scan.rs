@@ -14,7 +14,9 @@ pub use facelike_image::sha256_file;
 /// A photo to index and the identity its faces get.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSource {
+    /// The photo file.
     pub path: PathBuf,
+    /// The name every face found in it is stored under.
     pub identity: String,
 }
 

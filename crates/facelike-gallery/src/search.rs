@@ -49,32 +49,39 @@ impl std::str::FromStr for AnnKind {
 /// A loaded approximate index.
 #[derive(Debug)]
 pub enum Ann {
+    /// An inverted file ([`AnnKind::Ivf`]).
     Ivf(Ivf),
+    /// An HNSW graph ([`AnnKind::Hnsw`]).
     Hnsw(Hnsw),
 }
 
 impl Ann {
+    /// The metric the index was built for; searches with another metric scan exactly.
     pub fn metric(&self) -> Metric {
         match self {
             Ann::Ivf(i) => i.metric(),
             Ann::Hnsw(h) => h.metric(),
         }
     }
+    /// Bytes the index holds.
     pub fn memory_bytes(&self) -> usize {
         match self {
             Ann::Ivf(i) => i.memory_bytes(),
             Ann::Hnsw(h) => h.memory_bytes(),
         }
     }
+    /// Faces indexed.
     pub fn len(&self) -> usize {
         match self {
             Ann::Ivf(i) => i.len(),
             Ann::Hnsw(h) => h.len(),
         }
     }
+    /// Whether no face is indexed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Which kind of index this is.
     pub fn kind(&self) -> AnnKind {
         match self {
             Ann::Ivf(_) => AnnKind::Ivf,
@@ -118,24 +125,31 @@ impl std::str::FromStr for SearchBy {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
-    /// HNSW when the index has a graph (galleries of [`ANN_THRESHOLD`] faces or more, or
-    /// loaded with [`AnnPolicy::Always`]); exact otherwise.
+    /// The approximate index when one was loaded for the search's metric (galleries of
+    /// [`ANN_THRESHOLD`] faces or more, or loaded with [`AnnPolicy::Always`]); exact otherwise.
     #[default]
     Auto,
+    /// Scan every face (exact k nearest, whatever the gallery size).
     Exact,
-    /// HNSW; an error if the index was loaded without a graph.
+    /// The approximate index (IVF or HNSW); an error if none was loaded for the search's
+    /// metric.
     Ann,
 }
 
 /// One search's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchOptions {
+    /// Results wanted: faces, or identities with [`SearchBy::Identity`].
     pub k: usize,
+    /// Rank faces or identities.
     pub by: SearchBy,
+    /// Distance measure; [`Metric::L2`] on raw dlib descriptors is face_recognition's.
     pub metric: Metric,
     /// Same-person verdict: `distance <= tolerance`.
     pub tolerance: f32,
+    /// Exact scan or approximate index.
     pub mode: SearchMode,
+    /// HNSW breadth (ignored by exact search and IVF).
     /// HNSW breadth (ignored by exact search and IVF).
     pub ef: usize,
     /// IVF cells to scan; 0 for [`auto_nprobe`] (ignored by exact search and HNSW).
@@ -165,7 +179,9 @@ pub enum AnnPolicy {
     /// For galleries of [`ANN_THRESHOLD`] faces or more.
     #[default]
     Auto,
+    /// Whatever the gallery size.
     Always,
+    /// No index: every search scans exactly.
     Never,
 }
 
@@ -174,9 +190,14 @@ pub enum AnnPolicy {
 pub struct LoadOptions {
     /// The metric the index is built for (searches with another metric scan exactly).
     pub metric: Metric,
+    /// Whether to have an approximate index.
     pub ann: AnnPolicy,
+    /// Which approximate index to load or build.
     pub kind: AnnKind,
+    /// HNSW build parameters (used when `kind` is [`AnnKind::Hnsw`]; a cached graph of
+    /// another `m` is rebuilt).
     pub params: HnswParams,
+    /// IVF build parameters (used when `kind` is [`AnnKind::Ivf`]).
     pub ivf: IvfParams,
     /// Write a built or extended index back to the gallery's cache folder.
     pub persist: bool,
@@ -204,18 +225,29 @@ pub enum AnnState {
     /// Read from the cache, up to date.
     Loaded,
     /// Read from the cache and brought up to date by inserting the faces added since.
-    Extended { added: usize },
+    Extended {
+        /// Faces inserted.
+        added: usize,
+    },
     /// Built from scratch (no usable cache: `reason`).
-    Built { reason: String },
+    Built {
+        /// Why the cache could not be used (none, stale, unreadable, outgrown).
+        reason: String,
+    },
 }
 
 /// Timings and cache outcomes of [`SearchIndex::load`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoadReport {
+    /// Faces loaded.
     pub faces: usize,
+    /// Identity names loaded.
     pub identities: usize,
+    /// Time spent reading the descriptors, in seconds.
     pub load_seconds: f64,
+    /// What happened to the approximate index.
     pub ann: AnnState,
+    /// Time spent loading, extending or building the approximate index, in seconds.
     pub ann_seconds: f64,
     /// A cache that could not be written (search still works; the next load rebuilds).
     pub cache_warning: Option<String>,
@@ -224,9 +256,14 @@ pub struct LoadReport {
 /// One result of a search.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Match {
+    /// Store id of the matched face (for identity searches: the identity's nearest face).
     pub face_id: u64,
+    /// The matched face's identity.
     pub identity: String,
+    /// Query-to-face distance under [`SearchOptions::metric`], computed in f64 and rounded
+    /// to f32 (for L2, exactly face_recognition's `face_distance`).
     pub distance: f32,
+    /// `distance <= tolerance`.
     pub same_person: bool,
     /// Identity searches: mean distance over all the identity's faces.
     pub mean_distance: Option<f32>,
@@ -365,10 +402,12 @@ impl SearchIndex {
         &self.report
     }
 
+    /// The descriptor matrix searched exactly.
     pub fn matrix(&self) -> &FaceMatrix {
         &self.matrix
     }
 
+    /// The approximate index, when one was loaded or built.
     pub fn ann(&self) -> Option<&Ann> {
         self.ann.as_ref()
     }
@@ -378,10 +417,12 @@ impl SearchIndex {
         &self.names
     }
 
+    /// Number of faces.
     pub fn len(&self) -> usize {
         self.matrix.len()
     }
 
+    /// Whether the index holds no face.
     pub fn is_empty(&self) -> bool {
         self.matrix.is_empty()
     }
@@ -402,7 +443,8 @@ impl SearchIndex {
         }
     }
 
-    /// Whether a search with these options goes through the graph.
+    /// Whether a search with these options goes through the approximate index; an error for
+    /// [`SearchMode::Ann`] without a fitting one.
     pub fn uses_ann(&self, o: &SearchOptions) -> Result<bool> {
         let graph_fits = self.ann.as_ref().is_some_and(|h| h.metric() == o.metric);
         match o.mode {
@@ -624,10 +666,13 @@ fn load_or_build_ann(
 /// One match of a search result, with the matched face's source photo resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatchRecord {
+    /// The matched face's identity.
     pub identity: String,
     /// The matched face's source photo.
     pub path: String,
+    /// As [`Match::distance`].
     pub distance: f32,
+    /// As [`Match::same_person`].
     pub same_person: bool,
     /// Identity searches only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -642,9 +687,14 @@ pub struct MatchRecord {
 /// "same_person"}, …]}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueryFaceRecord {
+    /// The query photo, as the caller names it.
     pub image: String,
+    /// Index of the query face within that photo.
     pub face: usize,
+    /// The query face's box, `[left, top, right, bottom]` in photo pixels (dlib's inclusive
+    /// rectangle).
     pub rect: [i64; 4],
+    /// The matches, nearest first.
     pub matches: Vec<MatchRecord>,
 }
 

@@ -48,6 +48,7 @@ const VECTOR_BYTES: usize = 4 + 4 * DESCRIPTOR_LEN;
 /// Store-wide facts, kept under one key so that a batch updates them atomically.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoreMeta {
+    /// Table layout version ([`FORMAT_VERSION`] when written by this crate).
     pub format: u32,
     /// Random id given at creation: caches of another store (same folder, recreated) never match.
     pub store_id: String,
@@ -57,10 +58,16 @@ pub struct StoreMeta {
     pub generation: u64,
     /// Bumped by every commit that removes faces: caches with another value are rebuilt whole.
     pub removals: u64,
+    /// The id the next stored face gets (ids are never reused).
     pub next_face_id: u64,
+    /// Faces stored now.
     pub faces: u64,
+    /// Files recorded now, indexed or failed.
     pub images: u64,
+    /// Of those, files recorded as failed.
     pub failed_images: u64,
+    /// Identity names registered; their ids are `0..identities`. Names stay registered when
+    /// their faces are removed.
     pub identities: u32,
 }
 
@@ -71,7 +78,9 @@ pub struct ImageRecord {
     pub path: String,
     /// SHA-256 of the file's bytes when it was indexed (lower-case hex).
     pub sha256: String,
+    /// The identity the file's faces were stored under.
     pub identity: String,
+    /// Whether it was encoded, and its faces or failure.
     pub status: ImageStatus,
     /// Seconds since the Unix epoch.
     pub indexed_at: u64,
@@ -82,39 +91,58 @@ pub struct ImageRecord {
 #[serde(rename_all = "snake_case")]
 pub enum ImageStatus {
     /// Encoded; these faces were stored (possibly none).
-    Indexed { faces: Vec<u64> },
+    Indexed {
+        /// Ids of the faces stored for this file, in the encoder's order.
+        faces: Vec<u64>,
+    },
     /// Could not be decoded or encoded; the reason is kept so reports can list it.
-    Failed { reason: String },
+    Failed {
+        /// The encoder's or decoder's message.
+        reason: String,
+    },
 }
 
 /// A face's metadata (everything but the descriptor and thumbnail).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaceMeta {
+    /// Store key (canonical path) of the source file.
     pub image: String,
     /// SHA-256 of the source file (as in its [`ImageRecord`]).
     #[serde(default)]
     pub sha256: String,
     /// Index of the face within its image, in the encoder's order.
     pub index: u32,
+    /// The identity name, as in the image's record.
     pub identity: String,
+    /// The face's box in the source image's pixels (dlib's inclusive rectangle; may extend
+    /// past the image).
     pub rect: Rect,
+    /// The landmark points the encoder used, in image pixels, in its model's order.
     pub landmarks: Vec<Point>,
 }
 
 /// A stored face, as read back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaceRecord {
+    /// The face id (the key of the `faces` and `vectors` tables).
     pub id: u64,
+    /// Its metadata.
     pub meta: FaceMeta,
+    /// Dense id of its identity (see [`Gallery::identity_names`]).
     pub identity_id: u32,
+    /// The descriptor as stored, in the gallery's [`DescriptorKind`] space.
     pub descriptor: Descriptor,
 }
 
 /// A face produced by the caller's encoder, to be stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewFace {
+    /// The face's box in the photo's pixels (dlib's inclusive rectangle).
     pub rect: Rect,
+    /// The landmark points in photo pixels, in the shape model's order.
     pub landmarks: Vec<Point>,
+    /// The descriptor, in the space of the `kind` the batch is committed with (raw or
+    /// unit-length as that kind says).
     pub descriptor: Descriptor,
     /// A small picture of the face (PNG bytes, e.g. 64×64) for later contact sheets.
     pub thumbnail_png: Option<Vec<u8>>,
@@ -125,7 +153,9 @@ pub struct NewFace {
 pub struct EncodedImage {
     /// The path as the store keys it (see [`canonical_key`]).
     pub path: String,
+    /// The identity its faces are stored under.
     pub identity: String,
+    /// SHA-256 of the file's bytes (lower-case hex), for skipping it when unchanged.
     pub sha256: String,
     /// The faces found, or why the file could not be encoded.
     pub outcome: std::result::Result<Vec<NewFace>, String>,
@@ -134,29 +164,43 @@ pub struct EncodedImage {
 /// What one committed batch changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchReport {
+    /// Files committed (new, replaced or failed).
     pub images: usize,
+    /// Faces stored.
     pub faces_added: usize,
+    /// Faces dropped with the older records of re-indexed files.
     pub faces_removed: usize,
+    /// Files recorded as failed.
     pub failed: usize,
+    /// The store's generation after the commit.
     pub generation: u64,
 }
 
 /// Counts for `facelike gallery info`-style reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GalleryStats {
+    /// The descriptor space; `None` until the first face is stored.
     pub kind: Option<DescriptorKind>,
+    /// Files recorded, indexed or failed.
     pub images: u64,
+    /// Of those, files recorded as failed.
     pub failed_images: u64,
+    /// Faces stored.
     pub faces: u64,
+    /// Identity names registered (including any left without faces).
     pub identities: u32,
+    /// Commits so far that added or removed faces.
     pub generation: u64,
+    /// Size of the store file on disk, in bytes (0 when it cannot be read).
     pub store_bytes: u64,
 }
 
 /// What [`Gallery::verify`] checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Image records checked.
     pub images: usize,
+    /// Faces checked.
     pub faces: usize,
     /// Whether redb's page checksums were verified too (only for read-write opens).
     pub checksums_verified: bool,
@@ -937,11 +981,13 @@ impl Gallery {
 /// One source file and what [`Gallery::plan`] decided for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedImage {
+    /// The file and its identity, as given.
     pub source: ImageSource,
     /// The store key ([`canonical_key`]); the given path when that could not be resolved.
     pub key: String,
     /// SHA-256 of the file (empty when unreadable).
     pub sha256: String,
+    /// What indexing must do with it.
     pub action: PlanAction,
 }
 

@@ -181,6 +181,9 @@ pub fn models_dir() -> PathBuf {
     dir
 }
 
+/// The model files [`models_dir`] requires, by file name (`facelike models fetch` installs
+/// them): the ResNet descriptor network, the 5- and 68-point shape predictors, the CNN (MMOD)
+/// detector and the HOG frontal face detector.
 pub const MODEL_FILES: [&str; 5] = [
     "dlib_face_recognition_resnet_model_v1.dat",
     "shape_predictor_5_face_landmarks.dat",
@@ -192,63 +195,99 @@ pub const MODEL_FILES: [&str; 5] = [
 /// `shared/golden/*.json`, as described in `shared/golden/README.md`.
 #[derive(Debug, Deserialize)]
 pub struct GoldenFile {
+    /// One entry per photo, in the file's order.
     pub images: Vec<GoldenImage>,
 }
 
+/// dlib's and face_recognition's outputs for one photo (as decoded, without EXIF rotation).
 #[derive(Debug, Deserialize)]
 pub struct GoldenImage {
     /// Path relative to `shared/data/` (or, in the core data, to the samples folder).
     pub image: String,
+    /// Photo width in pixels.
     pub width: usize,
+    /// Photo height in pixels.
     pub height: usize,
+    /// dlib's HOG detector run on the photo.
     pub hog: GoldenHog,
+    /// face_recognition's `face_locations(img)` (HOG, one upsample): `[top, right, bottom,
+    /// left]` per face, clipped to the image with right and bottom clamped to the width and
+    /// height themselves.
     pub face_locations_hog: Vec<[i64; 4]>,
+    /// dlib's CNN (MMOD) detector run on the photo, where it was run.
     pub cnn: Option<GoldenCnn>,
+    /// The HOG-detected faces with their landmarks, chips and descriptors, in detection order.
     pub faces: Vec<GoldenFace>,
     /// The folder `image` is relative to.
     #[serde(skip)]
     root: PathBuf,
 }
 
+/// dlib's HOG frontal face detector, `detector.run(img, upsample, adjust_threshold)`.
 #[derive(Debug, Deserialize)]
 pub struct GoldenHog {
+    /// Times the photo was upsampled (doubled) before detection.
     pub upsample: u32,
+    /// Added to each filter's threshold: a detection needs `score >= adjust_threshold`.
     pub adjust_threshold: f64,
+    /// The detections, in dlib's order.
     pub faces: Vec<GoldenHogFace>,
 }
 
+/// One HOG detection.
 #[derive(Debug, Deserialize)]
 pub struct GoldenHogFace {
+    /// dlib's rectangle in photo pixels, `[left, top, right, bottom]`, inclusive; it may
+    /// extend past the photo.
     pub rect: [i64; 4],
+    /// Filter score minus the filter's threshold.
     pub score: f64,
+    /// Which of the detector's five filters fired (0 front, 1 left, 2 right, 3 front rotated
+    /// left, 4 front rotated right).
     pub detector: usize,
 }
 
+/// dlib's CNN (MMOD) face detector, `cnn_face_detection_model_v1(img, upsample)`.
 #[derive(Debug, Deserialize)]
 pub struct GoldenCnn {
+    /// Times the photo was upsampled (doubled) before detection.
     pub upsample: u32,
+    /// The detections, in dlib's order.
     pub faces: Vec<GoldenCnnFace>,
 }
 
+/// One CNN detection.
 #[derive(Debug, Deserialize)]
 pub struct GoldenCnnFace {
+    /// dlib's rectangle in photo pixels, `[left, top, right, bottom]`, inclusive.
     pub rect: [i64; 4],
+    /// The network's detection confidence (dlib's `mmod_rectangle.confidence`).
     pub confidence: f64,
 }
 
+/// One HOG-detected face: its landmarks, dlib's aligned chip and dlib's descriptors.
 #[derive(Debug, Deserialize)]
 pub struct GoldenFace {
+    /// The HOG detection rectangle, `[left, top, right, bottom]` in photo pixels, inclusive.
     pub rect: [i64; 4],
+    /// The 5-point shape predictor's landmarks, `[x, y]` in whole photo pixels.
     pub landmarks5: Vec<[i64; 2]>,
+    /// The 68-point shape predictor's landmarks, `[x, y]` in whole photo pixels.
     pub landmarks68: Vec<[i64; 2]>,
     /// Chip PNG path relative to `shared/golden/`.
     pub chip: String,
     /// Core data only: sha256 of dlib's chip as decoded RGB bytes (150 × 150 × 3, row-major).
     #[serde(default)]
     pub chip_rgb_sha256: Option<String>,
+    /// dlib's 128-d descriptor from the photo with the 5-point landmarks: raw, not
+    /// unit-length; dlib's f32 values stored as f64.
     pub descriptor: Vec<f64>,
+    /// dlib's descriptor computed from the saved chip alone (`compute_face_descriptor` on the
+    /// 150 × 150 chip), raw; tests of the network use it so chip extraction cannot add error.
     pub descriptor_from_chip: Vec<f64>,
+    /// dlib's descriptor from the photo with the 68-point landmarks, raw.
     pub descriptor_68: Vec<f64>,
+    /// L2 norm of [`descriptor`](Self::descriptor).
     pub descriptor_norm: f64,
     /// `shared/golden/` when the entry comes from the shared folder.
     #[serde(skip)]
@@ -256,9 +295,12 @@ pub struct GoldenFace {
 }
 
 impl GoldenImage {
+    /// The photo's path on disk: [`image`](Self::image) under the shared `data/` folder or
+    /// the samples folder.
     pub fn path(&self) -> PathBuf {
         self.root.join(&self.image)
     }
+    /// Whether the photo is a PNG, judged by its extension.
     pub fn is_png(&self) -> bool {
         self.image.to_lowercase().ends_with(".png")
     }
@@ -349,12 +391,14 @@ pub fn golden_core() -> Vec<GoldenImage> {
 
 /// A set of golden images: the whole shared set, or the core set without the shared folder.
 pub struct GoldenSet {
+    /// The golden images of the set.
     pub images: Vec<GoldenImage>,
     /// `true` for the shared set (the tests' full counts apply).
     pub full: bool,
 }
 
 impl GoldenSet {
+    /// Total number of faces over all images.
     pub fn faces(&self) -> usize {
         self.images.iter().map(|g| g.faces.len()).sum()
     }

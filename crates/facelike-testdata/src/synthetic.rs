@@ -23,17 +23,20 @@ const D: usize = DESCRIPTOR_LEN;
 /// A fitted mixture model of descriptors.
 #[derive(Clone, Debug)]
 pub struct SpreadModel {
+    /// Global mean of the fitted descriptors (`D` values, raw dlib scale).
     pub mean: Vec<f64>,
     /// `Σb^½` and `Σw^½` as row-major `D × D` matrices (`V·diag(√λ)`).
     between_sqrt: Vec<f64>,
     within_sqrt: Vec<f64>,
     /// Faces per identity, as observed (drawn from uniformly).
     pub sizes: Vec<u32>,
-    /// Trace of Σb and Σw (total variance between and within identities).
+    /// Trace of Σb (total variance between identities).
     pub between_trace: f64,
+    /// Trace of Σw (total variance within identities).
     pub within_trace: f64,
-    /// Log-normal spread of the per-face noise scale, and the noise gain (see the module doc).
+    /// `σ`: log-normal spread of the per-face noise scale `s` (see the module doc).
     pub scale_sigma: f64,
+    /// `κ`: gain on the within-identity noise, fitted so same-identity distances match.
     pub noise_gain: f64,
 }
 
@@ -45,6 +48,7 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A generator seeded from `seed` (the state is expanded with SplitMix64).
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
         let mut next = || {
@@ -59,6 +63,7 @@ impl Rng {
             spare: None,
         }
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let r = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
@@ -78,6 +83,8 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.uniform() * n as f64) as usize % n.max(1)
     }
+    /// A standard normal draw (mean 0, variance 1); Box–Muller makes two at a time and keeps
+    /// the second for the next call.
     pub fn gaussian(&mut self) -> f64 {
         if let Some(s) = self.spare.take() {
             return s;
@@ -349,12 +356,17 @@ impl SpreadModel {
 /// different identities (up to `samples` random pairs each).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct PairStats {
+    /// Mean L2 distance between two faces of the same identity.
     pub same_mean: f64,
+    /// Standard deviation of same-identity L2 distances.
     pub same_std: f64,
+    /// Mean L2 distance between faces of different identities.
     pub diff_mean: f64,
+    /// Standard deviation of different-identity L2 distances.
     pub diff_std: f64,
-    /// Fraction of same-identity pairs within 0.6, and of different-identity pairs within 0.6.
+    /// Fraction of same-identity pairs within 0.6 (face_recognition's default tolerance).
     pub same_within_06: f64,
+    /// Fraction of different-identity pairs within 0.6 (false matches at that tolerance).
     pub diff_within_06: f64,
 }
 
