@@ -165,6 +165,8 @@ fn bad_model_files_are_reported() {
         err.contains("dlib_face_recognition_resnet_model_v1.dat") && err.contains("byte"),
         "{err}"
     );
+    // 127 MB of model copies: do not leave them in the temp dir.
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
