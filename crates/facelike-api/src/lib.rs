@@ -16,6 +16,11 @@
 //! | map / pca / projector | [`map::map`], [`map::pca`], [`map::projector`] | [`map::MapReport`], … |
 //! | evaluate / train | [`eval::verify_pairs`], [`eval::train`] | [`eval::VerifyReport`], [`eval::TrainOutcome`] |
 //!
+//! Every gallery job takes a [`GalleryLocation`]: a folder (the embedded redb store) or a
+//! `postgres://` URL (the PostgreSQL + pgvector backend, `facelike-pg`); anything that
+//! converts into one works (`&Path`, `&PathBuf`, `&str`: a string or path that is a
+//! `postgres://` / `postgresql://` URL names the database, anything else a folder).
+//!
 //! Every photo-to-descriptor job takes the same [`EncodeOptions`] (defaults: face_recognition's),
 //! whose [`Engine`] holds the loaded models and the descriptor space. Jobs over many files
 //! report a bad file in its record and carry on; errors ([`ApiError`]) name the file and the
@@ -40,6 +45,7 @@ mod engine;
 mod error;
 pub mod eval;
 pub mod gallery;
+pub mod location;
 pub mod map;
 pub mod recognize;
 
@@ -47,6 +53,7 @@ pub use engine::{
     chip_thumbnail, EncodeOptions, Engine, Needs, DEFAULT_MAX_PIXELS, DEFAULT_UPSAMPLE,
 };
 pub use error::{ApiError, Result};
+pub use location::{GalleryLocation, OpenGallery};
 pub use facelike_image::{is_image_path, IMAGE_EXTENSIONS};
 
 /// The image files of `inputs`: files given directly (whatever their name), and image files
