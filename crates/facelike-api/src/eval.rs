@@ -3,10 +3,10 @@
 
 use crate::engine::{EncodeOptions, Engine, Needs};
 use crate::error::{ApiError, Result};
+use crate::location::{GalleryLocation, OpenGallery};
 use facelike::{Descriptor, DetectorKind, Face, Rect};
 use facelike_eval::train::EpochStats;
 pub use facelike_eval::{EvalOptions, PairList, TrainConfig, TrainReport, VerificationReport};
-use crate::location::{GalleryLocation, OpenGallery};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

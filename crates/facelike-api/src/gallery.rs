@@ -9,8 +9,8 @@ use facelike_gallery::{
     index_images, scan_directory, AnnKind, AnnPolicy, Gallery, IndexSummary, NewFace,
     QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions,
 };
-use serde::{Deserialize, Serialize};
 use facelike_pg::{PgGallery, PgHnswParams};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Settings of [`index`].
@@ -116,7 +116,9 @@ pub fn index(
         });
     }
     let Some(dir_g) = location.dir() else {
-        return Err(ApiError::Invalid(format!("bad gallery location {location}")));
+        return Err(ApiError::Invalid(format!(
+            "bad gallery location {location}"
+        )));
     };
     let mut g = Gallery::open_or_create(dir_g)?;
     let summary = index_images(&mut g, &sources, &kind, &gopts, encode, |p| {
@@ -185,6 +187,8 @@ impl Default for SearchJobOptions {
     }
 }
 
+// One per searcher: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Embedded {
         gallery: Gallery,
@@ -235,7 +239,9 @@ impl Searcher {
             });
         }
         let Some(dir) = location.dir() else {
-            return Err(ApiError::Invalid(format!("bad gallery location {location}")));
+            return Err(ApiError::Invalid(format!(
+                "bad gallery location {location}"
+            )));
         };
         let g = Gallery::open_read_only(dir)?;
         let index = SearchIndex::load(

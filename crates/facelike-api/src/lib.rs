@@ -53,8 +53,8 @@ pub use engine::{
     chip_thumbnail, EncodeOptions, Engine, Needs, DEFAULT_MAX_PIXELS, DEFAULT_UPSAMPLE,
 };
 pub use error::{ApiError, Result};
-pub use location::{GalleryLocation, OpenGallery};
 pub use facelike_image::{is_image_path, IMAGE_EXTENSIONS};
+pub use location::{GalleryLocation, OpenGallery};
 
 /// The image files of `inputs`: files given directly (whatever their name), and image files
 /// found under folders, walked recursively in sorted order, each file once.

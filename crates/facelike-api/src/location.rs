@@ -100,7 +100,7 @@ pub enum OpenGallery {
     /// The embedded store.
     Embedded(Gallery),
     /// A PostgreSQL schema.
-    Postgres(PgGallery),
+    Postgres(Box<PgGallery>),
 }
 
 impl OpenGallery {
@@ -109,7 +109,7 @@ impl OpenGallery {
         Ok(match loc {
             GalleryLocation::Dir(d) => OpenGallery::Embedded(Gallery::open_read_only(d)?),
             GalleryLocation::Postgres(u) => {
-                OpenGallery::Postgres(PgGallery::open(&PgLocation::parse(u)?)?)
+                OpenGallery::Postgres(Box::new(PgGallery::open(&PgLocation::parse(u)?)?))
             }
         })
     }
@@ -193,7 +193,12 @@ mod tests {
         assert_eq!(l.to_string(), "postgres://u@127.0.0.1:5432/db?schema=x");
         assert_eq!(l.postgres().unwrap().unwrap().schema(), "x");
         assert!(GalleryLocation::parse("postgresql://h/db").dir().is_none());
-        let bad = GalleryLocation::parse("postgres://u@h:port/db").postgres().unwrap_err();
-        assert!(bad.to_string().starts_with("invalid PostgreSQL URL"), "{bad}");
+        let bad = GalleryLocation::parse("postgres://u@h:port/db")
+            .postgres()
+            .unwrap_err();
+        assert!(
+            bad.to_string().starts_with("invalid PostgreSQL URL"),
+            "{bad}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::engine::{EncodeOptions, Engine, Needs};
 use crate::error::{ApiError, Result};
-use facelike::Metric;
 use crate::location::{GalleryLocation, OpenGallery};
+use facelike::Metric;
 use facelike_gallery::{SearchBy, SearchOptions};
 use facelike_viz::{FaceItem, FaceMap, MapOptions, Method, Neighbour, QueryItem, TsneOptions};
 use serde::{Deserialize, Serialize};

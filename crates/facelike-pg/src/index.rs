@@ -66,16 +66,19 @@ struct Written {
 
 impl PgGallery {
     fn plan<'a>(&self, sources: &'a [ImageSource], retry_failed: bool) -> Result<Vec<Planned<'a>>> {
-        let hashed: Vec<(String, std::result::Result<(String, u64), String>)> = sources
+        type Hashed = (String, std::result::Result<(String, u64), String>);
+        let hashed: Vec<Hashed> = sources
             .par_iter()
             .map(|src| {
-                let key = canonical_key(&src.path)
-                    .unwrap_or_else(|_| src.path.display().to_string());
-                let h = sha256_file(&src.path).map_err(|e| e.to_string()).and_then(|h| {
-                    std::fs::metadata(&src.path)
-                        .map(|m| (h, m.len()))
-                        .map_err(|e| format!("{}: {e}", src.path.display()))
-                });
+                let key =
+                    canonical_key(&src.path).unwrap_or_else(|_| src.path.display().to_string());
+                let h = sha256_file(&src.path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|h| {
+                        std::fs::metadata(&src.path)
+                            .map(|m| (h, m.len()))
+                            .map_err(|e| format!("{}: {e}", src.path.display()))
+                    });
                 (key, h)
             })
             .collect();
@@ -394,4 +397,3 @@ impl PgGallery {
         Ok(summary)
     }
 }
-

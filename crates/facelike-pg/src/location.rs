@@ -230,7 +230,12 @@ fn pgpass_lookup(config: &postgres::Config) -> Option<String> {
         Some(postgres::config::Host::Tcp(h)) => h.clone(),
         _ => "localhost".into(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let db = config.get_dbname().unwrap_or("").to_string();
     let user = config.get_user().unwrap_or("").to_string();
     pgpass_match(&text, &[&host, &port, &db, &user])
@@ -277,10 +282,14 @@ mod tests {
 
     #[test]
     fn schema_is_taken_out_and_password_hidden() {
-        let l = PgLocation::parse("postgres://u:secret@127.0.0.1:5555/db?schema=s1&sslmode=disable")
-            .unwrap();
+        let l =
+            PgLocation::parse("postgres://u:secret@127.0.0.1:5555/db?schema=s1&sslmode=disable")
+                .unwrap();
         assert_eq!(l.schema(), "s1");
-        assert_eq!(l.to_string(), "postgres://u@127.0.0.1:5555/db?schema=s1&sslmode=disable");
+        assert_eq!(
+            l.to_string(),
+            "postgres://u@127.0.0.1:5555/db?schema=s1&sslmode=disable"
+        );
         assert_eq!(l.config().get_password(), Some(&b"secret"[..]));
         assert_eq!(l.server(), "u@127.0.0.1:5555/db");
         let kv = PgLocation::parse("host=h port=7 user=a dbname=d password=x schema=z").unwrap();
@@ -291,9 +300,16 @@ mod tests {
 
     #[test]
     fn bad_urls_are_one_line_errors() {
-        let e = PgLocation::parse("postgres://u@h:notaport/db").unwrap_err().to_string();
-        assert!(e.starts_with("invalid PostgreSQL URL postgres://u@h:notaport/db"), "{e}");
-        let e = PgLocation::parse("postgres://u:pw@h/db?schema=a-b").unwrap_err().to_string();
+        let e = PgLocation::parse("postgres://u@h:notaport/db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid PostgreSQL URL postgres://u@h:notaport/db"),
+            "{e}"
+        );
+        let e = PgLocation::parse("postgres://u:pw@h/db?schema=a-b")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("schema \"a-b\""), "{e}");
         assert!(!e.contains("pw"), "{e}");
         assert!(!is_postgres_url("galleries/celebs.g"));

@@ -194,7 +194,8 @@ impl PgGallery {
         let q = &query.0;
         match o.by {
             SearchBy::Face => {
-                let cands = self.candidates(q, o.k + MARGIN, o.metric, ann, o.ef.max(o.k + MARGIN))?;
+                let cands =
+                    self.candidates(q, o.k + MARGIN, o.metric, ann, o.ef.max(o.k + MARGIN))?;
                 let mut hits: Vec<(f32, i64, i32)> = cands
                     .into_iter()
                     .map(|(id, ident, v)| (o.metric.distance(q, &v), id, ident))
@@ -231,7 +232,9 @@ impl PgGallery {
                 let mut per: HashMap<i32, (f32, i64, f64, u32)> = HashMap::new();
                 for (id, ident, v) in self.faces_of(&idents)? {
                     let d = o.metric.distance(q, &v);
-                    let e = per.entry(ident).or_insert((f32::INFINITY, i64::MAX, 0.0, 0));
+                    let e = per
+                        .entry(ident)
+                        .or_insert((f32::INFINITY, i64::MAX, 0.0, 0));
                     if d < e.0 || (d == e.0 && id < e.1) {
                         e.0 = d;
                         e.1 = id;
@@ -242,14 +245,17 @@ impl PgGallery {
                 let mut hits = Vec::new();
                 for (ident, (d, id, sum, n)) in per {
                     let (dense_id, name) = name_of(ident)?;
-                    hits.push((dense_id, Match {
-                        face_id: id as u64,
-                        identity: name,
-                        distance: d,
-                        same_person: d <= o.tolerance,
-                        mean_distance: Some((sum / n as f64) as f32),
-                        identity_faces: Some(n),
-                    }));
+                    hits.push((
+                        dense_id,
+                        Match {
+                            face_id: id as u64,
+                            identity: name,
+                            distance: d,
+                            same_person: d <= o.tolerance,
+                            mean_distance: Some((sum / n as f64) as f32),
+                            identity_faces: Some(n),
+                        },
+                    ));
                 }
                 hits.sort_by(|a, b| a.1.distance.total_cmp(&b.1.distance).then(a.0.cmp(&b.0)));
                 hits.truncate(o.k);
@@ -265,7 +271,11 @@ impl PgGallery {
             by: SearchBy::Identity,
             ..o.clone()
         };
-        Ok(self.search(query, &o)?.into_iter().next().filter(|m| m.same_person))
+        Ok(self
+            .search(query, &o)?
+            .into_iter()
+            .next()
+            .filter(|m| m.same_person))
     }
 
     /// One query face's record with its matches' source photos resolved (as

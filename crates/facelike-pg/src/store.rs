@@ -126,9 +126,7 @@ fn connect_client(loc: &PgLocation) -> Result<Client> {
         let m = message(&e);
         if e.code() == Some(&SqlState::INVALID_PASSWORD) || m.contains("password missing") {
             PgError::Auth {
-                server: loc.host_port()
-                    + "/"
-                    + loc.config().get_dbname().unwrap_or_default(),
+                server: loc.host_port() + "/" + loc.config().get_dbname().unwrap_or_default(),
                 user: loc.user().to_string(),
             }
         } else {
@@ -420,7 +418,10 @@ impl PgGallery {
     pub fn kind(&self) -> Result<Option<DescriptorKind>> {
         let s = self.s();
         let v: Option<String> = self.with_retry("reading the descriptor space", |c| {
-            Ok(c.query_one(&format!("SELECT kind::text FROM {s}.gallery"), &[])?.get(0))
+            Ok(
+                c.query_one(&format!("SELECT kind::text FROM {s}.gallery"), &[])?
+                    .get(0),
+            )
         })?;
         v.map(|t| serde_json::from_str(&t))
             .transpose()
@@ -437,7 +438,9 @@ impl PgGallery {
                     .map_err(|e| PgError::Invalid(format!("descriptor space: {e}")))?;
                 self.with_retry("recording the descriptor space", |c| {
                     c.execute(
-                        &format!("UPDATE {s}.gallery SET kind = $1::text::jsonb WHERE kind IS NULL"),
+                        &format!(
+                            "UPDATE {s}.gallery SET kind = $1::text::jsonb WHERE kind IS NULL"
+                        ),
                         &[&json],
                     )
                 })?;
@@ -469,8 +472,8 @@ impl PgGallery {
     /// Counts.
     pub fn stats(&self) -> Result<PgStats> {
         let s = self.s();
-        let (images, failed, faces, identities, hnsw): (i64, i64, i64, i64, bool) =
-            self.with_retry("counting", |c| {
+        let (images, failed, faces, identities, hnsw): (i64, i64, i64, i64, bool) = self
+            .with_retry("counting", |c| {
                 let r = c.query_one(
                     &format!(
                         "SELECT (SELECT count(*) FROM {s}.photos),
@@ -497,10 +500,13 @@ impl PgGallery {
     fn identity_rows(&self) -> Result<Vec<(i32, String)>> {
         let s = self.s();
         self.with_retry("reading identities", |c| {
-            Ok(c.query(&format!("SELECT id, name FROM {s}.identities ORDER BY id"), &[])?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
+            Ok(c.query(
+                &format!("SELECT id, name FROM {s}.identities ORDER BY id"),
+                &[],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
         })
     }
 
@@ -585,7 +591,7 @@ impl PgGallery {
             let lm: Vec<i64> = r.get(6);
             let v: pgvector::Vector = r.get(7);
             let ident: i32 = r.get(8);
-            if rect.len() != 4 || lm.len() % 2 != 0 {
+            if rect.len() != 4 || !lm.len().is_multiple_of(2) {
                 return Err(self.bad(format!("face {id}: bad rect or landmarks")));
             }
             let descriptor = Descriptor::from_slice(v.as_slice())

@@ -129,9 +129,16 @@ fn exact_search_equals_the_embedded_store_on_lfw() {
     assert_eq!(fe.len(), fp.len());
     for (a, b) in fe.iter().zip(&fp) {
         assert!(a.meta == b.meta, "{:?} vs {:?}", a.meta, b.meta);
-        assert!(a.descriptor == b.descriptor, "descriptor of {}", a.meta.image);
+        assert!(
+            a.descriptor == b.descriptor,
+            "descriptor of {}",
+            a.meta.image
+        );
     }
-    assert_eq!(emb.identity_names().unwrap().len(), pg.identity_names().unwrap().len());
+    assert_eq!(
+        emb.identity_names().unwrap().len(),
+        pg.identity_names().unwrap().len()
+    );
 
     // HNSW (m 16, ef_construction 64) at ef_search 100: recall@10 against exact.
     let secs = pg.ensure_hnsw(PgHnswParams::default()).unwrap();
@@ -145,10 +152,22 @@ fn exact_search_equals_the_embedded_store_on_lfw() {
             ..Default::default()
         };
         let exact = pg
-            .search(&Descriptor(*q), &SearchOptions { mode: SearchMode::Exact, ..o.clone() })
+            .search(
+                &Descriptor(*q),
+                &SearchOptions {
+                    mode: SearchMode::Exact,
+                    ..o.clone()
+                },
+            )
             .unwrap();
         let approx = pg
-            .search(&Descriptor(*q), &SearchOptions { mode: SearchMode::Ann, ..o })
+            .search(
+                &Descriptor(*q),
+                &SearchOptions {
+                    mode: SearchMode::Ann,
+                    ..o
+                },
+            )
             .unwrap();
         total += exact.len();
         hit += approx
@@ -174,7 +193,9 @@ fn exact_search_equals_the_embedded_store_on_synthetic_faces() {
     let mut vectors = Vec::new();
     for i in 0..3000 {
         let c = &centres[i % 300];
-        vectors.push(std::array::from_fn(|d| c[d] + (rng.gaussian() * 0.03) as f32));
+        vectors.push(std::array::from_fn(|d| {
+            c[d] + (rng.gaussian() * 0.03) as f32
+        }));
         names.push(format!("person_{:03}", i % 300));
     }
     let (_tmp, emb, pg) = build_both("syn", &url, &names, &vectors);
@@ -194,8 +215,13 @@ fn exact_search_equals_the_embedded_store_on_synthetic_faces() {
             ..Default::default()
         };
         assert_eq!(
-            index.recognize(&Descriptor(*q), &o).unwrap().map(|m| m.identity),
-            pg.recognize(&Descriptor(*q), &o).unwrap().map(|m| m.identity)
+            index
+                .recognize(&Descriptor(*q), &o)
+                .unwrap()
+                .map(|m| m.identity),
+            pg.recognize(&Descriptor(*q), &o)
+                .unwrap()
+                .map(|m| m.identity)
         );
     }
     cleanup(pg);

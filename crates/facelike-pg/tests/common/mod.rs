@@ -37,11 +37,10 @@ pub fn fresh_schema(tag: &str) -> String {
 
 /// A location for a new, empty gallery on the test server (schema dropped first).
 pub fn fresh(url: &str, tag: &str) -> PgLocation {
-    let loc = PgLocation::parse(url)
+    PgLocation::parse(url)
         .unwrap()
         .with_schema(&fresh_schema(tag))
-        .unwrap();
-    loc
+        .unwrap()
 }
 
 /// Drops the test's schema.
