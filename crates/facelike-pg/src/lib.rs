@@ -48,6 +48,7 @@
 //! password, no `vector` extension, a schema from a newer facelike, another descriptor
 //! space, a connection lost for longer than the retry window ([`PgError`]).
 
+mod bulk;
 pub mod error;
 pub mod index;
 pub mod location;

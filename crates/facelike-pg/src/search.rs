@@ -38,6 +38,14 @@ impl Default for PgHnswParams {
     }
 }
 
+/// A candidate face: (id, identity's database id, descriptor, identity name).
+type Cand = (i64, i32, Vec<f32>, String);
+
+fn cand(r: postgres::Row) -> Cand {
+    let v: pgvector::Vector = r.get(2);
+    (r.get(0), r.get(1), v.to_vec(), r.get(3))
+}
+
 fn operator(metric: Metric) -> &'static str {
     match metric {
         Metric::L2 => "<->",
@@ -49,11 +57,17 @@ fn operator(metric: Metric) -> &'static str {
 impl PgGallery {
     /// Whether the HNSW index exists.
     pub fn has_hnsw(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.hnsw_seen.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
         let name = format!("{}.{HNSW_INDEX}", self.s());
-        self.with_retry("looking for the HNSW index", |c| {
+        let there: bool = self.with_retry("looking for the HNSW index", |c| {
             Ok(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
                 .get(0))
-        })
+        })?;
+        self.hnsw_seen.store(there, Ordering::Relaxed);
+        Ok(there)
     }
 
     /// Creates the HNSW index (L2) if missing; returns the seconds it took (0 when it was
@@ -78,7 +92,10 @@ impl PgGallery {
         let s = self.s();
         self.with_retry("dropping the HNSW index", |c| {
             c.batch_execute(&format!("DROP INDEX IF EXISTS {s}.{HNSW_INDEX}"))
-        })
+        })?;
+        self.hnsw_seen
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether a search with these options uses the HNSW index (L2 only); an error for
@@ -105,7 +122,7 @@ impl PgGallery {
         metric: Metric,
         ann: bool,
         ef: usize,
-    ) -> Result<Vec<(i64, i32, Vec<f32>)>> {
+    ) -> Result<Vec<Cand>> {
         let s = self.s();
         let qv = pgvector::Vector::from(q.to_vec());
         let op = operator(metric);
@@ -123,18 +140,14 @@ impl PgGallery {
             tx.batch_execute(&settings)?;
             let rows = tx.query(
                 &format!(
-                    "SELECT id, identity_id, descriptor FROM {s}.faces ORDER BY descriptor {op} $1 LIMIT $2"
+                    "SELECT c.id, c.identity_id, c.descriptor, i.name FROM
+                       (SELECT id, identity_id, descriptor FROM {s}.faces ORDER BY descriptor {op} $1 LIMIT $2) c
+                     JOIN {s}.identities i ON i.id = c.identity_id"
                 ),
                 &[&qv, &limit],
             )?;
             tx.commit()?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let v: pgvector::Vector = r.get(2);
-                    (r.get(0), r.get(1), v.to_vec())
-                })
-                .collect())
+            Ok(rows.into_iter().map(cand).collect())
         })
     }
 
@@ -157,21 +170,20 @@ impl PgGallery {
         })
     }
 
-    /// Every face of these identities: (id, identity db id, descriptor).
-    fn faces_of(&self, identities: &[i32]) -> Result<Vec<(i64, i32, Vec<f32>)>> {
+    /// Every face of these identities.
+    fn faces_of(&self, identities: &[i32]) -> Result<Vec<Cand>> {
         let s = self.s();
         self.with_retry("reading identities' faces", |c| {
             Ok(c.query(
                 &format!(
-                    "SELECT id, identity_id, descriptor FROM {s}.faces WHERE identity_id = ANY($1) ORDER BY id"
+                    "SELECT f.id, f.identity_id, f.descriptor, i.name FROM {s}.faces f
+                     JOIN {s}.identities i ON i.id = f.identity_id
+                     WHERE f.identity_id = ANY($1) ORDER BY f.id"
                 ),
                 &[&identities],
             )?
             .into_iter()
-            .map(|r| {
-                let v: pgvector::Vector = r.get(2);
-                (r.get(0), r.get(1), v.to_vec())
-            })
+            .map(cand)
             .collect())
         })
     }
@@ -184,36 +196,28 @@ impl PgGallery {
             return Ok(Vec::new());
         }
         let ann = self.uses_ann(o)?;
-        let (dense, names) = self.identity_index()?;
-        let name_of = |ident: i32| -> Result<(u32, String)> {
-            let d = *dense
-                .get(&ident)
-                .ok_or_else(|| self.bad(format!("unknown identity {ident}")))?;
-            Ok((d, names[d as usize].clone()))
-        };
         let q = &query.0;
         match o.by {
             SearchBy::Face => {
                 let cands =
                     self.candidates(q, o.k + MARGIN, o.metric, ann, o.ef.max(o.k + MARGIN))?;
-                let mut hits: Vec<(f32, i64, i32)> = cands
+                let mut hits: Vec<(f32, i64, String)> = cands
                     .into_iter()
-                    .map(|(id, ident, v)| (o.metric.distance(q, &v), id, ident))
+                    .map(|(id, _, v, name)| (o.metric.distance(q, &v), id, name))
                     .collect();
                 hits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 hits.truncate(o.k);
-                hits.into_iter()
-                    .map(|(d, id, ident)| {
-                        Ok(Match {
-                            face_id: id as u64,
-                            identity: name_of(ident)?.1,
-                            distance: d,
-                            same_person: d <= o.tolerance,
-                            mean_distance: None,
-                            identity_faces: None,
-                        })
+                Ok(hits
+                    .into_iter()
+                    .map(|(d, id, name)| Match {
+                        face_id: id as u64,
+                        identity: name,
+                        distance: d,
+                        same_person: d <= o.tolerance,
+                        mean_distance: None,
+                        identity_faces: None,
                     })
-                    .collect()
+                    .collect())
             }
             SearchBy::Identity => {
                 let idents: Vec<i32> = if ann {
@@ -229,12 +233,12 @@ impl PgGallery {
                     self.nearest_identity_ids(q, o.k + MARGIN, o.metric)?
                 };
                 // Exact statistics over all faces of the candidate identities.
-                let mut per: HashMap<i32, (f32, i64, f64, u32)> = HashMap::new();
-                for (id, ident, v) in self.faces_of(&idents)? {
+                let mut per: HashMap<i32, (f32, i64, f64, u32, String)> = HashMap::new();
+                for (id, ident, v, name) in self.faces_of(&idents)? {
                     let d = o.metric.distance(q, &v);
                     let e = per
                         .entry(ident)
-                        .or_insert((f32::INFINITY, i64::MAX, 0.0, 0));
+                        .or_insert((f32::INFINITY, i64::MAX, 0.0, 0, name));
                     if d < e.0 || (d == e.0 && id < e.1) {
                         e.0 = d;
                         e.1 = id;
@@ -243,10 +247,11 @@ impl PgGallery {
                     e.3 += 1;
                 }
                 let mut hits = Vec::new();
-                for (ident, (d, id, sum, n)) in per {
-                    let (dense_id, name) = name_of(ident)?;
+                // Ties between identities go to the one registered first, as in the
+                // embedded store.
+                for (ident, (d, id, sum, n, name)) in per {
                     hits.push((
-                        dense_id,
+                        ident,
                         Match {
                             face_id: id as u64,
                             identity: name,

@@ -108,6 +108,11 @@ pub struct PgGallery {
     vector_type: Type,
     pub(crate) retry: RetryPolicy,
     reconnects: std::sync::atomic::AtomicUsize,
+    /// The descriptor space once known (it never changes after the first face).
+    kind_cache: std::sync::OnceLock<DescriptorKind>,
+    /// Set once the HNSW index has been seen (indexes are not dropped behind a searcher's back
+    /// except by [`PgGallery::drop_hnsw`], which clears it).
+    pub(crate) hnsw_seen: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PgGallery {
@@ -310,6 +315,8 @@ impl PgGallery {
             vector_type,
             retry: RetryPolicy::default(),
             reconnects: Default::default(),
+            kind_cache: Default::default(),
+            hnsw_seen: Default::default(),
         })
     }
 
@@ -416,6 +423,9 @@ impl PgGallery {
 
     /// The gallery's descriptor space; `None` until the first face is stored.
     pub fn kind(&self) -> Result<Option<DescriptorKind>> {
+        if let Some(k) = self.kind_cache.get() {
+            return Ok(Some(k.clone()));
+        }
         let s = self.s();
         let v: Option<String> = self.with_retry("reading the descriptor space", |c| {
             Ok(
@@ -423,9 +433,14 @@ impl PgGallery {
                     .get(0),
             )
         })?;
-        v.map(|t| serde_json::from_str(&t))
+        let k: Option<DescriptorKind> = v
+            .map(|t| serde_json::from_str(&t))
             .transpose()
-            .map_err(|e| self.bad(format!("descriptor space: {e}")))
+            .map_err(|e| self.bad(format!("descriptor space: {e}")))?;
+        if let Some(k) = &k {
+            let _ = self.kind_cache.set(k.clone());
+        }
+        Ok(k)
     }
 
     /// Fixes the descriptor space at the first face; an error when `kind` differs from it.
