@@ -116,7 +116,10 @@ fn main() {
     let n = ident.len();
     let n_ident = *ident.iter().max().unwrap() as usize + 1;
     let id_names: Vec<String> = (0..n_ident).map(|i| format!("id{i:07}")).collect();
-    println!("# PostgreSQL gallery benchmark: {n} synthetic faces ({n_ident} identities), {} queries", queries.len());
+    println!(
+        "# PostgreSQL gallery benchmark: {n} synthetic faces ({n_ident} identities), {} queries",
+        queries.len()
+    );
 
     // Embedded store, same descriptors: exact and IVF.
     let mut emb = SearchIndex::from_parts(
@@ -133,9 +136,16 @@ fn main() {
         ..Default::default()
     };
     let (p50, p99, truth_rows) = timed(&queries, |q| {
-        emb.search(q, &exact_o).unwrap().iter().map(|m| m.face_id).collect()
+        emb.search(q, &exact_o)
+            .unwrap()
+            .iter()
+            .map(|m| m.face_id)
+            .collect()
     });
-    let truth: Vec<HashSet<u64>> = truth_rows.iter().map(|r| r.iter().copied().collect()).collect();
+    let truth: Vec<HashSet<u64>> = truth_rows
+        .iter()
+        .map(|r| r.iter().copied().collect())
+        .collect();
     println!("| embedded | exact | – | {p50:.2} ms | {p99:.2} ms | 1 |");
     let t = Instant::now();
     emb.build_ivf(Metric::L2, IvfParams::default());
@@ -145,9 +155,16 @@ fn main() {
         ..exact_o.clone()
     };
     let (p50, p99, got) = timed(&queries, |q| {
-        emb.search(q, &ann_o).unwrap().iter().map(|m| m.face_id).collect()
+        emb.search(q, &ann_o)
+            .unwrap()
+            .iter()
+            .map(|m| m.face_id)
+            .collect()
     });
-    println!("| embedded | IVF auto nprobe | {ivf_build:.1} s | {p50:.2} ms | {p99:.2} ms | {:.3} |", recall(&got, &truth));
+    println!(
+        "| embedded | IVF auto nprobe | {ivf_build:.1} s | {p50:.2} ms | {p99:.2} ms | {:.3} |",
+        recall(&got, &truth)
+    );
 
     // PostgreSQL.
     let loc = PgLocation::parse(&url)
@@ -157,26 +174,58 @@ fn main() {
     let g = PgGallery::open_or_create(&loc).unwrap();
     let t = Instant::now();
     let stored = g
-        .ingest(&DescriptorKind::dlib_raw(), "bench", &id_names, &ident, &data, 10_000)
+        .ingest(
+            &DescriptorKind::dlib_raw(),
+            "bench",
+            &id_names,
+            &ident,
+            &data,
+            10_000,
+        )
         .unwrap();
     let secs = t.elapsed().as_secs_f64();
-    println!("ingest: {stored} faces by binary COPY in {secs:.1} s = {:.0} faces/s", stored as f64 / secs);
+    println!(
+        "ingest: {stored} faces by binary COPY in {secs:.1} s = {:.0} faces/s",
+        stored as f64 / secs
+    );
     // Face ids in PostgreSQL follow the load order: id = first id + row.
     let (pg_ids, _, _) = g.load_vectors().unwrap();
     let row_of = |id: u64| (id - pg_ids[0]) as usize;
     let eq = &queries[..a.exact_queries.min(queries.len())];
     let (p50, p99, got) = timed(eq, |q| {
-        g.search(q, &exact_o).unwrap().iter().map(|m| row_of(m.face_id) as u64).collect()
+        g.search(q, &exact_o)
+            .unwrap()
+            .iter()
+            .map(|m| row_of(m.face_id) as u64)
+            .collect()
     });
-    println!("| PostgreSQL | exact (seq scan, {} queries) | – | {p50:.2} ms | {p99:.2} ms | {:.3} |", eq.len(), recall(&got, &truth[..eq.len()]));
+    println!(
+        "| PostgreSQL | exact (seq scan, {} queries) | – | {p50:.2} ms | {p99:.2} ms | {:.3} |",
+        eq.len(),
+        recall(&got, &truth[..eq.len()])
+    );
     let t = Instant::now();
-    g.ensure_hnsw(PgHnswParams { m: a.m, ef_construction: a.efc }).unwrap();
+    g.ensure_hnsw(PgHnswParams {
+        m: a.m,
+        ef_construction: a.efc,
+    })
+    .unwrap();
     let build = t.elapsed().as_secs_f64();
-    println!("HNSW build (m {}, ef_construction {}): {build:.1} s", a.m, a.efc);
+    println!(
+        "HNSW build (m {}, ef_construction {}): {build:.1} s",
+        a.m, a.efc
+    );
     for &ef in &a.ef {
-        let o = SearchOptions { ef, ..ann_o.clone() };
+        let o = SearchOptions {
+            ef,
+            ..ann_o.clone()
+        };
         let (p50, p99, got) = timed(&queries, |q| {
-            g.search(q, &o).unwrap().iter().map(|m| row_of(m.face_id) as u64).collect()
+            g.search(q, &o)
+                .unwrap()
+                .iter()
+                .map(|m| row_of(m.face_id) as u64)
+                .collect()
         });
         println!("| PostgreSQL | HNSW ef_search {ef} | {build:.1} s | {p50:.2} ms | {p99:.2} ms | {:.3} |", recall(&got, &truth));
     }

@@ -39,12 +39,17 @@ impl PgGallery {
         })?;
         let ids: std::collections::HashMap<String, i32> =
             self.with_retry("reading identities", |c| {
-                Ok(c.query(&format!("SELECT name, id FROM {s}.identities"), &[])?
-                    .into_iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect())
+                Ok(
+                    c.query(&format!("SELECT name, id FROM {s}.identities"), &[])?
+                        .into_iter()
+                        .map(|r| (r.get(0), r.get(1)))
+                        .collect(),
+                )
             })?;
-        let db_ident: Vec<i32> = names.iter().map(|n| ids.get(n).copied().unwrap_or(0)).collect();
+        let db_ident: Vec<i32> = names
+            .iter()
+            .map(|n| ids.get(n).copied().unwrap_or(0))
+            .collect();
         let vt = self.vector_type().clone();
         let batch = batch.max(1);
         let mut stored = 0;

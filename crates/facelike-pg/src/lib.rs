@@ -53,9 +53,11 @@ pub mod error;
 pub mod index;
 pub mod location;
 pub mod search;
+pub mod shard;
 pub mod store;
 
 pub use error::{PgError, Result};
 pub use location::{is_postgres_url, redact, PgLocation, DEFAULT_SCHEMA};
 pub use search::{PgHnswParams, HNSW_INDEX, MAX_EF_SEARCH};
+pub use shard::{search_shards, shard_of};
 pub use store::{PgGallery, PgStats, RetryPolicy};
