@@ -26,8 +26,8 @@ trap cleanup EXIT
 mkdir -p "$tmp/photos"
 cp "$SAMPLES"/*.jpg "$tmp/photos/"
 shared="${FACELIKE_SHARED:-../shared}"
+n=0
 if [ -d "$shared/data/lfw_deepfunneled" ]; then
-  n=0
   for d in "$shared"/data/lfw_deepfunneled/*/; do
     c=$(ls "$d" | wc -l)
     if [ "$c" -ge 3 ] && [ "$c" -le 6 ]; then
@@ -102,12 +102,12 @@ PY
 cmp -s <(paste <(tail -n +2 "$tmp/proj-dir/metadata.tsv") "$tmp/proj-dir/tensors.tsv" | sort) \
        <(paste <(tail -n +2 "$tmp/proj-pg/metadata.tsv") "$tmp/proj-pg/tensors.tsv" | sort) || fail "projector differs"
 
-# train runs on the PostgreSQL gallery.
-"$BIN" train --gallery "$pg" --out "$tmp/adapter.safetensors" --epochs 2 --identities 4 --faces 2 >/dev/null
-[ -s "$tmp/adapter.safetensors" ] || fail "train wrote no adapter"
+# train runs on the PostgreSQL gallery (it needs identities with several faces: the LFW subset).
+[ "$n" -ge 4 ] && "$BIN" train --gallery "$pg" --out "$tmp/adapter.safetensors" --epochs 2 --identities 4 --faces 2 >/dev/null
+[ "$n" -lt 4 ] || [ -s "$tmp/adapter.safetensors" ] || fail "train wrote no adapter"
 
 # One-line errors.
 err=$("$BIN" search "$SAMPLES/obama.jpg" --gallery "postgres://nobody:wrong@${FACELIKE_TEST_PG_URL##*@}" 2>&1 >/dev/null || true)
 case "$err" in *"refused the password of user nobody"*) ;; *) fail "wrong password: $err" ;; esac
 [ "$(echo "$err" | wc -l)" -eq 1 ] || fail "wrong password: not one line: $err"
-echo "postgres suite: $photos photos; index, search (face, identity, HNSW), pca, map, projector, train match the embedded store"
+echo "postgres suite: $photos photos; index, search (face, identity, HNSW), pca, map, projector match the embedded store$([ "$n" -ge 4 ] && echo "; train ran")"

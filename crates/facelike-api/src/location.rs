@@ -183,6 +183,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn searchers_and_galleries_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<crate::gallery::Searcher>();
+        shared::<OpenGallery>();
+    }
+
+    #[test]
     fn paths_and_urls_become_the_right_location() {
         assert_eq!(
             GalleryLocation::from(Path::new("celebs.g")),
