@@ -21,6 +21,10 @@ pub enum ApiError {
     /// The gallery could not be read or written.
     #[error(transparent)]
     Gallery(#[from] facelike_gallery::GalleryError),
+    /// A PostgreSQL gallery could not be reached, read or written (one line naming the
+    /// server, never the password).
+    #[error(transparent)]
+    Postgres(#[from] facelike_pg::PgError),
     /// An adapter file could not be read.
     #[error("loading adapter {path}: {source}")]
     Adapter {

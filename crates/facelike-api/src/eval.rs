@@ -3,10 +3,10 @@
 
 use crate::engine::{EncodeOptions, Engine, Needs};
 use crate::error::{ApiError, Result};
+use crate::location::{GalleryLocation, OpenGallery};
 use facelike::{Descriptor, DetectorKind, Face, Rect};
 use facelike_eval::train::EpochStats;
 pub use facelike_eval::{EvalOptions, PairList, TrainConfig, TrainReport, VerificationReport};
-use facelike_gallery::Gallery;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -160,23 +160,23 @@ pub struct TrainOutcome {
 /// Trains a triplet-loss adapter on the raw descriptors of `gallery` and writes it to `out`
 /// (safetensors) with its loss curve (`loss_png`, default: `out` with `.png`).
 pub fn train(
-    gallery: &Path,
+    gallery: impl Into<GalleryLocation>,
     out: &Path,
     loss_png: Option<&Path>,
     cfg: &TrainConfig,
     progress: impl FnMut(&EpochStats),
 ) -> Result<TrainOutcome> {
-    let g = Gallery::open_read_only(gallery)?;
-    if let Some(k) = g.kind() {
+    let g = OpenGallery::open_read_only(&gallery.into())?;
+    if let Some(k) = g.kind()? {
         if k.normalized || k.adapter.is_some() {
             return Err(ApiError::Invalid(format!(
                 "gallery {} holds {} descriptors; train on a gallery of raw dlib descriptors",
-                gallery.display(),
+                g.name(),
                 k.label()
             )));
         }
     }
-    let (_, identity_ids, data) = g.load_vectors(0)?;
+    let (_, identity_ids, data) = g.load_vectors()?;
     let names = g.identity_names()?;
     let descriptors: Vec<Descriptor> = data
         .chunks_exact(128)

@@ -1,12 +1,15 @@
-//! The gallery jobs: index a folder of photos into a gallery, and search it by photo.
+//! The gallery jobs: index a folder of photos into a gallery, and search it by photo. Both
+//! take a [`GalleryLocation`]: a folder (embedded store) or a `postgres://` URL.
 
 use crate::engine::{EncodeOptions, Engine, Needs};
 use crate::error::{ApiError, Result};
+use crate::location::GalleryLocation;
 use facelike::Metric;
 use facelike_gallery::{
     index_images, scan_directory, AnnKind, AnnPolicy, Gallery, IndexSummary, NewFace,
     QueryFaceRecord, SearchBy, SearchIndex, SearchMode, SearchOptions,
 };
+use facelike_pg::{PgGallery, PgHnswParams};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -55,16 +58,20 @@ pub struct IndexReport {
 }
 
 /// Indexes the photos under `dir` (identities from `dir/<identity>/…`; photos directly in
-/// `dir` take their file stem) into the gallery at `gallery`, created if missing. Incremental,
-/// resumable and parallel; `progress(done, total)` after each finished file. Files that fail
-/// are listed in the report and do not stop the run.
+/// `dir` take their file stem) into the gallery at `gallery` (a folder or a `postgres://`
+/// URL), created if missing. Incremental, resumable and parallel; `progress(done, total)`
+/// after each finished file. Files that fail are listed in the report and do not stop the
+/// run. Galleries of [`facelike_gallery::ANN_THRESHOLD`] faces or more get their approximate
+/// index now (embedded: the cached IVF; PostgreSQL: the HNSW index).
 pub fn index(
     dir: &Path,
-    gallery: &Path,
+    gallery: impl Into<GalleryLocation>,
     o: &IndexOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<IndexReport> {
-    let sources = scan_directory(dir, Some(gallery))?;
+    let location: GalleryLocation = gallery.into();
+    let pg = location.postgres()?;
+    let sources = scan_directory(dir, location.dir())?;
     if sources.is_empty() {
         return Err(ApiError::Invalid(format!(
             "no photos found under {}",
@@ -73,7 +80,6 @@ pub fn index(
     }
     let engine = Engine::new(&o.encode, Needs::DETECT_WITH_CHIPS)?;
     let kind = engine.kind();
-    let mut g = Gallery::open_or_create(gallery)?;
     let encode = |p: &Path| -> Result<Vec<NewFace>, String> {
         let (_, faces) = engine.encode_file(p).map_err(|e| e.to_string())?;
         Ok(faces
@@ -86,17 +92,38 @@ pub fn index(
             })
             .collect())
     };
-    let summary = index_images(
-        &mut g,
-        &sources,
-        &kind,
-        &facelike_gallery::IndexOptions {
-            batch_size: o.batch_size,
-            retry_failed: o.retry_failed,
-        },
-        encode,
-        |p| progress(p.done, p.total),
-    )?;
+    let gopts = facelike_gallery::IndexOptions {
+        batch_size: o.batch_size,
+        retry_failed: o.retry_failed,
+    };
+    if let Some(loc) = pg {
+        let g = PgGallery::open_or_create(&loc)?;
+        let summary = g.index_images(&sources, &kind, &gopts, encode, |p| {
+            progress(p.done, p.total)
+        })?;
+        let stats = g.stats()?;
+        if stats.faces as usize >= facelike_gallery::ANN_THRESHOLD {
+            g.ensure_hnsw(PgHnswParams::default())?;
+        }
+        return Ok(IndexReport {
+            summary,
+            gallery: GalleryCounts {
+                faces: stats.faces,
+                identities: stats.identities,
+                images: stats.images,
+                kind: kind.label(),
+            },
+        });
+    }
+    let Some(dir_g) = location.dir() else {
+        return Err(ApiError::Invalid(format!(
+            "bad gallery location {location}"
+        )));
+    };
+    let mut g = Gallery::open_or_create(dir_g)?;
+    let summary = index_images(&mut g, &sources, &kind, &gopts, encode, |p| {
+        progress(p.done, p.total)
+    })?;
     let stats = g.stats()?;
     if stats.faces as usize >= facelike_gallery::ANN_THRESHOLD {
         // Build the approximate index now rather than at the first search.
@@ -160,20 +187,63 @@ impl Default for SearchJobOptions {
     }
 }
 
+// One per searcher: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Embedded {
+        gallery: Gallery,
+        index: SearchIndex,
+    },
+    Postgres(PgGallery),
+}
+
 /// A gallery opened for search with the engine that encodes query photos.
 pub struct Searcher {
     engine: Engine,
-    gallery: Gallery,
-    index: SearchIndex,
+    backend: Backend,
     options: SearchOptions,
 }
 
 impl Searcher {
-    /// Opens `gallery` read-only, loads its search index and the models.
-    pub fn open(gallery: &Path, o: &SearchJobOptions) -> Result<Searcher> {
+    /// Opens `gallery` (a folder or a `postgres://` URL) read-only, loads its search index
+    /// (embedded) or checks its HNSW index (PostgreSQL; built when `exactness` is
+    /// [`Exactness::Ann`] and it is missing), and the models.
+    pub fn open(gallery: impl Into<GalleryLocation>, o: &SearchJobOptions) -> Result<Searcher> {
+        let location: GalleryLocation = gallery.into();
         let engine = Engine::new(&o.encode, Needs::DETECT)?;
-        let g = Gallery::open_read_only(gallery)?;
         let tolerance = engine.tolerance(o.metric, o.tolerance)?;
+        let mode = match o.exactness {
+            Exactness::Ann => SearchMode::Ann,
+            Exactness::Exact => SearchMode::Exact,
+            Exactness::Auto => SearchMode::Auto,
+        };
+        let options = SearchOptions {
+            k: o.k,
+            by: o.by,
+            metric: o.metric,
+            tolerance,
+            mode,
+            kind: engine.kind(),
+            ..Default::default()
+        };
+        if let Some(loc) = location.postgres()? {
+            let g = PgGallery::open(&loc)?;
+            g.check_query_kind(&options.kind)?;
+            if o.exactness == Exactness::Ann && o.metric == Metric::L2 {
+                g.ensure_hnsw(PgHnswParams::default())?;
+            }
+            return Ok(Searcher {
+                engine,
+                backend: Backend::Postgres(g),
+                options,
+            });
+        }
+        let Some(dir) = location.dir() else {
+            return Err(ApiError::Invalid(format!(
+                "bad gallery location {location}"
+            )));
+        };
+        let g = Gallery::open_read_only(dir)?;
         let index = SearchIndex::load(
             &g,
             &facelike_gallery::LoadOptions {
@@ -187,23 +257,9 @@ impl Searcher {
                 ..Default::default()
             },
         )?;
-        let options = SearchOptions {
-            k: o.k,
-            by: o.by,
-            metric: o.metric,
-            tolerance,
-            mode: match o.exactness {
-                Exactness::Ann => SearchMode::Ann,
-                Exactness::Exact => SearchMode::Exact,
-                Exactness::Auto => SearchMode::Auto,
-            },
-            kind: engine.kind(),
-            ..Default::default()
-        };
         Ok(Searcher {
             engine,
-            gallery: g,
-            index,
+            backend: Backend::Embedded { gallery: g, index },
             options,
         })
     }
@@ -219,15 +275,21 @@ impl Searcher {
         faces
             .iter()
             .enumerate()
-            .map(|(i, f)| {
-                let matches = self.index.search(&f.descriptor, &self.options)?;
-                Ok(QueryFaceRecord::new(
-                    &self.gallery,
-                    photo.display().to_string(),
-                    i,
-                    f.rect,
-                    &matches,
-                )?)
+            .map(|(i, f)| match &self.backend {
+                Backend::Embedded { gallery, index } => {
+                    let matches = index.search(&f.descriptor, &self.options)?;
+                    Ok(QueryFaceRecord::new(
+                        gallery,
+                        photo.display().to_string(),
+                        i,
+                        f.rect,
+                        &matches,
+                    )?)
+                }
+                Backend::Postgres(g) => {
+                    let matches = g.search(&f.descriptor, &self.options)?;
+                    Ok(g.query_record(photo.display().to_string(), i, f.rect, &matches)?)
+                }
             })
             .collect()
     }

@@ -16,6 +16,11 @@
 //! | map / pca / projector | [`map::map`], [`map::pca`], [`map::projector`] | [`map::MapReport`], … |
 //! | evaluate / train | [`eval::verify_pairs`], [`eval::train`] | [`eval::VerifyReport`], [`eval::TrainOutcome`] |
 //!
+//! Every gallery job takes a [`GalleryLocation`]: a folder (the embedded redb store) or a
+//! `postgres://` URL (the PostgreSQL + pgvector backend, `facelike-pg`); anything that
+//! converts into one works (`&Path`, `&PathBuf`, `&str`: a string or path that is a
+//! `postgres://` / `postgresql://` URL names the database, anything else a folder).
+//!
 //! Every photo-to-descriptor job takes the same [`EncodeOptions`] (defaults: face_recognition's),
 //! whose [`Engine`] holds the loaded models and the descriptor space. Jobs over many files
 //! report a bad file in its record and carry on; errors ([`ApiError`]) name the file and the
@@ -40,6 +45,7 @@ mod engine;
 mod error;
 pub mod eval;
 pub mod gallery;
+pub mod location;
 pub mod map;
 pub mod recognize;
 
@@ -48,6 +54,7 @@ pub use engine::{
 };
 pub use error::{ApiError, Result};
 pub use facelike_image::{is_image_path, IMAGE_EXTENSIONS};
+pub use location::{GalleryLocation, OpenGallery};
 
 /// The image files of `inputs`: files given directly (whatever their name), and image files
 /// found under folders, walked recursively in sorted order, each file once.

@@ -2,15 +2,16 @@
 
 use crate::engine::{EncodeOptions, Engine, Needs};
 use crate::error::{ApiError, Result};
+use crate::location::{GalleryLocation, OpenGallery};
 use facelike::Metric;
-use facelike_gallery::{Gallery, SearchBy, SearchIndex, SearchOptions};
+use facelike_gallery::{SearchBy, SearchOptions};
 use facelike_viz::{FaceItem, FaceMap, MapOptions, Method, Neighbour, QueryItem, TsneOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Every face of a gallery as plain map items (with thumbnails when asked).
-pub fn gallery_items(gallery: &Gallery, thumbnails: bool) -> Result<Vec<FaceItem>> {
-    let (ids, identity_ids, data) = gallery.load_vectors(0)?;
+pub fn gallery_items(gallery: &OpenGallery, thumbnails: bool) -> Result<Vec<FaceItem>> {
+    let (ids, identity_ids, data) = gallery.load_vectors()?;
     let names = gallery.identity_names()?;
     let faces = gallery.faces(&ids)?;
     let mut items = Vec::with_capacity(ids.len());
@@ -34,15 +35,15 @@ pub fn gallery_items(gallery: &Gallery, thumbnails: bool) -> Result<Vec<FaceItem
     if items.is_empty() {
         return Err(ApiError::Invalid(format!(
             "gallery {} has no faces",
-            gallery.dir().display()
+            gallery.name()
         )));
     }
     Ok(items)
 }
 
 /// The principal components of a gallery's descriptors.
-pub fn pca(gallery: &Path) -> Result<facelike_viz::Pca> {
-    let g = Gallery::open_read_only(gallery)?;
+pub fn pca(gallery: impl Into<GalleryLocation>) -> Result<facelike_viz::Pca> {
+    let g = OpenGallery::open_read_only(&gallery.into())?;
     let items = gallery_items(&g, false)?;
     let data: Vec<&[f32]> = items.iter().map(|i| i.descriptor.as_slice()).collect();
     Ok(facelike_viz::Pca::fit(&data)?)
@@ -126,12 +127,12 @@ pub struct MapReport {
 /// The 2-D map of a gallery (with query faces placed on it), written to `out` as PNG, SVG,
 /// HTML or TSV by its extension. `progress(iteration)` during t-SNE.
 pub fn map(
-    gallery: &Path,
+    gallery: impl Into<GalleryLocation>,
     out: &Path,
     o: &MapJobOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<MapReport> {
-    let g = Gallery::open_read_only(gallery)?;
+    let g = OpenGallery::open_read_only(&gallery.into())?;
     let is_html = out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
@@ -140,7 +141,7 @@ pub fn map(
     let mut no_face = Vec::new();
     if !o.queries.is_empty() {
         let engine = Engine::new(&o.encode, Needs::DETECT_WITH_CHIPS)?;
-        let index = SearchIndex::load(&g, &facelike_gallery::LoadOptions::default())?;
+        let index = g.search_index()?;
         let tolerance = engine
             .space()
             .default_tolerance(Metric::L2)
@@ -194,7 +195,7 @@ pub fn map(
     };
     let map = FaceMap::build(items, queries, &method, |p| progress(p.iteration))?;
     let title = if o.title.is_empty() {
-        format!("{} ({} faces)", g.dir().display(), map.points.len())
+        format!("{} ({} faces)", g.name(), map.points.len())
     } else {
         o.title.clone()
     };
@@ -219,12 +220,12 @@ pub fn map(
 
 /// Writes the files of TensorFlow's Embedding Projector for a gallery into `out`.
 pub fn projector(
-    gallery: &Path,
+    gallery: impl Into<GalleryLocation>,
     out: &Path,
     tile: u32,
     name: &str,
 ) -> Result<facelike_viz::projector::ProjectorExport> {
-    let g = Gallery::open_read_only(gallery)?;
+    let g = OpenGallery::open_read_only(&gallery.into())?;
     let items = gallery_items(&g, true)?;
     Ok(facelike_viz::projector::export(&items, out, tile, name)?)
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct IndexArgs {
     /// Folder of photos: `DIR/<identity>/*.jpg`, or photos directly in DIR (named by file stem).
     pub dir: PathBuf,
-    /// Gallery folder (created if missing).
+    /// Gallery folder (created if missing), or postgres://USER@HOST:PORT/DB?schema=NAME.
     #[arg(long, short)]
     pub gallery: PathBuf,
     /// Files per committed transaction.
@@ -72,7 +72,7 @@ pub fn index(a: &IndexArgs) -> Result<usize> {
             summary.no_faces,
             summary.failed.len(),
             summary.faces,
-            a.gallery.display(),
+            facelike_api::GalleryLocation::from(&a.gallery),
             g.faces,
             g.identities,
             g.images,
@@ -87,6 +87,7 @@ pub struct SearchArgs {
     /// Photos to look up.
     #[arg(required = true)]
     pub photos: Vec<PathBuf>,
+    /// Gallery folder, or postgres://USER@HOST:PORT/DB?schema=NAME.
     #[arg(long, short)]
     pub gallery: PathBuf,
     /// How many matches per query face.
